@@ -1,0 +1,443 @@
+"""The ``cnnkeras`` command line: parse arguments, call the library, print.
+
+Every subcommand is a thin shell over a public function; user mistakes become one line on
+stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from cnnkeras.errors import UserError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow with stderr closed: TF 2.21 logs CUDA and oneDNN notices at load time
+    through C++ logging that ignores TF_CPP_MIN_LOG_LEVEL. Set CNNKERAS_VERBOSE=1 to see them."""
+    if os.environ.get("CNNKERAS_VERBOSE") or "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line that says where to look for help."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UserError(f"{message} (see `{self.prog} --help`)")
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, indent=None, default=float))
+
+
+def _shape(text: str) -> tuple[int, int, int]:
+    try:
+        shape = tuple(int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected H,W,C like 224,224,3, got {text!r}") from None
+    if len(shape) == 2:
+        shape = (*shape, 3)
+    if len(shape) != 3 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"expected H,W,C like 224,224,3, got {text!r}")
+    return shape
+
+
+def _option(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, {"none": None, "true": True, "false": False}.get(value.lower(), value)
+
+
+def _human(n: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return str(int(n))
+
+
+# ---------------------------------------------------------------- models / summary
+
+
+def cmd_models(args) -> None:
+    from cnnkeras.models import count_macs, create_model, list_models, model_info
+    from cnnkeras.models._metadata import STATS
+
+    rows = []
+    for name in list_models(args.pattern):
+        info = model_info(name)
+        if args.measure:
+            model = create_model(name)
+            params, macs = model.count_params(), count_macs(model)
+        else:
+            params, macs = STATS[name].params, STATS[name].macs
+        rows.append(
+            {
+                "name": name,
+                "family": info.family,
+                "paper": info.paper,
+                "input_shape": list(info.input_shape),
+                "num_classes": info.num_classes,
+                "params": params,
+                "macs": macs,
+                "imagenet_weights": info.keras_application is not None,
+            }
+        )
+    if args.json:
+        _print_json({"models": rows})
+        return
+    print(f"{'name':<17}{'family':<14}{'input':<13}{'params':>10}{'MACs':>10}  paper")
+    for r in rows:
+        shape = "x".join(map(str, r["input_shape"]))
+        print(
+            f"{r['name']:<17}{r['family']:<14}{shape:<13}{_human(r['params']):>10}"
+            f"{_human(r['macs']):>10}  {r['paper']}"
+        )
+
+
+def cmd_summary(args) -> None:
+    from cnnkeras.models import count_macs, create_model, layer_table
+
+    options = dict(args.set or [])
+    if args.input_shape:
+        options["input_shape"] = args.input_shape
+    if args.classes:
+        options["num_classes"] = args.classes
+    model = create_model(args.name, **options)
+    rows = layer_table(model)
+    total = {
+        "params": int(model.count_params()),
+        "trainable_params": int(sum(int(w.numpy().size) for w in model.trainable_weights)),
+        "macs": count_macs(model),
+    }
+    if args.json:
+        _print_json(
+            {
+                "model": args.name,
+                "input_shape": list(model.input_shape[1:]),
+                "layers": rows,
+                "total": total,
+            }
+        )
+        return
+    print(f"{'layer':<32}{'type':<24}{'output':<20}{'params':>12}{'MACs':>14}")
+    for r in rows:
+        shape = "x".join(str(d) for d in r["output_shape"]) if r["output_shape"] else "-"
+        print(f"{r['name']:<32}{r['type']:<24}{shape:<20}{r['params']:>12,}{r['macs']:>14,}")
+    print(
+        f"total: {total['params']:,} parameters ({total['trainable_params']:,} trainable), "
+        f"{total['macs']:,} MACs ({_human(total['macs'])}) for one image"
+    )
+
+
+# ---------------------------------------------------------------- explain
+
+
+def cmd_explain_conv(args) -> None:
+    from cnnkeras import explain
+
+    if args.image is not None or args.filter is not None:
+        if args.image is None or args.filter is None:
+            raise UserError("give both --image and --filter, or --input and --kernel")
+        result = explain.conv_feature_map(
+            explain.parse_matrix(args.image, "image"),
+            explain.parse_matrix(args.filter, "filter"),
+            stride=args.stride,
+            padding=args.padding,
+        )
+        if args.json:
+            _print_json(result)
+            return
+        for step in result["steps"]:
+            print(f"out[{step['row']}][{step['col']}] = {step['sum']} = {step['value']:g}")
+        print("feature map:")
+        for row in result["feature_map"]:
+            print("  " + " ".join(f"{v:8g}" for v in row))
+        print(f"Keras Conv2D gives the same map: {result['agrees_with_keras']}")
+        return
+    if args.input is None or args.kernel is None:
+        raise UserError("give --input W and --kernel F (or --image and --filter)")
+    r = explain.conv_output(args.input, args.kernel, args.stride, args.padding)
+    if args.json:
+        _print_json(r)
+        return
+    print(f"output size = (W - F + 2P) / S + 1 = {r['formula']}")
+    if "note" in r:
+        print(r["note"])
+    print(f"output: {r['output']}x{r['output']} (Keras Conv2D: {r['keras_output']})")
+    p = r["same_padding_stride1"]
+    keep = f"P = (F - 1) / 2 = {p:g}" if p.is_integer() else f"{p:g} (an even kernel pads unevenly)"
+    print(f"padding that keeps the size at stride 1: {keep}")
+
+
+def cmd_explain_separable(args) -> None:
+    from cnnkeras import explain
+
+    r = explain.separable_cost(args.input, args.kernel, args.in_channels, args.out_channels)
+    if args.json:
+        _print_json(r)
+        return
+    w, f, m, n = args.input, args.kernel, args.in_channels, args.out_channels
+    print(f"standard {f}x{f} conv, {m}->{n} channels on {w}x{w}:")
+    print(f"  params {r['standard']['params']:,}, MACs {r['standard']['macs']:,}")
+    print(f"depthwise {f}x{f} ({m} filters) + pointwise 1x1 ({m}->{n}):")
+    print(f"  params {r['separable']['params']:,}, MACs {r['separable']['macs']:,}")
+    print(f"ratio {r['ratio']:.4f} = {r['ratio_formula']}: {r['speedup']:.1f}x fewer MACs")
+
+
+def cmd_explain_receptive(args) -> None:
+    from cnnkeras import explain
+
+    r = explain.receptive_field(args.kernel, args.layers, args.channels)
+    if args.json:
+        _print_json(r)
+        return
+    print(f"stacks of {args.kernel}x{args.kernel} convs, {args.channels} channels in and out:")
+    print(
+        f"{'layers':>6}  {'sees':>6}  {'stack params':>14}  {'one conv':>9}  {'params':>14}  saving"
+    )
+    for row in r["rows"]:
+        print(
+            f"{row['layers']:>6}  {row['receptive_field']:>4}px  {row['stack_params']:>14,}  "
+            f"{row['single_conv']:>9}  {row['single_params']:>14,}  {row['saving']:.0%}"
+        )
+    print("and each extra layer adds a non-linearity (Simonyan & Zisserman 2015, Sec. 2.3)")
+
+
+def cmd_explain_scaling(args) -> None:
+    from cnnkeras import explain
+
+    r = explain.compound_scaling(args.phi)
+    if args.json:
+        _print_json(r)
+        return
+    print(f"depth d = {r['alpha']}^phi, width w = {r['beta']}^phi, resolution r = {r['gamma']}^phi")
+    print(
+        f"alpha * beta^2 * gamma^2 = {r['alpha_beta2_gamma2']:.4f} ~ 2: "
+        "each +1 of phi roughly doubles the FLOPs"
+    )
+    if "phi" in r:
+        print(
+            f"phi={r['phi']:g}: depth x{r['depth']:.3f}, width x{r['width']:.3f}, "
+            f"resolution {r['resolution']}, FLOPs x{r['flops_factor']:.2f}"
+        )
+    print(f"{'model':<17}{'width':>6}{'depth':>6}{'res':>5}{'dropout':>8}   rule: w, d, r")
+    for t in r["table"]:
+        print(
+            f"{t['model']:<17}{t['width']:>6}{t['depth']:>6}{t['resolution']:>5}{t['dropout']:>8}"
+            f"   {t['rule_width']}, {t['rule_depth']}, {t['rule_resolution']}"
+        )
+
+
+# ---------------------------------------------------------------- train / evaluate
+
+
+def cmd_train(args) -> None:
+    from cnnkeras.train import TrainConfig, resume, train
+
+    if args.resume:
+        result = resume(args.resume, verbose=0 if args.quiet else 1)
+    else:
+        config = TrainConfig(
+            arch=args.arch,
+            dataset=args.dataset,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            image_size=args.image_size,
+            optimizer=args.optimizer,
+            lr=args.lr,
+            momentum=args.momentum,
+            loss=args.loss,
+            label_smoothing=args.label_smoothing,
+            dropout=args.dropout,
+            augment=tuple(args.augment),
+            seed=args.seed,
+            patience=args.patience,
+            model_options=dict(args.set or []),
+            out=args.out,
+        )
+        result = train(config, verbose=0 if args.quiet else 1)
+    if args.json:
+        _print_json(result)
+
+
+def cmd_evaluate(args) -> None:
+    from cnnkeras.evaluate import evaluate_model, load_run_model
+
+    dataset = args.dataset
+    if dataset is None:
+        dataset = load_run_model(args.model)[3].get("dataset")
+        if dataset is None:
+            raise UserError("no config.json beside the model; pass --dataset SPEC")
+    m = evaluate_model(args.model, dataset, split=args.split, out=args.out)
+    if args.json:
+        _print_json(m)
+        return
+    from cnnkeras.evaluate._report import summary_lines
+
+    print("\n".join(summary_lines(m, f"{args.model} on {dataset} ({args.split})")[2:]))
+    print(f"report: {m['report_dir']}/report.html")
+
+
+def _augment(text: str) -> list[str]:
+    from cnnkeras.data._pipeline import AUGMENTATIONS
+
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    bad = sorted(set(kinds) - set(AUGMENTATIONS))
+    if bad:
+        raise argparse.ArgumentTypeError(
+            f"unknown augmentation {', '.join(bad)}; choose from {', '.join(AUGMENTATIONS)}"
+        )
+    return kinds
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="cnnkeras", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("models", help="list the registered models")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. '*resnet*'")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--measure", action="store_true", help="build each model and count again")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("summary", help="per-layer output shape, parameters and MACs")
+    p.add_argument("name")
+    p.add_argument("--input-shape", type=_shape, metavar="H,W,C")
+    p.add_argument("--classes", type=int, metavar="N")
+    p.add_argument(
+        "--set",
+        type=_option,
+        action="append",
+        metavar="KEY=VALUE",
+        help="any builder option, e.g. --set alpha=0.5",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_summary)
+
+    from cnnkeras.data._pipeline import DEFAULT_AUGMENT
+    from cnnkeras.train._config import LOSSES, OPTIMIZERS, TrainConfig
+
+    d = TrainConfig()
+    p = sub.add_parser("train", help="train a model with model.fit into a run folder")
+    p.add_argument("--arch", default=d.arch, help="a registered model name")
+    p.add_argument(
+        "--dataset",
+        default=d.dataset,
+        metavar="SPEC",
+        help="digits, mnist5k, tfds:NAME or folder:PATH",
+    )
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--image-size", type=int, help="default: the architecture's input size")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--momentum", type=float, default=d.momentum, help="sgd and rmsprop")
+    p.add_argument("--loss", choices=LOSSES, default=d.loss)
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--dropout", type=float, help="default: the architecture's")
+    p.add_argument(
+        "--augment",
+        type=_augment,
+        default=list(DEFAULT_AUGMENT),
+        metavar="LIST",
+        help=f"comma list of flip,rotation,zoom,translation (default {','.join(DEFAULT_AUGMENT)})",
+    )
+    p.add_argument("--no-augment", dest="augment", action="store_const", const=[])
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--patience", type=int, default=d.patience, help="early stopping")
+    p.add_argument(
+        "--set",
+        type=_option,
+        action="append",
+        metavar="KEY=VALUE",
+        help="a model builder option, e.g. --set activation=relu",
+    )
+    p.add_argument("--out", metavar="DIR", help="parent of the run folder (saved_models)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="metrics, plots and a report for a saved model")
+    p.add_argument("model", help="a .keras file (its config.json is read when present)")
+    p.add_argument("--dataset", metavar="SPEC", help="default: the one it was trained on")
+    p.add_argument("--split", choices=("train", "val", "test"), default="test")
+    p.add_argument("--out", metavar="DIR")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    explain = sub.add_parser("explain", help="the lecture's calculators")
+    esub = explain.add_subparsers(dest="topic", required=True, parser_class=_Parser)
+    p = esub.add_parser("conv", help="convolution output size, or a feature map step by step")
+    p.add_argument("--input", type=int, metavar="W")
+    p.add_argument("--kernel", type=int, metavar="F")
+    p.add_argument("--padding", default="0", metavar="P|same|valid")
+    p.add_argument("--stride", type=int, default=1, metavar="S")
+    p.add_argument("--image", metavar='"1 2 3; 4 5 6; ..."')
+    p.add_argument("--filter", metavar='"1 0; 0 1"')
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_explain_conv)
+
+    p = esub.add_parser("separable", help="standard vs depthwise-separable convolution cost")
+    p.add_argument("--input", type=int, required=True, metavar="W")
+    p.add_argument("--kernel", type=int, required=True, metavar="F")
+    p.add_argument("--in-channels", type=int, required=True, metavar="M")
+    p.add_argument("--out-channels", type=int, required=True, metavar="N")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_explain_separable)
+
+    p = esub.add_parser("receptive-field", help="stacked 3x3 convs against one large conv")
+    p.add_argument("--kernel", type=int, default=3)
+    p.add_argument("--layers", type=int, default=3)
+    p.add_argument("--channels", type=int, default=64)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_explain_receptive)
+
+    p = esub.add_parser("scaling", help="EfficientNet compound scaling")
+    p.add_argument("--phi", type=float)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_explain_scaling)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``cnnkeras`` and ``python -m cnnkeras``; returns the exit status."""
+    _import_tensorflow_quietly()
+    try:
+        args = build_parser().parse_args(argv)
+        func: Callable = args.func
+        func(args)
+    except UserError as err:
+        print(f"cnnkeras: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cnnkeras: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""Datasets by spec (``digits``, ``mnist5k``, ``tfds:NAME``, ``folder:PATH``) and one tf.data
+pipeline for all of them.
+
+Every dataset is split the same way from a seed: a stratified train/validation/test split
+(a dataset's own test split is kept as its test split), so that ``cnnkeras evaluate`` sees
+exactly the test images that ``cnnkeras train`` held out.
+"""
+
+from cnnkeras.data._datasets import (
+    DEFAULT_SEED,
+    ImageDataset,
+    Split,
+    load_dataset,
+)
+from cnnkeras.data._pipeline import Preprocessing, make_pipeline, preprocess_images
+
+__all__ = [
+    "DEFAULT_SEED",
+    "ImageDataset",
+    "Preprocessing",
+    "Split",
+    "load_dataset",
+    "make_pipeline",
+    "preprocess_images",
+]

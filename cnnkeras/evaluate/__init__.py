@@ -1,0 +1,88 @@
+"""Evaluation with scikit-learn: metrics, plots and reports for a model on a dataset split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from cnnkeras.data import DEFAULT_SEED, Preprocessing, load_dataset, make_pipeline
+from cnnkeras.errors import UserError
+from cnnkeras.evaluate._metrics import compute_metrics
+from cnnkeras.evaluate._report import write_report
+
+__all__ = ["compute_metrics", "evaluate_model", "load_run_model", "predict_split", "write_report"]
+
+
+def load_run_model(path: str | Path):
+    """A saved ``.keras`` model with the preprocessing and class names recorded beside it."""
+    import keras
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"model file {path} does not exist")
+    if path.suffix != ".keras":
+        raise UserError(f"{path} is not a .keras model file")
+    try:
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as err:  # zip, JSON and deserialisation errors all mean "not a model"
+        raise UserError(f"could not load {path} as a Keras model: {err}") from err
+    config_path = path.parent / "config.json"
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    if "preprocessing" in config:
+        prep = Preprocessing.from_dict(config["preprocessing"])
+    else:
+        h, w, c = model.input_shape[1:]
+        prep = Preprocessing(h, w, c)
+    labels_path = path.parent / "labels.txt"
+    names = labels_path.read_text().splitlines() if labels_path.is_file() else None
+    return model, prep, names, config
+
+
+def predict_split(model, split, prep: Preprocessing, num_classes: int, batch_size: int = 256):
+    """Scores (N, K) and the preprocessed images of a split, in split order."""
+    ds = make_pipeline(split, prep, num_classes, batch_size=batch_size, one_hot=False)
+    images, scores = [], []
+    for x, _ in ds:
+        images.append(x.numpy())
+        scores.append(np.asarray(model(x, training=False)))
+    return np.concatenate(scores), np.concatenate(images)
+
+
+def evaluate_model(
+    model_path: str | Path,
+    dataset: str,
+    *,
+    split: str = "test",
+    out: str | Path | None = None,
+    seed: int | None = None,
+) -> dict:
+    """Evaluate a saved model on a dataset split and write the report into ``out``."""
+    model, prep, names, config = load_run_model(model_path)
+    seed = seed if seed is not None else config.get("seed", DEFAULT_SEED)
+    data = load_dataset(dataset, seed=seed)
+    if split not in data.splits:
+        raise UserError(f"unknown split {split!r}; choose train, val or test")
+    n_out = model.output_shape[-1]
+    if n_out != data.num_classes:
+        raise UserError(
+            f"the model has {n_out} outputs but {dataset} has {data.num_classes} classes"
+        )
+    if names is not None and names != data.class_names:
+        raise UserError(
+            f"the model's labels.txt ({', '.join(names[:5])}...) differs from {dataset}'s classes"
+        )
+    scores, images = predict_split(model, data.splits[split], prep, data.num_classes)
+    out = Path(out) if out else Path(model_path).parent / f"eval-{data.name}-{split}"
+    title = f"{Path(model_path).name} on {dataset} ({split} split)"
+    extra = {"model": str(model_path), "dataset": dataset, "split": split, "report_dir": str(out)}
+    return write_report(
+        out,
+        data.splits[split].labels,
+        scores,
+        data.class_names,
+        images=images,
+        title=title,
+        extra=extra,
+    )

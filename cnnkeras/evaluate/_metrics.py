@@ -1,0 +1,78 @@
+"""The lecture's metrics with scikit-learn: accuracy, top-k, precision/recall/F1 (per class,
+macro, micro, weighted), confusion matrix, and average precision per class with its mean, mAP."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn import metrics as skm
+from sklearn.preprocessing import label_binarize
+
+
+def compute_metrics(
+    y_true: np.ndarray, y_score: np.ndarray, class_names: list[str], top_k: int = 5
+) -> dict:
+    """All numbers of the evaluation report for integer labels and per-class scores (N, K)."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_score = np.asarray(y_score, dtype=np.float64)
+    n_classes = len(class_names)
+    if y_score.ndim != 2 or y_score.shape != (len(y_true), n_classes):
+        raise ValueError(f"scores must be (N, {n_classes}), got {y_score.shape}")
+    labels = np.arange(n_classes)
+    y_pred = y_score.argmax(axis=1)
+
+    def prf(average):
+        p, r, f, _ = skm.precision_recall_fscore_support(
+            y_true, y_pred, labels=labels, average=average, zero_division=0
+        )
+        return p, r, f
+
+    per_class = prf(None)
+    result = {
+        "num_samples": len(y_true),
+        "class_names": list(class_names),
+        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
+    }
+    if n_classes > 2:
+        k = min(top_k, n_classes - 1)
+        topk = skm.top_k_accuracy_score(y_true, y_score, k=k, labels=labels)
+        result[f"top_{k}_accuracy"] = float(topk)
+    else:  # with two classes top-1 is all there is
+        result["top_1_accuracy"] = result["accuracy"]
+    for i, key in enumerate(("precision", "recall", "f1")):
+        result[key] = {avg: float(prf(avg)[i]) for avg in ("macro", "micro", "weighted")}
+        result[key]["per_class"] = {
+            name: float(v) for name, v in zip(class_names, per_class[i], strict=True)
+        }
+    result["support"] = {
+        name: int(v)
+        for name, v in zip(class_names, np.bincount(y_true, minlength=n_classes), strict=True)
+    }
+    cm = skm.confusion_matrix(y_true, y_pred, labels=labels)
+    result["confusion_matrix"] = cm.tolist()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        row_sums = cm.sum(axis=1, keepdims=True)
+        result["confusion_matrix_normalized"] = np.where(row_sums > 0, cm / row_sums, 0).tolist()
+    onehot = label_binarize(y_true, classes=labels)
+    if n_classes == 2:
+        onehot = np.hstack([1 - onehot, onehot])
+    ap = {}
+    for i, name in enumerate(class_names):
+        # a class absent from y_true has no precision-recall curve: leave it out of the mean
+        ap[name] = (
+            float(skm.average_precision_score(onehot[:, i], y_score[:, i]))
+            if onehot[:, i].any()
+            else None
+        )
+    result["average_precision"] = ap
+    present = [v for v in ap.values() if v is not None]
+    result["mAP"] = float(np.mean(present)) if present else 0.0
+    if n_classes == 2:  # the positive class is the second name, as in scikit-learn
+        tn, fp, fn, tp = cm.ravel()
+        result["binary"] = {
+            "positive_class": class_names[1],
+            "TP": int(tp),
+            "TN": int(tn),
+            "FP": int(fp),
+            "FN": int(fn),
+        }
+    return result

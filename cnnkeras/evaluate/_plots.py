@@ -1,0 +1,89 @@
+"""Report figures as PNG bytes: confusion matrix, precision-recall curves, misclassified
+examples and training curves. Rendered with matplotlib's Agg backend (no screen needed)."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.metrics import precision_recall_curve
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def confusion_matrix_png(cm: np.ndarray, class_names: list[str], normalized: bool) -> bytes:
+    cm = np.asarray(cm, dtype=float)
+    n = len(class_names)
+    size = max(4.0, 0.5 * n + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    im = ax.imshow(cm, cmap="Blues", vmin=0, vmax=1 if normalized else None)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set(xticks=range(n), yticks=range(n), xlabel="predicted", ylabel="true")
+    ax.set_xticklabels(class_names, rotation=45, ha="right")
+    ax.set_yticklabels(class_names)
+    if n <= 30:
+        threshold = cm.max() / 2 if cm.max() else 0.5
+        for i in range(n):
+            for j in range(n):
+                text = f"{cm[i, j]:.2f}" if normalized else f"{int(cm[i, j])}"
+                color = "white" if cm[i, j] > threshold else "black"
+                ax.text(j, i, text, ha="center", va="center", color=color, fontsize=8)
+    ax.set_title("confusion matrix" + (" (row-normalised)" if normalized else ""))
+    return _png(fig)
+
+
+def pr_curves_png(y_true: np.ndarray, y_score: np.ndarray, class_names: list[str], ap) -> bytes:
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for i, name in enumerate(class_names):
+        positive = y_true == i
+        if not positive.any():
+            continue
+        precision, recall, _ = precision_recall_curve(positive, y_score[:, i])
+        ax.plot(recall, precision, lw=1.2, label=f"{name} (AP {ap[name]:.3f})")
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
+    ax.set_title("precision-recall, one-vs-rest")
+    if len(class_names) <= 20:
+        ax.legend(fontsize=7, loc="lower left")
+    return _png(fig)
+
+
+def misclassified_png(
+    images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str], n: int = 25
+) -> bytes:
+    wrong = np.flatnonzero(y_true != y_pred)[:n]
+    cols = 5
+    rows = max(1, int(np.ceil(len(wrong) / cols)))
+    fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.2 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, i in zip(axes.ravel(), wrong, strict=False):
+        image = images[i].astype(np.float64)
+        lo, hi = image.min(), image.max()
+        image = (image - lo) / (hi - lo) if hi > lo else image * 0
+        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray")
+        ax.set_title(f"true {class_names[y_true[i]]}\npred {class_names[y_pred[i]]}", fontsize=8)
+    if not len(wrong):
+        axes[0, 0].text(0, 0.5, "no misclassified images", fontsize=12)
+    return _png(fig)
+
+
+def training_curves_png(history: dict[str, list[float]]) -> bytes:
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    epochs = np.arange(1, len(history.get("loss", [])) + 1)
+    for key, ax in (("loss", ax_loss), ("accuracy", ax_acc)):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            values = history.get(prefix + key)
+            if values:
+                ax.plot(epochs, values, style, label=prefix + key)
+        ax.set(xlabel="epoch", title=key)
+        ax.legend()
+    return _png(fig)

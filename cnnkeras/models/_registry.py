@@ -1,0 +1,128 @@
+"""The model registry: ``@register_model`` entry points, ``list_models`` and ``create_model``.
+
+Modelled on timm's registry and torchvision's ``_api``: every architecture is reachable by
+name, duplicates are refused, and unknown names or options are user errors that say what to do.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+
+from cnnkeras.errors import UserError
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows of one model besides how to build it."""
+
+    name: str
+    family: str
+    paper: str
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    min_size: int
+    entry: Callable[..., keras.Model] = field(repr=False)
+    builder: Callable[..., keras.Model] = field(repr=False)
+    keras_application: str | None = None
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The keyword options this model accepts (those of its family builder)."""
+        params = inspect.signature(self.builder).parameters.values()
+        return tuple(p.name for p in params if p.kind is p.KEYWORD_ONLY)
+
+    def defaults(self) -> dict:
+        params = inspect.signature(self.builder).parameters.values()
+        return {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY}
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register_model(
+    *,
+    family: str,
+    paper: str,
+    builder: Callable[..., keras.Model],
+    input_shape: tuple[int, int, int] = (224, 224, 3),
+    num_classes: int = 1000,
+    min_size: int = 32,
+    keras_application: str | None = None,
+):
+    """Register a small entry function under its own name; a second registration fails."""
+
+    def decorate(fn: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
+        name = fn.__name__
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is already registered")
+        _REGISTRY[name] = ModelInfo(
+            name=name,
+            family=family,
+            paper=paper,
+            input_shape=tuple(input_shape),
+            num_classes=num_classes,
+            min_size=min_size,
+            entry=fn,
+            builder=builder,
+            keras_application=keras_application,
+        )
+        return fn
+
+    return decorate
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered names matching a shell-style pattern, in registration order."""
+    return [name for name in _REGISTRY if fnmatch.fnmatchcase(name, pattern)]
+
+
+def model_info(name: str) -> ModelInfo:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
+        hint = (
+            f"did you mean {', '.join(close)}?" if close else "run `cnnkeras models` to list them"
+        )
+        raise UserError(f"unknown model {name!r}; {hint}") from None
+
+
+def create_model(name: str, weights: str | Path | keras.Model | None = None, **options):
+    """Build a registered model by name; ``create_model(name)`` is the paper's configuration.
+
+    ``weights`` is None (random), ``"imagenet"`` (official keras.applications checkpoint,
+    copied in by :func:`transfer_weights`; needs a network on first use), a ``keras.Model``
+    of the same configuration to copy from, or a path to a ``.weights.h5`` file.
+    """
+    info = model_info(name)
+    unknown = sorted(set(options) - set(info.options))
+    if unknown:
+        raise UserError(
+            f"{name} does not take option(s) {', '.join(unknown)}; "
+            f"it takes: {', '.join(info.options)}"
+        )
+    if isinstance(weights, str) and weights == "imagenet":
+        from cnnkeras.models._weights import imagenet_source
+
+        source = imagenet_source(info, options)
+        if info.family == "efficientnet":
+            options = {**options, "imagenet_stddev_fix": True}
+        weights = source
+    model = info.entry(**options)
+    if isinstance(weights, keras.Model):
+        from cnnkeras.models._weights import transfer_weights
+
+        transfer_weights(weights, model)
+    elif weights is not None:
+        path = Path(weights)
+        if not path.is_file():
+            raise UserError(f"weights file {path} does not exist; pass 'imagenet', None or a file")
+        model.load_weights(path)
+    return model

@@ -1,0 +1,62 @@
+"""Per-layer output shapes, parameters and multiply-accumulates (MACs) of a Keras model.
+
+MACs count the multiplications of convolution, depthwise convolution and dense layers for one
+image, the convention of the papers' FLOPs tables (a multiply-add counted once).
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import layers
+
+
+def _shape(tensor) -> tuple:
+    shapes = tensor if isinstance(tensor, (list, tuple)) else [tensor]
+    out = [tuple(t.shape[1:]) for t in shapes]
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def layer_macs(layer: keras.layers.Layer) -> int:
+    """Multiply-accumulates of one layer for a batch of one."""
+    if isinstance(layer, layers.DepthwiseConv2D):  # before Conv2D: a subclass in some versions
+        out = layer.output.shape
+        kh, kw = layer.kernel_size
+        return math.prod(out[1:3]) * kh * kw * layer.input.shape[-1] * layer.depth_multiplier
+    if isinstance(layer, layers.SeparableConv2D):
+        out = layer.output.shape
+        kh, kw = layer.kernel_size
+        cin = layer.input.shape[-1]
+        depthwise = math.prod(out[1:3]) * kh * kw * cin * layer.depth_multiplier
+        return depthwise + math.prod(out[1:3]) * cin * layer.depth_multiplier * out[-1]
+    if isinstance(layer, layers.Conv2D):
+        out = layer.output.shape
+        kh, kw = layer.kernel_size
+        cin = layer.input.shape[-1] // layer.groups
+        return math.prod(out[1:3]) * kh * kw * cin * out[-1]
+    if isinstance(layer, layers.Dense):
+        out = layer.output.shape
+        return math.prod(out[1:-1]) * layer.input.shape[-1] * out[-1]
+    return 0
+
+
+def layer_table(model: keras.Model) -> list[dict]:
+    """One row per layer: name, type, output shape, parameters and MACs."""
+    rows = []
+    for layer in model.layers:
+        rows.append(
+            {
+                "name": layer.name,
+                "type": type(layer).__name__,
+                "output_shape": list(_shape(layer.output)),
+                "params": int(layer.count_params()) if layer.built else 0,
+                "macs": int(layer_macs(layer)),
+            }
+        )
+    return rows
+
+
+def count_macs(model: keras.Model) -> int:
+    """Total multiply-accumulates of ``model`` for one image."""
+    return sum(layer_macs(layer) for layer in model.layers)

@@ -1,0 +1,85 @@
+"""AlexNet (Krizhevsky et al. 2012) as a single tower, as in most re-implementations."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from cnnkeras.models._layers import check_common, conv_bn_act, dense_block, head, inputs
+from cnnkeras.models._registry import register_model
+
+# Krizhevsky et al. 2012, Sec. 3.5 and Fig. 2, both GPU halves merged:
+# (filters, kernel, stride, max-pool 3x3/2 after it)
+ALEXNET_CONVS = (
+    (96, 11, 4, True),  # 55x55x96 -> 27x27
+    (256, 5, 1, True),  # 27x27x256 -> 13x13
+    (384, 3, 1, False),
+    (384, 3, 1, False),
+    (256, 3, 1, True),  # 13x13x256 -> 6x6
+)
+ALEXNET_DENSE = (4096, 4096)
+
+
+def _alexnet(
+    name: str,
+    *,
+    input_shape=(227, 227, 3),
+    num_classes: int = 1000,
+    include_top: bool = True,
+    pooling: str | None = None,
+    dropout: float = 0.5,
+    classifier_activation: str | None = "softmax",
+    activation: str = "relu",
+    batch_norm: bool = False,
+) -> keras.Model:
+    check_common(
+        name,
+        input_shape,
+        67,
+        num_classes=num_classes,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+        dropout=dropout,
+        act=activation,
+    )
+    img = inputs(input_shape)
+    x = img
+    for i, (filters, kernel, stride, pool) in enumerate(ALEXNET_CONVS, start=1):
+        x = conv_bn_act(
+            x,
+            filters,
+            kernel,
+            strides=stride,
+            padding="valid" if i == 1 else "same",
+            batch_norm=batch_norm,
+            act=activation,
+            name=f"conv{i}",
+        )
+        if pool:
+            x = layers.MaxPooling2D(3, strides=2, name=f"pool{i}")(x)
+    if include_top:
+        x = layers.Flatten(name="flatten")(x)  # 9216 features at 227x227
+        for i, units in enumerate(ALEXNET_DENSE, start=6):
+            x = dense_block(
+                x, units, name=f"fc{i}", act=activation, dropout=dropout, batch_norm=batch_norm
+            )
+    x = head(
+        x,
+        include_top=include_top,
+        num_classes=num_classes,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+        top_pool=None,
+    )
+    return keras.Model(img, x, name=name)
+
+
+@register_model(
+    family="alexnet",
+    paper="Krizhevsky et al. 2012, ImageNet classification with deep convolutional networks",
+    builder=_alexnet,
+    input_shape=(227, 227, 3),
+    min_size=67,
+)
+def alexnet(**options) -> keras.Model:
+    return _alexnet("alexnet", **options)

@@ -1,0 +1,83 @@
+"""LeNet-5 (LeCun et al. 1998): the first convolutional network of the lecture."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from cnnkeras.errors import UserError
+from cnnkeras.models._layers import check_common, conv_bn_act, dense_block, head, inputs
+from cnnkeras.models._registry import register_model
+
+# LeCun et al. 1998, Fig. 2: C1 6@5x5, S2, C3 16@5x5 (full connectivity here), S4,
+# C5 120 (a dense layer over the 5x5x16 map), F6 84, output layer (dense, not RBF).
+LENET5_CONVS = ((6, 5), (16, 5))
+LENET5_DENSE = (120, 84)
+
+
+def _lenet(
+    name: str,
+    *,
+    input_shape=(32, 32, 1),
+    num_classes: int = 10,
+    include_top: bool = True,
+    pooling: str | None = None,
+    dropout: float = 0.0,
+    classifier_activation: str | None = "softmax",
+    activation: str = "tanh",
+    batch_norm: bool = False,
+    subsampling: str = "avg",
+) -> keras.Model:
+    check_common(
+        name,
+        input_shape,
+        16,
+        num_classes=num_classes,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+        dropout=dropout,
+        act=activation,
+    )
+    if subsampling not in ("avg", "max"):
+        raise UserError(f"{name}: subsampling must be 'avg' or 'max', got {subsampling!r}")
+    pool = {"avg": layers.AveragePooling2D, "max": layers.MaxPooling2D}[subsampling]
+    img = inputs(input_shape)
+    x = img
+    for i, (filters, kernel) in enumerate(LENET5_CONVS):
+        x = conv_bn_act(
+            x,
+            filters,
+            kernel,
+            padding="valid",
+            batch_norm=batch_norm,
+            act=activation,
+            name=f"c{2 * i + 1}",
+        )
+        x = pool(2, name=f"s{2 * i + 2}")(x)  # 32x32 input: 14x14x6, then 5x5x16
+    if include_top:
+        x = layers.Flatten(name="flatten")(x)
+        for units, layer_name in zip(LENET5_DENSE, ("c5", "f6"), strict=True):
+            x = dense_block(
+                x, units, name=layer_name, act=activation, dropout=dropout, batch_norm=batch_norm
+            )
+    x = head(
+        x,
+        include_top=include_top,
+        num_classes=num_classes,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+        top_pool=None,
+    )
+    return keras.Model(img, x, name=name)
+
+
+@register_model(
+    family="lenet",
+    paper="LeCun et al. 1998, Gradient-based learning applied to document recognition",
+    builder=_lenet,
+    input_shape=(32, 32, 1),
+    num_classes=10,
+    min_size=16,
+)
+def lenet5(**options) -> keras.Model:
+    return _lenet("lenet5", **options)

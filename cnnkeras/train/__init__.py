@@ -1,0 +1,12 @@
+"""Training with ``model.fit``: run folders, callbacks, atomic checkpoints and resume.
+
+A run folder holds everything needed to continue, evaluate or ship a model:
+``config.json`` (every option, preprocessing, classes, library versions), ``model.keras``
+(the best epoch on the validation metric), ``labels.txt``, ``history.csv``,
+``training_curves.png``, TensorBoard ``logs/`` and the test-split evaluation report.
+"""
+
+from cnnkeras.train._config import TrainConfig
+from cnnkeras.train._run import resume, train
+
+__all__ = ["TrainConfig", "resume", "train"]

@@ -1,0 +1,106 @@
+"""The command line: real child processes for the entry points, in-process calls for the rest."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cnnkeras.cli import main
+from cnnkeras.models import list_models
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cnnkeras", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_models_json_child_process():
+    proc = run("models", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)["models"]
+    assert [r["name"] for r in rows] == list_models()
+    lenet = next(r for r in rows if r["name"] == "lenet5")
+    assert lenet["params"] == 61_706 and lenet["input_shape"] == [32, 32, 1]
+    assert proc.stderr == ""  # TensorFlow's load-time chatter is kept out
+
+
+def test_console_script_is_installed():
+    exe = Path(sys.executable).parent / "cnnkeras"  # where pip puts the environment's scripts
+    assert exe.is_file(), "pip install -r requirements.txt installs the cnnkeras command"
+    proc = subprocess.run([exe, "explain", "conv", "--input", "32", "--kernel", "5", "--json"],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0 and json.loads(proc.stdout)["output"] == 28
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["summary", "resnet5"], "unknown model 'resnet5'; did you mean"),
+        (["summary", "resnet50", "--input-shape", "16,16,3"], "minimum is 32x32"),
+        (["summary", "resnet50", "--input-shape", "big"], "expected H,W,C"),
+        (["summary", "lenet5", "--set", "alpha=2"], "does not take option"),
+        (["explain", "conv", "--input", "3", "--kernel", "5"], "larger than the padded"),
+        (["explain", "conv", "--image", "1 2; 3"], "give both --image and --filter"),
+        (["frobnicate"], "invalid choice"),
+        (["explain", "separable", "--input", "8"], "required"),
+    ],
+)
+def test_user_errors_are_one_line_without_traceback(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+    assert err.count("\n") == 1 and err.startswith("cnnkeras: error: ")
+
+
+def test_user_error_in_child_process_has_no_traceback():
+    proc = run("summary", "vgg16", "--input-shape", "8,8,3")
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.strip()
+        == "cnnkeras: error: vgg16: input 8x8 is too small; the minimum is 32x32"
+    )
+
+
+def test_summary_json(capsys):
+    assert main(["summary", "lenet5", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["total"]["params"] == 61_706
+    assert r["total"]["macs"] == sum(layer["macs"] for layer in r["layers"])
+    c1 = next(layer for layer in r["layers"] if layer["name"] == "c1_conv")
+    assert c1["output_shape"] == [28, 28, 6] and c1["macs"] == 28 * 28 * 25 * 6
+
+
+def test_summary_with_options(capsys):
+    args = ["summary", "mobilenet_v2", "--input-shape", "96,96,1", "--classes", "5"]
+    assert main([*args, "--set", "alpha=0.35", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["input_shape"] == [96, 96, 1]
+    assert r["layers"][-1]["output_shape"] == [5]
+
+
+@pytest.mark.parametrize(
+    "args, key, value",
+    [
+        (["conv", "--input", "8", "--kernel", "3", "--stride", "2"], "output", 3),
+        (["conv", "--image", "1 2; 3 4", "--filter", "1 0; 0 1"], "feature_map", [[5.0]]),
+        (["separable", "--input", "4", "--kernel", "3", "--in-channels", "2",
+          "--out-channels", "4"], "ratio", pytest.approx(1 / 4 + 1 / 9)),
+        (["receptive-field", "--layers", "2"], "kernel", 3),
+        (["scaling", "--phi", "2"], "resolution", 296),
+    ],
+)  # fmt: skip
+def test_explain_json_is_one_object(args, key, value, capsys):
+    assert main(["explain", *args, "--json"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    assert json.loads(out)[key] == value
+
+
+def test_explain_text_mentions_keras_floor(capsys):
+    assert main(["explain", "conv", "--input", "8", "--kernel", "3", "--stride", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "3.5 is not an integer: Keras floors it to 3" in out

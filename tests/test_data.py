@@ -1,0 +1,156 @@
+"""Datasets and the tf.data pipeline on real (small) data: embedded sets, tfds through
+mock_data, and image folders written by the test."""
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from cnnkeras.data import Preprocessing, load_dataset, make_pipeline, preprocess_images
+from cnnkeras.errors import UserError
+
+
+def test_digits_splits_are_stratified_disjoint_and_seeded():
+    a = load_dataset("digits", seed=7)
+    assert a.class_names == [str(i) for i in range(10)] and a.channels == 1
+    sizes = {k: len(v) for k, v in a.splits.items()}
+    assert sum(sizes.values()) == 1797 and sizes["test"] == 180
+    for split in a.splits.values():  # every class in every split
+        assert set(split.labels) == set(range(10))
+    index = np.concatenate([v.index for v in a.splits.values()])
+    assert sorted(index) == list(range(1797))  # disjoint, and together the whole set
+    total = np.concatenate([v.images for v in a.splits.values()])
+    assert total.shape == (1797, 8, 8, 1) and total.dtype == np.uint8 and total.max() == 255
+    again = load_dataset("digits", seed=7)
+    np.testing.assert_array_equal(a.splits["test"].images, again.splits["test"].images)
+    other = load_dataset("digits", seed=8)
+    assert not np.array_equal(a.splits["test"].images, other.splits["test"].images)
+
+
+def test_mnist5k_is_real_mnist():
+    d = load_dataset("mnist5k")
+    total = sum(len(v) for v in d.splits.values())
+    assert total == 5000 and d.native_size == (28, 28)
+    labels = np.concatenate([v.labels for v in d.splits.values()])
+    assert np.bincount(labels).tolist() == [500] * 10
+    assert np.bincount(d.splits["test"].labels).min() >= 49  # stratified
+
+
+def test_tfds_with_own_test_split():
+    with tfds.testing.mock_data(num_examples=60):
+        d = load_dataset("tfds:mnist")
+    assert d.spec == "tfds:mnist" and d.class_names == [str(i) for i in range(10)]
+    assert len(d.splits["test"]) == 60  # the dataset's own test split, kept whole
+    assert len(d.splits["train"]) + len(d.splits["val"]) == 60
+    assert d.splits["train"].images.shape[1:] == (28, 28, 1)
+
+
+def test_tfds_without_test_split_and_variable_sizes(monkeypatch):
+    real_load = tfds.load
+
+    def load(name, split, **kwargs):  # tf_flowers has only 'train', as in the real catalogue
+        if split == "test":
+            raise ValueError("Unknown split 'test'. Should be one of ['train'].")
+        return real_load(name, split=split, **kwargs)
+
+    monkeypatch.setattr(tfds, "load", load)
+    with tfds.testing.mock_data(num_examples=50):
+        d = load_dataset("tfds:tf_flowers")
+    assert d.class_names == ["dandelion", "daisy", "tulips", "sunflowers", "roses"]
+    assert sum(len(v) for v in d.splits.values()) == 50  # test carved out of train
+    assert isinstance(d.splits["train"].images, list)  # images of different sizes
+    batch = next(iter(make_pipeline(d.splits["train"], Preprocessing(24, 24, 3), 5)))
+    assert batch[0].shape[1:] == (24, 24, 3)
+
+
+def test_tfds_unknown_name():
+    with pytest.raises(UserError, match="did you mean mnist"):
+        load_dataset("tfds:mnsit")
+
+
+def write_image(path, size, mode, fmt):
+    rng = np.random.default_rng(abs(hash(path.name)) % 2**32)
+    shape = (size[1], size[0]) if mode == "L" else (size[1], size[0], len(mode))
+    Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8), mode).save(path, fmt)
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    root = tmp_path / "shapes"
+    (root / "cats").mkdir(parents=True)
+    (root / "dogs").mkdir()
+    for i in range(4):
+        write_image(root / "cats" / f"c{i}.png", (30 + i, 20), "RGB", "PNG")
+        write_image(root / "dogs" / f"d{i}.jpg", (16, 40 + i), "L", "JPEG")
+    write_image(root / "cats" / "c9.bmp", (12, 12), "RGB", "BMP")
+    write_image(root / "dogs" / "d9.gif", (25, 25), "L", "GIF")
+    write_image(root / "dogs" / "d10.png", (25, 25), "RGBA", "PNG")
+    (root / "cats" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (root / "dogs" / "notes.txt").write_text("not an image")
+    return root
+
+
+def test_folder_dataset_skips_and_counts_unreadable_files(image_folder):
+    d = load_dataset(f"folder:{image_folder}")
+    assert d.class_names == ["cats", "dogs"]
+    assert sorted(p.split("/")[-1] for p in d.skipped) == ["broken.png", "notes.txt"]
+    assert sum(len(v) for v in d.splits.values()) == 11
+    assert d.channels == 3  # mixed colour modes: RGB
+    for split in d.splits.values():
+        ds = make_pipeline(split, Preprocessing(32, 32, 3), 2, batch_size=16)
+        x, y = next(iter(ds))
+        assert x.shape[1:] == (32, 32, 3) and y.shape[1:] == (2,)
+        assert float(x.numpy().min()) >= 0.0 and float(x.numpy().max()) <= 1.0
+
+
+def test_folder_errors(image_folder, tmp_path):
+    (image_folder / "birds").mkdir()
+    with pytest.raises(UserError, match="birds has no readable images"):
+        load_dataset(f"folder:{image_folder}")
+    with pytest.raises(UserError, match="does not exist"):
+        load_dataset(f"folder:{tmp_path / 'missing'}")
+    one = tmp_path / "one"
+    (one / "only").mkdir(parents=True)
+    with pytest.raises(UserError, match="at least two"):
+        load_dataset(f"folder:{one}")
+    few = tmp_path / "few"
+    for name, n in (("a", 3), ("b", 2)):
+        (few / name).mkdir(parents=True)
+        for i in range(n):
+            write_image(few / name / f"{i}.png", (8, 8), "L", "PNG")
+    with pytest.raises(UserError, match="'b' has 2 image"):
+        load_dataset(f"folder:{few}")
+
+
+def test_unknown_spec():
+    with pytest.raises(UserError, match="unknown dataset 'cifar'; use digits, mnist5k"):
+        load_dataset("cifar")
+
+
+def test_pipeline_preprocessing_and_augmentation():
+    d = load_dataset("digits")
+    split = d.splits["train"]
+    prep = Preprocessing(16, 16, 3)
+    plain = make_pipeline(split, prep, 10, batch_size=32)
+    x1 = np.concatenate([x for x, _ in plain])
+    x2 = np.concatenate([x for x, _ in plain])
+    np.testing.assert_array_equal(x1, x2)  # evaluation batches are stable
+    assert x1.shape == (len(split), 16, 16, 3)
+    np.testing.assert_array_equal(x1[..., 0], x1[..., 2])  # grey to RGB
+    # resize of the raw image, scaled to [0, 1]
+    expected = preprocess_images([split.images[0]], prep)[0]
+    np.testing.assert_allclose(x1[0], expected, rtol=1e-6)
+    aug = make_pipeline(split, prep, 10, batch_size=32, training=True, augment=["rotation"])
+    first = next(iter(aug))[0].numpy()
+    second = next(iter(aug))[0].numpy()
+    assert not np.array_equal(first, second)  # shuffled and augmented each epoch
+    with pytest.raises(UserError, match="unknown augmentation"):
+        make_pipeline(split, prep, 10, training=True, augment=["warp"])
+
+
+def test_rgb_to_grayscale():
+    rgb = np.zeros((10, 12, 3), np.uint8)
+    rgb[..., 0] = 255
+    out = preprocess_images([rgb], Preprocessing(10, 12, 1))
+    assert out.shape == (1, 10, 12, 1)
+    np.testing.assert_allclose(out[0, 0, 0, 0], 0.2989, atol=1e-3)  # ITU-R 601 luma of red
