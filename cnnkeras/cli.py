@@ -296,6 +296,26 @@ def cmd_evaluate(args) -> None:
     print(f"report: {m['report_dir']}/report.html")
 
 
+def cmd_bench_train(args) -> None:
+    from cnnkeras.bench import bench_train
+
+    r = bench_train(
+        args.arch,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        steps=args.steps,
+        repeats=args.repeats,
+    )
+    if args.json:
+        _print_json(r)
+        return
+    shape = "x".join(map(str, r["input_shape"]))
+    print(
+        f"{r['arch']} {shape}, batch {r['batch_size']}: {r['images_per_sec']:,.0f} images/s "
+        f"({r['step_ms_median']:.2f} ms/step, median of {r['repeats']} x {r['steps']} steps)"
+    )
+
+
 def _augment(text: str) -> list[str]:
     from cnnkeras.data._pipeline import AUGMENTATIONS
 
@@ -386,6 +406,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
+
+    bench = sub.add_parser("bench", help="measure speed")
+    bsub = bench.add_subparsers(dest="what", required=True, parser_class=_Parser)
+    p = bsub.add_parser("train", help="training throughput of the default path, synthetic data")
+    p.add_argument("--arch", default="lenet5")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--steps", type=int, default=64, help="steps per timed round")
+    p.add_argument("--repeats", type=int, default=7, help="timed rounds; the median is kept")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench_train)
 
     explain = sub.add_parser("explain", help="the lecture's calculators")
     esub = explain.add_subparsers(dest="topic", required=True, parser_class=_Parser)
