@@ -316,6 +316,69 @@ def cmd_bench_train(args) -> None:
     )
 
 
+def _training_options(p: argparse.ArgumentParser, d) -> None:
+    """The options that train and finetune share."""
+    from cnnkeras.data._pipeline import DEFAULT_AUGMENT
+    from cnnkeras.train._config import OPTIMIZERS
+
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--momentum", type=float, default=d.momentum, help="sgd and rmsprop")
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument(
+        "--augment",
+        type=_augment,
+        default=list(DEFAULT_AUGMENT),
+        metavar="LIST",
+        help=f"comma list of flip,rotation,zoom,translation (default {','.join(DEFAULT_AUGMENT)})",
+    )
+    p.add_argument("--no-augment", dest="augment", action="store_const", const=[])
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--patience", type=int, default=d.patience, help="early stopping")
+    p.add_argument("--out", metavar="DIR", help="parent of the run folder (saved_models)")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def cmd_finetune(args) -> None:
+    from cnnkeras.train import FinetuneConfig, finetune
+
+    unfreeze = args.unfreeze or (str(args.unfreeze_top) if args.unfreeze_top else None)
+    config = FinetuneConfig(
+        base=args.base,
+        dataset=args.dataset,
+        epochs_head=args.epochs_head,
+        epochs_finetune=args.epochs_finetune,
+        lr=args.lr,
+        lr_finetune=args.lr_finetune,
+        head_dropout=args.head_dropout,
+        unfreeze=unfreeze,
+        train_bn=args.train_bn,
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        momentum=args.momentum,
+        label_smoothing=args.label_smoothing,
+        augment=tuple(args.augment),
+        seed=args.seed,
+        patience=args.patience,
+        out=args.out,
+    )
+    result = finetune(config, verbose=0 if args.quiet else 1)
+    if args.json:
+        _print_json(result)
+
+
+def cmd_demo_transfer(args) -> None:
+    from cnnkeras.train._transfer_demo import demo_table, transfer_demo
+
+    if args.k < 1 or args.seeds < 1:
+        raise UserError("--k and --seeds must be >= 1")
+    result = transfer_demo(args.k, tuple(range(args.seeds)))
+    print(json.dumps(result) if args.json else demo_table(result))
+
+
 def _augment(text: str) -> list[str]:
     from cnnkeras.data._pipeline import AUGMENTATIONS
 
@@ -355,8 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_summary)
 
-    from cnnkeras.data._pipeline import DEFAULT_AUGMENT
-    from cnnkeras.train._config import LOSSES, OPTIMIZERS, TrainConfig
+    from cnnkeras.train._config import LOSSES, TrainConfig
 
     d = TrainConfig()
     p = sub.add_parser("train", help="train a model with model.fit into a run folder")
@@ -368,24 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="digits, mnist5k, tfds:NAME or folder:PATH",
     )
     p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--image-size", type=int, help="default: the architecture's input size")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--momentum", type=float, default=d.momentum, help="sgd and rmsprop")
     p.add_argument("--loss", choices=LOSSES, default=d.loss)
-    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
     p.add_argument("--dropout", type=float, help="default: the architecture's")
-    p.add_argument(
-        "--augment",
-        type=_augment,
-        default=list(DEFAULT_AUGMENT),
-        metavar="LIST",
-        help=f"comma list of flip,rotation,zoom,translation (default {','.join(DEFAULT_AUGMENT)})",
-    )
-    p.add_argument("--no-augment", dest="augment", action="store_const", const=[])
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--patience", type=int, default=d.patience, help="early stopping")
     p.add_argument(
         "--set",
         type=_option,
@@ -393,11 +440,40 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a model builder option, e.g. --set activation=relu",
     )
-    p.add_argument("--out", metavar="DIR", help="parent of the run folder (saved_models)")
+    _training_options(p, d)
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_train)
+
+    from cnnkeras.train import FinetuneConfig
+
+    f = FinetuneConfig()
+    p = sub.add_parser("finetune", help="transfer learning: frozen base + new head, then tune")
+    p.add_argument("--base", required=True, help="a .keras model file or imagenet:NAME")
+    p.add_argument("--dataset", required=True, metavar="SPEC")
+    p.add_argument("--epochs-head", type=int, default=f.epochs_head)
+    p.add_argument("--epochs-finetune", type=int, default=f.epochs_finetune)
+    p.add_argument("--lr-finetune", type=float, default=f.lr_finetune)
+    p.add_argument("--head-dropout", type=float, default=f.head_dropout)
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--unfreeze-top",
+        type=int,
+        metavar="N",
+        help="in phase 2, train the top N layers with weights of the base",
+    )
+    group.add_argument("--unfreeze", choices=("all",), help="in phase 2, train the whole base")
+    p.add_argument("--train-bn", action="store_true", help="let batch-norm layers train too")
+    p.add_argument("--image-size", type=int, help="imagenet bases: the size to build at")
+    _training_options(p, f)
+    p.set_defaults(func=cmd_finetune)
+
+    demo = sub.add_parser("demo", help="measured demonstrations")
+    dsub = demo.add_subparsers(dest="what", required=True, parser_class=_Parser)
+    p = dsub.add_parser("transfer", help="pre-trained vs scratch on few labelled images")
+    p.add_argument("--k", type=int, default=10, help="labelled images per new class")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_demo_transfer)
 
     p = sub.add_parser("evaluate", help="metrics, plots and a report for a saved model")
     p.add_argument("model", help="a .keras file (its config.json is read when present)")

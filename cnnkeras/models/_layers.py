@@ -123,6 +123,34 @@ def head(
     return x
 
 
+def classic_top(
+    x,
+    dense: Sequence[tuple[str, int]],
+    *,
+    include_top: bool,
+    num_classes: int,
+    pooling: str | None,
+    classifier_activation: str | None,
+    act: str,
+    dropout: float,
+    batch_norm: bool,
+):
+    """Flatten, the named fully connected layers and the classifier of LeNet, AlexNet and VGG;
+    without the top, the feature map or its global pool."""
+    if include_top:
+        x = layers.Flatten(name="flatten")(x)
+        for name, units in dense:
+            x = dense_block(x, units, name=name, act=act, dropout=dropout, batch_norm=batch_norm)
+    return head(
+        x,
+        include_top=include_top,
+        num_classes=num_classes,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+        top_pool=None,
+    )
+
+
 def check_common(
     model: str,
     input_shape: Sequence[int],

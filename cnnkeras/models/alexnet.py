@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from cnnkeras.models._layers import check_common, conv_bn_act, dense_block, head, inputs
+from cnnkeras.models._layers import check_common, classic_top, conv_bn_act, inputs
 from cnnkeras.models._registry import register_model
 
 # Krizhevsky et al. 2012, Sec. 3.5 and Fig. 2, both GPU halves merged:
@@ -17,7 +17,7 @@ ALEXNET_CONVS = (
     (384, 3, 1, False),
     (256, 3, 1, True),  # 13x13x256 -> 6x6
 )
-ALEXNET_DENSE = (4096, 4096)
+ALEXNET_DENSE = (("fc6", 4096), ("fc7", 4096))
 
 
 def _alexnet(
@@ -57,19 +57,17 @@ def _alexnet(
         )
         if pool:
             x = layers.MaxPooling2D(3, strides=2, name=f"pool{i}")(x)
-    if include_top:
-        x = layers.Flatten(name="flatten")(x)  # 9216 features at 227x227
-        for i, units in enumerate(ALEXNET_DENSE, start=6):
-            x = dense_block(
-                x, units, name=f"fc{i}", act=activation, dropout=dropout, batch_norm=batch_norm
-            )
-    x = head(
+    # 6x6x256 = 9216 features at 227x227
+    x = classic_top(
         x,
+        ALEXNET_DENSE,
         include_top=include_top,
         num_classes=num_classes,
         pooling=pooling,
         classifier_activation=classifier_activation,
-        top_pool=None,
+        act=activation,
+        dropout=dropout,
+        batch_norm=batch_norm,
     )
     return keras.Model(img, x, name=name)
 

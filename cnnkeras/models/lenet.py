@@ -6,13 +6,13 @@ import keras
 from keras import layers
 
 from cnnkeras.errors import UserError
-from cnnkeras.models._layers import check_common, conv_bn_act, dense_block, head, inputs
+from cnnkeras.models._layers import check_common, classic_top, conv_bn_act, inputs
 from cnnkeras.models._registry import register_model
 
 # LeCun et al. 1998, Fig. 2: C1 6@5x5, S2, C3 16@5x5 (full connectivity here), S4,
 # C5 120 (a dense layer over the 5x5x16 map), F6 84, output layer (dense, not RBF).
 LENET5_CONVS = ((6, 5), (16, 5))
-LENET5_DENSE = (120, 84)
+LENET5_DENSE = (("c5", 120), ("f6", 84))
 
 
 def _lenet(
@@ -54,19 +54,16 @@ def _lenet(
             name=f"c{2 * i + 1}",
         )
         x = pool(2, name=f"s{2 * i + 2}")(x)  # 32x32 input: 14x14x6, then 5x5x16
-    if include_top:
-        x = layers.Flatten(name="flatten")(x)
-        for units, layer_name in zip(LENET5_DENSE, ("c5", "f6"), strict=True):
-            x = dense_block(
-                x, units, name=layer_name, act=activation, dropout=dropout, batch_norm=batch_norm
-            )
-    x = head(
+    x = classic_top(
         x,
+        LENET5_DENSE,
         include_top=include_top,
         num_classes=num_classes,
         pooling=pooling,
         classifier_activation=classifier_activation,
-        top_pool=None,
+        act=activation,
+        dropout=dropout,
+        batch_norm=batch_norm,
     )
     return keras.Model(img, x, name=name)
 

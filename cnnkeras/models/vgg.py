@@ -6,14 +6,14 @@ import keras
 from keras import layers
 
 from cnnkeras.models._layers import activation as act_layer
-from cnnkeras.models._layers import check_common, dense_block, head, inputs
+from cnnkeras.models._layers import check_common, classic_top, inputs
 from cnnkeras.models._registry import register_model
 
 # Simonyan & Zisserman 2015, Table 1: 3x3 convs per block, configurations D and E;
 # every block ends in a 2x2 max pool (224 -> 112 -> 56 -> 28 -> 14 -> 7).
 VGG_WIDTHS = (64, 128, 256, 512, 512)
 VGG_DEPTHS = {16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
-VGG_DENSE = (4096, 4096)
+VGG_DENSE = (("fc1", 4096), ("fc2", 4096))
 
 
 def _vgg(
@@ -51,19 +51,17 @@ def _vgg(
                 x = layers.BatchNormalization(name=f"block{b}_conv{i}_bn")(x)
             x = act_layer(activation, f"block{b}_conv{i}_{activation}")(x)
         x = layers.MaxPooling2D(2, strides=2, name=f"block{b}_pool")(x)
-    if include_top:
-        x = layers.Flatten(name="flatten")(x)  # 25088 features at 224x224
-        for i, units in enumerate(VGG_DENSE, start=1):
-            x = dense_block(
-                x, units, name=f"fc{i}", act=activation, dropout=dropout, batch_norm=batch_norm
-            )
-    x = head(
+    # 7x7x512 = 25088 features at 224x224
+    x = classic_top(
         x,
+        VGG_DENSE,
         include_top=include_top,
         num_classes=num_classes,
         pooling=pooling,
         classifier_activation=classifier_activation,
-        top_pool=None,
+        act=activation,
+        dropout=dropout,
+        batch_norm=batch_norm,
     )
     return keras.Model(img, x, name=name)
 

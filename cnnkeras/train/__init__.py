@@ -7,6 +7,7 @@ A run folder holds everything needed to continue, evaluate or ship a model:
 """
 
 from cnnkeras.train._config import TrainConfig
+from cnnkeras.train._finetune import FinetuneConfig, finetune
 from cnnkeras.train._run import resume, train
 
-__all__ = ["TrainConfig", "resume", "train"]
+__all__ = ["FinetuneConfig", "TrainConfig", "finetune", "resume", "train"]

@@ -119,9 +119,16 @@ class RunCheckpoint(keras.callbacks.Callback):
     model so far is kept.
     """
 
-    def __init__(self, run_dir: Path, best: float = -math.inf, best_epoch: int = -1):
+    def __init__(
+        self,
+        run_dir: Path,
+        best: float = -math.inf,
+        best_epoch: int = -1,
+        extra: dict | None = None,
+    ):
         super().__init__()
         self.run_dir = run_dir
+        self.extra = extra or {}
         self.best = best
         self.best_epoch = best_epoch
         self.nan_epoch: int | None = None
@@ -135,6 +142,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         row = {"epoch": epoch, **{k: float(v) for k, v in logs.items() if k != "learning_rate"}}
         row["lr"] = lr
+        row.update(self.extra)
         _append_history(self.run_dir / "history.csv", row)
         folder = self.run_dir / CHECKPOINTS
         folder.mkdir(exist_ok=True)
@@ -192,6 +200,29 @@ def _log(verbose: int, message: str) -> None:
         print(message, flush=True)
 
 
+def start_run(run: Path, options: dict, data, prep, model, verbose: int) -> dict:
+    """Create the run folder with config.json and labels.txt; refuse to overwrite a run."""
+    if (run / "config.json").exists():
+        raise UserError(f"{run} already holds a run; continue it with --resume {run}")
+    run.mkdir(parents=True, exist_ok=True)
+    record = {
+        **options,
+        "preprocessing": prep.to_dict(),
+        "class_names": data.class_names,
+        "num_classes": data.num_classes,
+        "splits": {k: len(v) for k, v in data.splits.items()},
+        "skipped_files": len(data.skipped),
+        "params": int(model.count_params()),
+        "versions": versions(),
+        "created": datetime.now().isoformat(timespec="seconds"),
+        "status": "running",
+    }
+    _io.write_json(run / "config.json", record)
+    _io.write_text(run / "labels.txt", "\n".join(data.class_names) + "\n")
+    _log(verbose, f"run folder: {run}")
+    return record
+
+
 def train(config: TrainConfig, *, run_dir: str | Path | None = None, verbose: int = 1) -> dict:
     """Train ``config.arch`` on ``config.dataset`` into a new run folder; return the summary."""
     config.validate()
@@ -215,25 +246,7 @@ def train(config: TrainConfig, *, run_dir: str | Path | None = None, verbose: in
     )
     compile_for_training(model, config)
     run = Path(run_dir) if run_dir else _default_run_dir(config, data.name)
-    if (run / "config.json").exists():
-        raise UserError(f"{run} already holds a run; continue it with --resume {run}")
-    run.mkdir(parents=True, exist_ok=True)
-    record = {
-        **config.to_dict(),
-        "image_size": size,
-        "preprocessing": prep.to_dict(),
-        "class_names": data.class_names,
-        "num_classes": data.num_classes,
-        "splits": {k: len(v) for k, v in data.splits.items()},
-        "skipped_files": len(data.skipped),
-        "params": int(model.count_params()),
-        "versions": versions(),
-        "created": datetime.now().isoformat(timespec="seconds"),
-        "status": "running",
-    }
-    _io.write_json(run / "config.json", record)
-    _io.write_text(run / "labels.txt", "\n".join(data.class_names) + "\n")
-    _log(verbose, f"run folder: {run}")
+    record = start_run(run, {**config.to_dict(), "image_size": size}, data, prep, model, verbose)
     return _fit(model, config, data, prep, run, record, start_epoch=0, verbose=verbose)
 
 
@@ -282,9 +295,26 @@ def _restored_state(rows: list[dict], model: keras.Model, run: Path):
     return values[best_i], best_epoch, last_epoch - best_epoch, since_lr
 
 
-def _fit(model, config, data, prep, run, record, *, start_epoch, verbose, history=None) -> dict:
-    state = _restored_state(history or [], model, run)
-    checkpoint = RunCheckpoint(run, *(state[:2] if state else ()))
+def fit_epochs(
+    model,
+    config,
+    data,
+    prep,
+    run,
+    *,
+    start_epoch,
+    epochs,
+    verbose,
+    state=None,
+    best=None,
+    extra=None,
+) -> RunCheckpoint:
+    """``model.fit`` from ``start_epoch`` to ``epochs`` with the run's callbacks.
+
+    ``state`` restores early stopping and plateau counters after a restart; ``best`` carries
+    (value, epoch) of the best model over from an earlier phase.
+    """
+    checkpoint = RunCheckpoint(run, *(best or (state[:2] if state else ())), extra=extra)
     callbacks = [
         ResumableEarlyStopping(
             monitor=MONITOR, mode="max", patience=config.patience,
@@ -302,22 +332,20 @@ def _fit(model, config, data, prep, run, record, *, start_epoch, verbose, histor
         training=True, augment=config.augment, seed=config.seed,
     )  # fmt: skip
     val_ds = make_pipeline(data.splits["val"], prep, data.num_classes, batch_size=256)
-    started = time.perf_counter()
-    if start_epoch < config.epochs:
+    if start_epoch < epochs:
         model.fit(
-            train_ds, validation_data=val_ds, epochs=config.epochs, initial_epoch=start_epoch,
+            train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=start_epoch,
             callbacks=callbacks, verbose=2 if verbose else 0, shuffle=False,
         )  # fmt: skip
-    seconds = time.perf_counter() - started
-    rows = read_history(run / "history.csv")
     if checkpoint.nan_epoch is not None:
-        status = "nan"
         _log(1, f"loss became NaN at epoch {checkpoint.nan_epoch + 1}; stopped and kept the "
                 f"best model (epoch {checkpoint.best_epoch + 1}); try a lower --lr")  # fmt: skip
-    elif len(rows) < config.epochs:
-        status = "early_stopped"
-    else:
-        status = "done"
+    return checkpoint
+
+
+def finish_run(run, data, prep, record, *, status, seconds, title, verbose) -> dict:
+    """Training curves, the test-split report of the best model, and the final config.json."""
+    rows = read_history(run / "history.csv")
     if not (run / "model.keras").is_file():
         raise UserError(f"training stopped before any epoch completed ({status}); try a lower --lr")
     history = {k: [r[k] for r in rows] for k in (rows[0] if rows else {})}
@@ -325,9 +353,8 @@ def _fit(model, config, data, prep, run, record, *, start_epoch, verbose, histor
     best = keras.saving.load_model(run / "model.keras", safe_mode=True)
     scores, images = predict_split(best, data.splits["test"], prep, data.num_classes)
     metrics = write_report(
-        run, data.splits["test"].labels, scores, data.class_names, images=images,
-        title=f"{config.arch} on {config.dataset}: test split",
-    )  # fmt: skip
+        run, data.splits["test"].labels, scores, data.class_names, images=images, title=title
+    )
     result = {
         "run_dir": str(run),
         "status": status,
@@ -343,8 +370,29 @@ def _fit(model, config, data, prep, run, record, *, start_epoch, verbose, histor
     _io.write_json(run / "config.json", record)
     for leftover in (run / CHECKPOINTS).glob("*.keras"):
         leftover.unlink()
-    (run / CHECKPOINTS).rmdir() if (run / CHECKPOINTS).is_dir() else None
+    if (run / CHECKPOINTS).is_dir():
+        (run / CHECKPOINTS).rmdir()
     _log(verbose, f"test accuracy {result['test_accuracy']:.4f} (macro F1 "
                   f"{result['test_macro_f1']:.4f}, mAP {result['test_mAP']:.4f}); "
                   f"report: {run / 'report.html'}")  # fmt: skip
     return result
+
+
+def _fit(model, config, data, prep, run, record, *, start_epoch, verbose, history=None) -> dict:
+    state = _restored_state(history or [], model, run)
+    started = time.perf_counter()
+    checkpoint = fit_epochs(
+        model, config, data, prep, run, start_epoch=start_epoch, epochs=config.epochs,
+        verbose=verbose, state=state,
+    )  # fmt: skip
+    rows = read_history(run / "history.csv")
+    if checkpoint.nan_epoch is not None:
+        status = "nan"
+    elif len(rows) < config.epochs:
+        status = "early_stopped"
+    else:
+        status = "done"
+    return finish_run(
+        run, data, prep, record, status=status, seconds=time.perf_counter() - started,
+        title=f"{config.arch} on {config.dataset}: test split", verbose=verbose,
+    )  # fmt: skip

@@ -1,0 +1,212 @@
+"""Transfer learning: a pre-trained base, frozen, with a new head (phase 1), then optional
+fine-tuning of its top layers at a lower learning rate (phase 2).
+
+Batch-norm layers of the base always run in inference mode (the base is called with
+``training=False``) and stay frozen in phase 2 unless asked, as in the Keras transfer-learning
+guide: updating their statistics on a small new dataset destroys what they learned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from cnnkeras import _io
+from cnnkeras.data import Preprocessing, load_dataset
+from cnnkeras.errors import UserError
+from cnnkeras.evaluate import load_run_model
+from cnnkeras.models import create_model, model_info
+from cnnkeras.train._config import TrainConfig
+from cnnkeras.train._run import (
+    _default_run_dir,
+    _log,
+    compile_for_training,
+    finish_run,
+    fit_epochs,
+    read_history,
+    seed_everything,
+    start_run,
+)
+
+# keras.applications' ImageNet preprocessing, as layers (no Lambda): caffe style is BGR with
+# the ImageNet mean subtracted (ResNet, VGG); MobileNets expect [-1, 1].
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+@dataclass
+class FinetuneConfig(TrainConfig):
+    """``arch`` is unused; ``base`` is a .keras file or ``imagenet:NAME``."""
+
+    base: str = ""
+    epochs_head: int = 10
+    epochs_finetune: int = 0
+    lr_finetune: float = 1e-4
+    head_dropout: float = 0.2
+    unfreeze: str | None = None  # None, "all" or a number of layers (with weights) from the top
+    train_bn: bool = False
+
+
+def imagenet_input_layers(family: str) -> list[keras.layers.Layer]:
+    """Layers that turn 0..255 RGB into what the family's ImageNet weights expect."""
+    if family == "mobilenet":
+        return [keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="imagenet_scale")]
+    if family in ("resnet", "vgg"):
+        conv = keras.layers.Conv2D(3, 1, trainable=False, name="imagenet_caffe")
+        conv.build((None, None, None, 3))
+        kernel = np.zeros((1, 1, 3, 3), "float32")
+        for out, src in enumerate((2, 1, 0)):  # RGB -> BGR
+            kernel[0, 0, src, out] = 1.0
+        conv.set_weights([kernel, -np.array(CAFFE_MEAN_BGR, "float32")])
+        return [conv]
+    return []  # EfficientNet rescales and normalises inside the model
+
+
+def feature_extractor(model: keras.Model) -> tuple[keras.Model, str]:
+    """The model's convolutional base, and how a new head should pool it.
+
+    Classic nets (LeNet, AlexNet, VGG) end in Flatten and fully connected layers that are
+    part of the old classifier: the base is what feeds the Flatten, and the new head flattens
+    too. Otherwise the base is everything that feeds the classifier (the last layer with
+    weights), and the new head pools globally.
+    """
+    flatten = [layer for layer in model.layers if isinstance(layer, keras.layers.Flatten)]
+    if flatten:
+        tensor, pool = flatten[0].input, "flatten"
+    else:
+        weighted = [layer for layer in model.layers if layer.weights]
+        if not weighted:
+            raise UserError(f"{model.name} has no layers with weights to transfer")
+        tensor, pool = weighted[-1].input, "avg"
+        layer = tensor._keras_history.operation
+        while isinstance(layer, keras.layers.Dropout):
+            tensor = layer.input
+            layer = tensor._keras_history.operation
+    return keras.Model(model.inputs, tensor, name=f"{model.name}_features"), pool
+
+
+def load_base(spec: str, image_size: int | None):
+    """(features, head pooling, input layers, preprocessing, description) of a base spec."""
+    if spec.startswith("imagenet:"):
+        name = spec.split(":", 1)[1]
+        info = model_info(name)
+        size = image_size or info.input_shape[0]
+        base = create_model(
+            name, weights="imagenet", include_top=False, input_shape=(size, size, 3)
+        )
+        prep = Preprocessing(size, size, 3, scale=1.0)  # raw 0..255; the model preprocesses
+        pool = "flatten" if info.family in ("lenet", "alexnet", "vgg") else "avg"
+        described = f"{name} (ImageNet)"
+        return base, pool, imagenet_input_layers(info.family), prep, described
+    path = Path(spec)
+    if not path.exists():
+        raise UserError(f"base {spec} does not exist; give a .keras file or imagenet:NAME")
+    model, prep, _, _ = load_run_model(path)
+    if image_size and image_size != prep.height:
+        raise UserError(
+            f"the base {path.name} takes {prep.height}x{prep.width} input; "
+            f"omit --image-size (images are resized to it) or pass {prep.height}"
+        )
+    return *feature_extractor(model), [], prep, path.name
+
+
+def build_transfer_model(features, pool, input_layers, prep, num_classes, head_dropout):
+    """Input -> [preprocessing] -> frozen features (inference mode) -> new head."""
+    inputs = keras.Input(prep.input_shape, name="input")
+    x = inputs
+    for layer in input_layers:
+        x = layer(x)
+    x = features(x, training=False)
+    if len(x.shape) == 4 and pool == "flatten":
+        x = keras.layers.Flatten(name="flatten")(x)
+    elif len(x.shape) == 4:
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if head_dropout:
+        x = keras.layers.Dropout(head_dropout, name="head_dropout")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name=f"{features.name.removesuffix('_features')}_transfer")
+
+
+def set_trainable(features: keras.Model, unfreeze, train_bn: bool = False) -> list[str]:
+    """Freeze the base, or unfreeze 'all' / the top N layers with weights; return those."""
+    weighted = [layer for layer in features.layers if layer.weights]
+    if unfreeze is None:
+        chosen = []
+    elif str(unfreeze) == "all":
+        chosen = weighted
+    else:
+        n = int(unfreeze)
+        if not 0 < n <= len(weighted):
+            raise UserError(f"--unfreeze-top must be between 1 and {len(weighted)}, got {n}")
+        chosen = weighted[-n:]
+    features.trainable = True
+    for layer in features.layers:
+        layer.trainable = False
+    names = []
+    for layer in chosen:
+        if isinstance(layer, keras.layers.BatchNormalization) and not train_bn:
+            continue
+        layer.trainable = True
+        names.append(layer.name)
+    return names
+
+
+def trainable_names(model: keras.Model) -> list[str]:
+    """Names of the layers whose weights train, nested models included."""
+    out = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            out += [f"{layer.name}/{n}" for n in trainable_names(layer)]
+        elif layer.trainable_weights:
+            out.append(layer.name)
+    return out
+
+
+def finetune(config: FinetuneConfig, *, run_dir: str | Path | None = None, verbose: int = 1):
+    """Phase 1 (frozen base, new head) and optional phase 2 (fine-tune) into a run folder."""
+    config.validate()
+    if config.epochs_head < 1:
+        raise UserError("--epochs-head must be >= 1")
+    if config.epochs_finetune and config.unfreeze is None:
+        raise UserError("--epochs-finetune needs --unfreeze-top N or --unfreeze all")
+    seed_everything(config.seed)
+    data = load_dataset(config.dataset, seed=config.seed)
+    features, pool, input_layers, prep, described = load_base(config.base, config.image_size)
+    if data.channels != prep.channels:
+        _log(verbose, f"converting {data.channels}-channel images to the base's {prep.channels}")
+    model = build_transfer_model(
+        features, pool, input_layers, prep, data.num_classes, config.head_dropout
+    )
+    set_trainable(features, None)
+    phases = {"phase1": trainable_names(model)}
+    compile_for_training(model, config)
+    config = dataclasses.replace(config, arch="finetune-" + model.name.removesuffix("_transfer"))
+    run = Path(run_dir) if run_dir else _default_run_dir(config, data.name)
+    record = start_run(run, {**config.to_dict(), "base_described": described}, data, prep,
+                       model, verbose)  # fmt: skip
+    started = time.perf_counter()
+    checkpoint = fit_epochs(
+        model, config, data, prep, run, start_epoch=0, epochs=config.epochs_head,
+        verbose=verbose, extra={"phase": 1},
+    )  # fmt: skip
+    done = len(read_history(run / "history.csv"))
+    if config.epochs_finetune and checkpoint.nan_epoch is None:
+        phases["phase2_unfrozen"] = set_trainable(features, config.unfreeze, config.train_bn)
+        phases["phase2"] = trainable_names(model)
+        tuned = dataclasses.replace(config, lr=config.lr_finetune)
+        compile_for_training(model, tuned)  # a change of trainable weights needs a compile
+        checkpoint = fit_epochs(
+            model, tuned, data, prep, run, start_epoch=done,
+            epochs=done + config.epochs_finetune, verbose=verbose,
+            best=(checkpoint.best, checkpoint.best_epoch), extra={"phase": 2},
+        )  # fmt: skip
+    _io.write_json(run / "trainable_layers.json", phases)
+    status = "nan" if checkpoint.nan_epoch is not None else "done"
+    return finish_run(
+        run, data, prep, record, status=status, seconds=time.perf_counter() - started,
+        title=f"{described} fine-tuned on {config.dataset}: test split", verbose=verbose,
+    )  # fmt: skip

@@ -1,0 +1,180 @@
+"""Transfer learning: freezing really freezes, phase 2 unfreezes exactly what was asked, the
+run folder is complete, imagenet:NAME goes through the weight-copy path, bad input is refused."""
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnkeras.errors import UserError
+from cnnkeras.train import FinetuneConfig, TrainConfig, finetune, train
+from cnnkeras.train._transfer_demo import METHODS, transfer_demo
+
+
+@pytest.fixture(scope="module")
+def lenet_base(tmp_path_factory):
+    out = tmp_path_factory.mktemp("base")
+    result = train(TrainConfig(dataset="digits", image_size=16, epochs=2), run_dir=out / "run",
+                   verbose=0)  # fmt: skip
+    return out / "run" / "model.keras", result
+
+
+@pytest.fixture(scope="module")
+def mobilenet_base(tmp_path_factory):
+    out = tmp_path_factory.mktemp("mbase")
+    config = TrainConfig(arch="mobilenet_v2", dataset="digits", image_size=32, epochs=1,
+                         model_options={"alpha": 0.35})  # fmt: skip
+    train(config, run_dir=out / "run", verbose=0)
+    return out / "run" / "model.keras"
+
+
+def features_of(model):
+    return next(layer for layer in model.layers if isinstance(layer, keras.Model))
+
+
+def layer_weights(model):
+    """{"layer/index": array} for every weight of every layer, moving statistics included."""
+    return {
+        f"{layer.name}/{i}": w for layer in model.layers for i, w in enumerate(layer.get_weights())
+    }
+
+
+def base_weights(path):
+    from cnnkeras.train._finetune import feature_extractor
+
+    return layer_weights(feature_extractor(keras.saving.load_model(path, safe_mode=True))[0])
+
+
+def test_phase1_freezes_base_and_batchnorm_statistics(mobilenet_base, tmp_path):
+    before = base_weights(mobilenet_base)
+    bn = [layer.name for layer in keras.saving.load_model(mobilenet_base).layers
+          if isinstance(layer, keras.layers.BatchNormalization)]  # fmt: skip
+    assert f"{bn[0]}/2" in before  # the moving mean is among the compared weights
+    result = finetune(FinetuneConfig(base=str(mobilenet_base), dataset="digits", epochs_head=2),
+                      run_dir=tmp_path / "ft", verbose=0)  # fmt: skip
+    model = keras.saving.load_model(tmp_path / "ft" / "model.keras", safe_mode=True)
+    after = layer_weights(features_of(model))
+    assert before.keys() == after.keys()
+    for key in before:  # kernels, gammas, betas and moving statistics: all unchanged
+        np.testing.assert_array_equal(before[key], after[key], err_msg=key)
+    assert result["epochs_run"] == 2
+    layers = json.loads((tmp_path / "ft" / "trainable_layers.json").read_text())
+    assert layers == {"phase1": ["predictions"]}
+
+
+def test_phase2_unfreezes_exactly_the_top_layers(lenet_base, tmp_path):
+    path, _ = lenet_base
+    before = base_weights(path)
+    config = FinetuneConfig(base=str(path), dataset="digits", epochs_head=1, epochs_finetune=2,
+                            unfreeze="1", lr_finetune=1e-3)  # fmt: skip
+    result = finetune(config, run_dir=tmp_path / "ft", verbose=0)
+    layers = json.loads((tmp_path / "ft" / "trainable_layers.json").read_text())
+    # the base is the convolutional part (c1, c3); its top layer with weights is c3
+    assert layers["phase2_unfrozen"] == ["c3_conv"]
+    assert layers["phase2"] == ["lenet5_features/c3_conv", "predictions"]
+    model = keras.saving.load_model(tmp_path / "ft" / "model.keras", safe_mode=True)
+    after = layer_weights(features_of(model))
+    for key in before:
+        changed = not np.array_equal(before[key], after[key])
+        assert changed == key.startswith("c3_conv/"), key
+    history = (tmp_path / "ft" / "history.csv").read_text().splitlines()
+    assert history[0].endswith(",phase")
+    assert [line.split(",")[-1] for line in history[1:]] == ["1", "2", "2"]
+    assert result["epochs_run"] == 3
+
+
+def test_new_head_run_folder_and_channel_conversion(lenet_base, tmp_path):
+    root = tmp_path / "colours"
+    rng = np.random.default_rng(0)
+    for name, channel in (("red", 0), ("blue", 2)):
+        (root / name).mkdir(parents=True)
+        for i in range(8):
+            image = rng.integers(0, 60, (20, 20, 3), dtype=np.uint8)
+            image[..., channel] = 200 + i
+            Image.fromarray(image).save(root / name / f"{i}.png")
+    path, _ = lenet_base  # a 1-channel base; the RGB images are converted to grayscale
+    finetune(FinetuneConfig(base=str(path), dataset=f"folder:{root}", epochs_head=2),
+             run_dir=tmp_path / "ft", verbose=0)  # fmt: skip
+    run = tmp_path / "ft"
+    for name in ("config.json", "model.keras", "labels.txt", "history.csv", "metrics.json",
+                 "report.html", "trainable_layers.json", "training_curves.png"):  # fmt: skip
+        assert (run / name).is_file(), name
+    model = keras.saving.load_model(run / "model.keras", safe_mode=True)
+    assert model.output_shape == (None, 2)
+    assert model.input_shape == (None, 16, 16, 1)
+    assert (run / "labels.txt").read_text().split() == ["blue", "red"]
+    config = json.loads((run / "config.json").read_text())
+    assert config["base"] == str(path) and config["status"] == "done"
+
+
+def test_imagenet_base_loads_through_the_copy_path(monkeypatch, tmp_path):
+    real_app = keras.applications.MobileNetV2
+    calls = []
+
+    def offline_app(**kwargs):  # stands in for the download of the official weights
+        calls.append(kwargs)
+        local = real_app(**{**kwargs, "weights": None})
+        offline_app.weights = [w.copy() for w in local.get_weights()]
+        return local
+
+    monkeypatch.setattr(keras.applications, "MobileNetV2", offline_app)
+    config = FinetuneConfig(base="imagenet:mobilenet_v2", dataset="digits", image_size=32,
+                            epochs_head=1)  # fmt: skip
+    finetune(config, run_dir=tmp_path / "ft", verbose=0)
+    assert calls[0]["weights"] == "imagenet" and calls[0]["include_top"] is False
+    assert calls[0]["input_shape"] == (32, 32, 3)
+    model = keras.saving.load_model(tmp_path / "ft" / "model.keras", safe_mode=True)
+    copied = features_of(model).get_weights()
+    assert len(copied) == len(offline_app.weights)
+    for a, b in zip(copied, offline_app.weights, strict=True):  # copied, then kept frozen
+        np.testing.assert_array_equal(a, b)
+    assert model.get_layer("imagenet_scale").scale == pytest.approx(1 / 127.5)
+    assert model.input_shape == (None, 32, 32, 3)
+
+
+def test_caffe_preprocessing_layer():
+    from cnnkeras.train._finetune import imagenet_input_layers
+
+    (layer,) = imagenet_input_layers("resnet")
+    rgb = np.array([[[[10.0, 20.0, 30.0]]]], "float32")
+    out = keras.ops.convert_to_numpy(layer(rgb))
+    np.testing.assert_allclose(out[0, 0, 0], [30 - 103.939, 20 - 116.779, 10 - 123.68], atol=1e-4)
+
+
+def test_bad_bases(tmp_path, lenet_base):
+    with pytest.raises(UserError, match="does not exist"):
+        finetune(FinetuneConfig(base=str(tmp_path / "nope.keras"), dataset="digits"))
+    fake = tmp_path / "fake.keras"
+    fake.write_text("not a model")
+    with pytest.raises(UserError, match="could not load"):
+        finetune(FinetuneConfig(base=str(fake), dataset="digits"))
+    with pytest.raises(UserError, match=r"not a \.keras model file"):
+        finetune(FinetuneConfig(base=str(lenet_base[0].parent / "labels.txt"), dataset="digits"))
+    with pytest.raises(UserError, match="takes 16x16 input"):
+        finetune(FinetuneConfig(base=str(lenet_base[0]), dataset="digits", image_size=32))
+    with pytest.raises(UserError, match="no official ImageNet weights"):
+        finetune(FinetuneConfig(base="imagenet:lenet5", dataset="digits"))
+    with pytest.raises(UserError, match="needs --unfreeze"):
+        finetune(FinetuneConfig(base=str(lenet_base[0]), dataset="digits", epochs_finetune=2))
+
+
+def test_cli_error_is_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "cnnkeras", "finetune", "--base", str(tmp_path / "x.keras"),
+         "--dataset", "digits"], capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("cnnkeras: error: base") and proc.stderr.count("\n") == 1
+
+
+def test_transfer_demo_runs_every_method():
+    result = transfer_demo(k=5, seeds=(0,), pretrain_epochs=3, head_epochs=5, finetune_epochs=2)
+    assert result["k"] == 5 and result["test_images"] == 251  # digits 5-9 of the test split
+    (run,) = result["runs"]
+    for method in METHODS:
+        assert 0.0 <= run[method] <= 1.0
+    assert run["frozen_base_new_head"] > 0.4  # far above chance (0.2) from 25 images
