@@ -176,3 +176,12 @@ def test_evaluate_command_recreates_the_run_report(tmp_path, capsys):
     assert np.isclose(evaluated["accuracy"], trained["accuracy"])
     assert (out / "report.html").is_file()
     assert main(["evaluate", str(run / "labels.txt")]) == 2
+
+
+@pytest.mark.slow
+def test_main_job_reaches_97_percent(tmp_path):
+    """`cnnkeras train` with no options: LeNet-5 on mnist5k, >= 97% on unseen test images."""
+    result = train(TrainConfig(out=str(tmp_path)), verbose=0)
+    assert result["test_accuracy"] >= 0.97
+    config = json.loads((tmp_path / os.listdir(tmp_path)[0] / "config.json").read_text())
+    assert (config["arch"], config["dataset"]) == ("lenet5", "mnist5k")
