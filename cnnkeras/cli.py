@@ -279,11 +279,11 @@ def cmd_train(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from cnnkeras.evaluate import evaluate_model, load_run_model
+    from cnnkeras.evaluate import Predictor, evaluate_model
 
     dataset = args.dataset
     if dataset is None:
-        dataset = load_run_model(args.model)[3].get("dataset")
+        dataset = Predictor(args.model).meta.get("dataset")
         if dataset is None:
             raise UserError("no config.json beside the model; pass --dataset SPEC")
     m = evaluate_model(args.model, dataset, split=args.split, out=args.out)
@@ -314,6 +314,59 @@ def cmd_bench_train(args) -> None:
         f"{r['arch']} {shape}, batch {r['batch_size']}: {r['images_per_sec']:,.0f} images/s "
         f"({r['step_ms_median']:.2f} ms/step, median of {r['repeats']} x {r['steps']} steps)"
     )
+
+
+def cmd_export(args) -> None:
+    from cnnkeras.export import VARIANTS, export_model
+
+    variants = {"none": ("float32",), "all": VARIANTS}.get(args.quantize)
+    variants = variants or ("float32", args.quantize)
+    report = export_model(
+        args.model, variants=variants, dataset=args.dataset, samples=args.samples,
+        out=args.out, int_io=args.int_io, verbose=0 if args.json else 1,
+    )  # fmt: skip
+    if args.json:
+        _print_json(report)
+        return
+    if "keras_accuracy" in report:
+        print(f"Keras model: accuracy {report['keras_accuracy']:.4f} on "
+              f"{report['test_images']} test images")  # fmt: skip
+    print(f"{'variant':<9}{'KiB':>8}{'accuracy':>10}{'agreement':>11}{'max diff':>10}{'ms':>8}")
+    for variant, r in report["variants"].items():
+        acc = f"{r['accuracy']:.4f}" if "accuracy" in r else "-"
+        agree = f"{100 * r['agreement']:.2f}%" if "agreement" in r else "-"
+        diff = f"{r['max_abs_diff']:.4f}" if "max_abs_diff" in r else "-"
+        print(f"{variant:<9}{r['bytes'] / 1024:>8.0f}{acc:>10}{agree:>11}{diff:>10}"
+              f"{r['median_ms']:>8.3f}")  # fmt: skip
+    print(f"files: {report['out']}")
+
+
+def cmd_predict(args) -> int:
+    from cnnkeras.predict import predict_files
+
+    results = predict_files(args.model, args.images, top_k=args.top_k)
+    if args.json:
+        _print_json({"results": results})
+    else:
+        for r in results:
+            if "error" in r:
+                print(f"{r['image']}: error: {r['error']}", file=sys.stderr)
+                continue
+            best = ", ".join(f"{p['label']} {p['score']:.3f}" for p in r["top"])
+            print(f"{r['image']}: {best}")
+    return 1 if any("error" in r for r in results) else 0
+
+
+def cmd_bench_infer(args) -> None:
+    from cnnkeras.export import bench_infer
+
+    r = bench_infer(args.model, threads=args.threads, runs=args.runs)
+    if args.json:
+        _print_json(r)
+        return
+    print(f"{r['model']} ({r['runtime']}, {r['file_bytes'] / 1024:.0f} KiB): median "
+          f"{r['median_ms']:.3f} ms, p90 {r['p90_ms']:.3f} ms, "
+          f"{r['images_per_sec']:,.0f} images/s")  # fmt: skip
 
 
 def _training_options(p: argparse.ArgumentParser, d) -> None:
@@ -494,6 +547,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench_train)
 
+    p = bsub.add_parser("infer", help="single-image latency of a .tflite or .keras model")
+    p.add_argument("model")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--runs", type=int, default=200)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench_infer)
+
+    p = sub.add_parser("export", help="TFLite (LiteRT) files for phones, with a parity report")
+    p.add_argument("model", help="a .keras model file")
+    p.add_argument(
+        "--quantize", choices=("none", "float16", "dynamic", "int8", "all"), default="none"
+    )
+    p.add_argument(
+        "--dataset",
+        metavar="SPEC",
+        help="calibration and parity data (default: the one it was trained on)",
+    )
+    p.add_argument("--samples", type=int, default=200, help="int8 calibration images")
+    p.add_argument(
+        "--int-io",
+        choices=("uint8", "int8"),
+        default="uint8",
+        help="integer type of the int8 file's input and output",
+    )
+    p.add_argument("--out", metavar="DIR", help="default: tflite/<model-name>/")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("predict", help="classify image files with a .keras or .tflite model")
+    p.add_argument("model")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
     explain = sub.add_parser("explain", help="the lecture's calculators")
     esub = explain.add_subparsers(dest="topic", required=True, parser_class=_Parser)
     p = esub.add_parser("conv", help="convolution output size, or a feature map step by step")
@@ -534,7 +622,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         func: Callable = args.func
-        func(args)
+        status = func(args)
+        if status:
+            return int(status)
     except UserError as err:
         print(f"cnnkeras: error: {err}", file=sys.stderr)
         return 2

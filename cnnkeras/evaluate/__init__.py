@@ -12,7 +12,14 @@ from cnnkeras.errors import UserError
 from cnnkeras.evaluate._metrics import compute_metrics
 from cnnkeras.evaluate._report import write_report
 
-__all__ = ["compute_metrics", "evaluate_model", "load_run_model", "predict_split", "write_report"]
+__all__ = [
+    "Predictor",
+    "compute_metrics",
+    "evaluate_model",
+    "load_run_model",
+    "predict_split",
+    "write_report",
+]
 
 
 def load_run_model(path: str | Path):
@@ -40,13 +47,50 @@ def load_run_model(path: str | Path):
     return model, prep, names, config
 
 
+class Predictor:
+    """A .keras or .tflite model behind one interface: float model input in, scores out."""
+
+    def __init__(self, path: str | Path):
+        path = Path(path)
+        if path.suffix == ".tflite":
+            from cnnkeras.export import TFLiteModel
+
+            self.model = TFLiteModel(path)
+            meta_path = path.parent / "preprocess.json"
+            if not meta_path.is_file():
+                raise UserError(f"no preprocess.json beside {path}; export it with cnnkeras export")
+            self.meta = json.loads(meta_path.read_text())
+            self.prep = Preprocessing.from_dict(self.meta)
+            self.num_outputs = int(self.model.output["shape"][-1])
+            self._predict = self.model.predict
+        else:
+            model, self.prep, _, self.meta = load_run_model(path)
+            self.num_outputs = model.output_shape[-1]
+            self._predict = lambda x: np.asarray(model(x, training=False))
+        labels = path.parent / "labels.txt"
+        self.class_names = labels.read_text().splitlines() if labels.is_file() else None
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self._predict(batch)
+
+
 def predict_split(model, split, prep: Preprocessing, num_classes: int, batch_size: int = 256):
-    """Scores (N, K) and the preprocessed images of a split, in split order."""
+    """Scores (N, K) and the preprocessed images of a split, in split order.
+
+    ``model`` is a Keras model or any callable from a float batch to scores."""
+    import keras
+
+    if isinstance(model, keras.Model):
+        keras_model = model
+
+        def model(x):
+            return np.asarray(keras_model(x, training=False))
+
     ds = make_pipeline(split, prep, num_classes, batch_size=batch_size, one_hot=False)
     images, scores = [], []
     for x, _ in ds:
         images.append(x.numpy())
-        scores.append(np.asarray(model(x, training=False)))
+        scores.append(np.asarray(model(x.numpy())))
     return np.concatenate(scores), np.concatenate(images)
 
 
@@ -58,31 +102,27 @@ def evaluate_model(
     out: str | Path | None = None,
     seed: int | None = None,
 ) -> dict:
-    """Evaluate a saved model on a dataset split and write the report into ``out``."""
-    model, prep, names, config = load_run_model(model_path)
-    seed = seed if seed is not None else config.get("seed", DEFAULT_SEED)
+    """Evaluate a saved .keras or .tflite model on a dataset split; write the report."""
+    predictor = Predictor(model_path)
+    seed = seed if seed is not None else predictor.meta.get("seed", DEFAULT_SEED)
     data = load_dataset(dataset, seed=seed)
     if split not in data.splits:
         raise UserError(f"unknown split {split!r}; choose train, val or test")
-    n_out = model.output_shape[-1]
-    if n_out != data.num_classes:
+    if predictor.num_outputs != data.num_classes:
         raise UserError(
-            f"the model has {n_out} outputs but {dataset} has {data.num_classes} classes"
+            f"the model has {predictor.num_outputs} outputs but {dataset} has "
+            f"{data.num_classes} classes"
         )
+    names = predictor.class_names
     if names is not None and names != data.class_names:
         raise UserError(
             f"the model's labels.txt ({', '.join(names[:5])}...) differs from {dataset}'s classes"
         )
-    scores, images = predict_split(model, data.splits[split], prep, data.num_classes)
+    scores, images = predict_split(predictor, data.splits[split], predictor.prep, data.num_classes)
     out = Path(out) if out else Path(model_path).parent / f"eval-{data.name}-{split}"
     title = f"{Path(model_path).name} on {dataset} ({split} split)"
     extra = {"model": str(model_path), "dataset": dataset, "split": split, "report_dir": str(out)}
     return write_report(
-        out,
-        data.splits[split].labels,
-        scores,
-        data.class_names,
-        images=images,
-        title=title,
+        out, data.splits[split].labels, scores, data.class_names, images=images, title=title,
         extra=extra,
-    )
+    )  # fmt: skip

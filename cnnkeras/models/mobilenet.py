@@ -43,6 +43,12 @@ MOBILENET_V2_STAGES = (
 )
 
 
+# keras.applications.MobileNetV2 uses 0.999, tuned for long ImageNet runs; from scratch on a
+# few thousand images its moving statistics lag so far behind that validation sits at chance
+# for dozens of epochs. Momentum is no weight: ImageNet checkpoints copy in all the same.
+BN_MOMENTUM = 0.99
+
+
 def _check_alpha(name: str, alpha: float, depth_multiplier: int = 1) -> None:
     if not 0 < alpha <= 4:
         raise UserError(f"{name}: alpha (width multiplier) must be in (0, 4], got {alpha}")
@@ -117,7 +123,7 @@ def inverted_residual_block(x, *, expansion: int, filters: int, stride: int, blo
     in_channels = x.shape[-1]
     shortcut = x
     prefix = f"block_{block}_" if block else "expanded_conv_"
-    bn = dict(epsilon=1e-3, momentum=0.999)
+    bn = dict(epsilon=1e-3, momentum=BN_MOMENTUM)
     if block:
         x = layers.Conv2D(expansion * in_channels, 1, use_bias=False, name=f"{prefix}expand")(x)
         x = layers.BatchNormalization(name=f"{prefix}expand_BN", **bn)(x)
@@ -161,7 +167,7 @@ def _mobilenet_v2(
         dropout=dropout,
     )
     _check_alpha(name, alpha)
-    bn = dict(epsilon=1e-3, momentum=0.999)
+    bn = dict(epsilon=1e-3, momentum=BN_MOMENTUM)
     img = inputs(input_shape)
     x = layers.Conv2D(
         make_divisible(32 * alpha), 3, strides=2, padding="same", use_bias=False, name="Conv1"

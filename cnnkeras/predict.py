@@ -1,0 +1,46 @@
+"""Classify image files with a .keras or .tflite model, preprocessed exactly as recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from cnnkeras.data import preprocess_images
+from cnnkeras.errors import UserError
+from cnnkeras.evaluate import Predictor
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """uint8 pixels of any image file PIL reads, in grey or RGB."""
+    from PIL import Image
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError("no such file")
+    try:
+        with Image.open(path) as image:
+            image = image.convert("L" if image.mode in ("L", "1", "I", "I;16") else "RGB")
+            return np.asarray(image)
+    except (OSError, ValueError) as err:
+        raise UserError(f"not a readable image ({err})") from None
+
+
+def predict_files(model_path: str | Path, images: list[str], top_k: int = 3) -> list[dict]:
+    """One result per file: the top-k labels and scores, or the error for that file."""
+    if top_k < 1:
+        raise UserError("--top-k must be >= 1")
+    predictor = Predictor(model_path)
+    names = predictor.class_names or [str(i) for i in range(predictor.num_outputs)]
+    results = []
+    for image_path in images:
+        try:
+            x = preprocess_images([read_image(image_path)], predictor.prep)
+        except UserError as err:
+            results.append({"image": image_path, "error": str(err)})
+            continue
+        scores = predictor(x)[0]
+        order = np.argsort(scores)[::-1][:top_k]
+        top = [{"label": names[i], "score": float(scores[i])} for i in order]
+        results.append({"image": image_path, "top": top})
+    return results

@@ -1,0 +1,179 @@
+"""TFLite export of small trained MobileNets in every mode: the files, parity within the bars,
+Flex detection, predict on generated images, wrong input, re-export, evaluate on .tflite."""
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from cnnkeras.cli import main
+from cnnkeras.errors import UserError
+from cnnkeras.evaluate import evaluate_model
+from cnnkeras.export import VARIANTS, FlexOpsError, TFLiteModel, convert, export_model
+from cnnkeras.models import create_model
+from cnnkeras.train import TrainConfig, train
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def mobilenet_v2_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("v2")
+    config = TrainConfig(arch="mobilenet_v2", dataset="mnist5k", image_size=32, epochs=10, lr=3e-3,
+                         model_options={"alpha": 0.35})  # fmt: skip
+    train(config, run_dir=out / "run", verbose=0)
+    report = export_model(out / "run" / "model.keras", variants=VARIANTS, out=out / "tflite",
+                          verbose=0)  # fmt: skip
+    return out, report
+
+
+def test_v2_export_files(mobilenet_v2_run):
+    out, _ = mobilenet_v2_run
+    folder = out / "tflite"
+    for variant in VARIANTS:
+        assert (folder / f"model_{variant}.tflite").stat().st_size > 0
+    for name in ("labels.txt", "preprocess.json", "model_card.md", "parity.json"):
+        assert (folder / name).is_file()
+    assert (folder / "labels.txt").read_text().split() == [str(i) for i in range(10)]
+    meta = json.loads((folder / "preprocess.json").read_text())
+    assert (meta["height"], meta["width"], meta["channels"]) == (32, 32, 1)
+    assert meta["scale"] == pytest.approx(1 / 255) and meta["dataset"] == "mnist5k"
+    int8 = meta["variants"]["int8"]
+    assert int8["input"]["dtype"] == "uint8" and int8["output"]["dtype"] == "uint8"
+    assert int8["input"]["scale"] > 0
+    card = (folder / "model_card.md").read_text()
+    assert "| int8 |" in card and "zero point" in card
+    golden = json.loads((folder / "golden" / "expected.json").read_text())["cases"]
+    assert len(golden) == 5 and set(VARIANTS) <= set(golden[0])
+    # an app's self-check: the golden PNG through the recorded preprocessing gives the scores
+    runner = TFLiteModel(folder / "model_float32.tflite")
+    pixels = np.asarray(Image.open(folder / golden[0]["image"]), np.float32)[None, ..., None]
+    scores = runner.predict(tf.image.resize(pixels * meta["scale"], (32, 32)).numpy())
+    np.testing.assert_allclose(scores[0], golden[0]["float32"], atol=1e-4)
+
+
+def test_v2_parity_within_the_bars(mobilenet_v2_run):
+    _, report = mobilenet_v2_run
+    v = report["variants"]
+    assert report["keras_accuracy"] > 0.8  # a trained model, not noise
+    assert v["float32"]["agreement"] >= 0.999
+    assert v["float16"]["agreement"] >= 0.99 and v["dynamic"]["agreement"] >= 0.99
+    assert report["keras_accuracy"] - v["int8"]["accuracy"] <= 0.01
+    assert report["warnings"] == []
+    for row in v.values():
+        assert row["median_ms"] > 0 and row["p90_ms"] >= row["median_ms"]
+
+
+def test_int8_file_is_under_30_percent_at_the_canonical_size():
+    model = create_model("mobilenet_v2")  # 224x224x3, 1000 classes
+
+    def representative():
+        rng = np.random.default_rng(0)
+        for _ in range(4):
+            yield [rng.uniform(0, 1, (1, 224, 224, 3)).astype("float32")]
+
+    ratio = len(convert(model, "int8", representative)) / len(convert(model, "float32"))
+    assert ratio <= 0.30
+
+
+def test_v1_export_all_modes(tmp_path):
+    config = TrainConfig(arch="mobilenet_v1", dataset="digits", image_size=32, epochs=3,
+                         model_options={"alpha": 0.25})  # fmt: skip
+    train(config, run_dir=tmp_path / "run", verbose=0)
+    report = export_model(tmp_path / "run" / "model.keras", variants=VARIANTS,
+                          out=tmp_path / "tflite", int_io="int8", verbose=0)  # fmt: skip
+    assert set(report["variants"]) == set(VARIANTS)
+    assert report["variants"]["float32"]["agreement"] >= 0.999
+    meta = json.loads((tmp_path / "tflite" / "preprocess.json").read_text())
+    assert meta["variants"]["int8"]["input"]["dtype"] == "int8"
+
+
+class Cumprod(keras.layers.Layer):
+    """A layer whose op has no builtin TFLite kernel."""
+
+    def call(self, x):
+        return tf.math.cumprod(x, axis=-1)
+
+
+def test_flex_ops_are_named_and_refused():
+    inputs = keras.Input((8, 8, 1))
+    model = keras.Model(inputs, Cumprod()(inputs))
+    with pytest.raises(FlexOpsError, match="Cumprod") as err:
+        convert(model, "float32")
+    assert err.value.ops == ["Cumprod"]
+
+
+def test_wrong_input_is_rejected(mobilenet_v2_run):
+    out, _ = mobilenet_v2_run
+    runner = TFLiteModel(out / "tflite" / "model_int8.tflite")
+    with pytest.raises(UserError, match="does not fit"):
+        runner.predict(np.zeros((1, 28, 28, 1), np.float32))
+    with pytest.raises(UserError, match="takes float model input"):
+        runner.predict(np.zeros((1, 32, 32, 1), np.uint8))
+    with pytest.raises(UserError, match="dtype float32 does not match"):
+        runner.invoke_raw(np.zeros((1, 32, 32, 1), np.float32))
+    with pytest.raises(UserError, match="does not match the model's"):
+        runner.invoke_raw(np.zeros((2, 32, 32, 1), np.uint8))
+
+
+def test_predict_generated_images_with_a_corrupt_one(mobilenet_v2_run, tmp_path, capsys):
+    out, _ = mobilenet_v2_run
+    from cnnkeras.data import load_dataset
+
+    test = load_dataset("mnist5k").splits["test"]
+    paths = []
+    for i in range(3):  # any size and colour mode
+        image = Image.fromarray(test.images[i][..., 0]).resize((40 + 10 * i, 40))
+        image = image.convert("RGB") if i == 1 else image
+        paths.append(str(tmp_path / f"{i}.png"))
+        image.save(paths[-1])
+    (tmp_path / "bad.png").write_bytes(b"not a png at all")
+    paths.insert(1, str(tmp_path / "bad.png"))
+    paths.append(str(tmp_path / "missing.jpg"))
+    for model in ("tflite/model_int8.tflite", "run/model.keras"):
+        assert main(["predict", str(out / model), *paths, "--json", "--top-k", "2"]) == 1
+        results = json.loads(capsys.readouterr().out)["results"]
+        assert [("error" in r) for r in results] == [False, True, False, False, True]
+        assert "not a readable image" in results[1]["error"]
+        assert "no such file" in results[4]["error"]
+        assert len(results[0]["top"]) == 2
+        answered = [r for r in results if "top" in r]
+        correct = sum(r["top"][0]["label"] == str(test.labels[i]) for i, r in enumerate(answered))
+        assert correct >= 2  # a trained model reads resized, recoloured digits
+
+
+def test_reexport_and_evaluate_tflite(mobilenet_v2_run, tmp_path):
+    out, first = mobilenet_v2_run
+    report = export_model(out / "run" / "model.keras", variants=("float32", "dynamic"),
+                          out=tmp_path / "again", verbose=0)  # fmt: skip
+    assert report["variants"]["dynamic"]["accuracy"] == first["variants"]["dynamic"]["accuracy"]
+    metrics = evaluate_model(out / "tflite" / "model_int8.tflite", "mnist5k",
+                             out=tmp_path / "eval")  # fmt: skip
+    assert metrics["accuracy"] == pytest.approx(first["variants"]["int8"]["accuracy"])
+    assert (tmp_path / "eval" / "report.html").is_file()
+
+
+def test_export_cli_errors(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "cnnkeras", "export", str(tmp_path / "x.keras")],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.strip().endswith("does not exist")
+    lenet = create_model("lenet5")
+    lenet.save(tmp_path / "lenet.keras")
+    with pytest.raises(UserError, match="int8 needs calibration images"):
+        export_model(tmp_path / "lenet.keras", variants=("int8",), out=tmp_path / "o")
+    report = export_model(tmp_path / "lenet.keras", out=tmp_path / "o", verbose=0)
+    assert "agreement" not in report["variants"]["float32"]  # no dataset, no parity claims
+
+
+def test_bench_infer_json(mobilenet_v2_run, capsys):
+    out, _ = mobilenet_v2_run
+    path = out / "tflite" / "model_float32.tflite"
+    assert main(["bench", "infer", str(path), "--runs", "20", "--threads", "1", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["images_per_sec"] == pytest.approx(1000 / r["median_ms"])
+    assert r["runtime"].startswith("LiteRT")
