@@ -369,6 +369,46 @@ def cmd_bench_infer(args) -> None:
           f"{r['images_per_sec']:,.0f} images/s")  # fmt: skip
 
 
+def cmd_tune(args) -> None:
+    from cnnkeras.tuning import Experiment, load_experiment, run_search
+    from cnnkeras.tuning._search import retrain_best
+
+    overrides = {
+        "arch": args.arch, "dataset": args.dataset, "tuner": args.tuner,
+        "max_trials": args.max_trials, "epochs": args.epochs, "objective": args.objective,
+        "directory": args.dir, "seed": args.seed, "image_size": args.image_size,
+        "batch_size": args.batch_size,
+    }  # fmt: skip
+    if args.experiment:
+        experiment = load_experiment(args.experiment, **overrides)
+    else:
+        experiment = Experiment(**{k: v for k, v in overrides.items() if v is not None})
+    if args.workers < 0:
+        raise UserError("--workers must be >= 0")
+    child_argv = _without(args.argv, {"--workers": 1, "--retrain-best": 0, "--host": 1})
+    result = run_search(experiment, workers=args.workers, host=args.host, argv=child_argv,
+                        verbose=0 if args.json else 1)  # fmt: skip
+    if args.retrain_best and result:
+        result["retrained"] = retrain_best(experiment, verbose=0 if args.json else 1)
+    if args.json and result:
+        _print_json(result)
+
+
+def _without(argv: list[str], drop: dict[str, int]) -> list[str]:
+    """argv less some options (and the number of values each takes)."""
+    out, skip = [], 0
+    for item in argv:
+        if skip:
+            skip -= 1
+            continue
+        name = item.split("=", 1)[0]
+        if name in drop:
+            skip = 0 if "=" in item else drop[name]
+            continue
+        out.append(item)
+    return out
+
+
 def _training_options(p: argparse.ArgumentParser, d) -> None:
     """The options that train and finetune share."""
     from cnnkeras.data._pipeline import DEFAULT_AUGMENT
@@ -582,6 +622,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 
+    from cnnkeras.tuning._experiment import TUNERS
+
+    p = sub.add_parser("tune", help="Keras Tuner search of kernel size, filters, dropout, ...")
+    p.add_argument("experiment", nargs="?", help="an experiment file (tuning/*.toml)")
+    p.add_argument("--arch")
+    p.add_argument("--dataset", metavar="SPEC")
+    p.add_argument("--tuner", choices=TUNERS)
+    p.add_argument("--max-trials", type=int)
+    p.add_argument("--epochs", type=int, help="per trial (hyperband: the most per trial)")
+    p.add_argument("--objective", help="default val_accuracy")
+    p.add_argument("--dir", help="default tuning/runs/<experiment>/")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="run a chief oracle and N worker processes (Keras Tuner distributed)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="the chief's address (loopback)")
+    p.add_argument(
+        "--retrain-best",
+        action="store_true",
+        help="retrain the best configuration into saved_models/ with its report",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tune)
+
     explain = sub.add_parser("explain", help="the lecture's calculators")
     esub = explain.add_subparsers(dest="topic", required=True, parser_class=_Parser)
     p = esub.add_parser("conv", help="convolution output size, or a feature map step by step")
@@ -619,8 +688,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``cnnkeras`` and ``python -m cnnkeras``; returns the exit status."""
     _import_tensorflow_quietly()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
+        args.argv = argv
         func: Callable = args.func
         status = func(args)
         if status:

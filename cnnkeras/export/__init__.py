@@ -84,7 +84,10 @@ def bench_infer(path: str | Path, threads: int | None = None, runs: int = 100) -
         from cnnkeras.evaluate import load_run_model
 
         if threads:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(threads)
+            except RuntimeError:  # TensorFlow already started: its thread pool is fixed
+                threads = None
         keras_model = load_run_model(path)[0]
         call = tf.function(lambda t: keras_model(t, training=False))
         x = tf.zeros((1, *keras_model.input_shape[1:]))

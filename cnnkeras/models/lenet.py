@@ -11,7 +11,7 @@ from cnnkeras.models._registry import register_model
 
 # LeCun et al. 1998, Fig. 2: C1 6@5x5, S2, C3 16@5x5 (full connectivity here), S4,
 # C5 120 (a dense layer over the 5x5x16 map), F6 84, output layer (dense, not RBF).
-LENET5_CONVS = ((6, 5), (16, 5))
+LENET5_FILTERS = (6, 16)  # C3 keeps the paper's 16:6 ratio when `filters` changes C1
 LENET5_DENSE = (("c5", 120), ("f6", 84))
 
 
@@ -27,6 +27,8 @@ def _lenet(
     activation: str = "tanh",
     batch_norm: bool = False,
     subsampling: str = "avg",
+    filters: int = 6,
+    kernel_size: int = 5,
 ) -> keras.Model:
     check_common(
         name,
@@ -38,16 +40,19 @@ def _lenet(
         dropout=dropout,
         act=activation,
     )
+    if filters < 1 or kernel_size < 1:
+        raise UserError(f"{name}: filters and kernel_size must be positive")
     if subsampling not in ("avg", "max"):
         raise UserError(f"{name}: subsampling must be 'avg' or 'max', got {subsampling!r}")
     pool = {"avg": layers.AveragePooling2D, "max": layers.MaxPooling2D}[subsampling]
     img = inputs(input_shape)
     x = img
-    for i, (filters, kernel) in enumerate(LENET5_CONVS):
+    widths = (filters, round(filters * LENET5_FILTERS[1] / LENET5_FILTERS[0]))
+    for i, width in enumerate(widths):
         x = conv_bn_act(
             x,
-            filters,
-            kernel,
+            width,
+            kernel_size,
             padding="valid",
             batch_norm=batch_norm,
             act=activation,

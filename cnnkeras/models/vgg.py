@@ -11,9 +11,9 @@ from cnnkeras.models._registry import register_model
 
 # Simonyan & Zisserman 2015, Table 1: 3x3 convs per block, configurations D and E;
 # every block ends in a 2x2 max pool (224 -> 112 -> 56 -> 28 -> 14 -> 7).
-VGG_WIDTHS = (64, 128, 256, 512, 512)
+VGG_WIDTHS = (1, 2, 4, 8, 8)  # times `filters` (64 in the paper)
 VGG_DEPTHS = {16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
-VGG_DENSE = (("fc1", 4096), ("fc2", 4096))
+VGG_DENSE = ("fc1", "fc2")
 
 
 def _vgg(
@@ -28,6 +28,9 @@ def _vgg(
     classifier_activation: str | None = "softmax",
     activation: str = "relu",
     batch_norm: bool = False,
+    filters: int = 64,
+    kernel_size: int = 3,
+    dense_units: int = 4096,
 ) -> keras.Model:
     check_common(
         name,
@@ -41,11 +44,16 @@ def _vgg(
     )
     img = inputs(input_shape)
     x = img
-    for b, (width, convs) in enumerate(zip(VGG_WIDTHS, VGG_DEPTHS[depth], strict=True), start=1):
+    for b, (times, convs) in enumerate(zip(VGG_WIDTHS, VGG_DEPTHS[depth], strict=True), start=1):
+        width = times * filters
         for i in range(1, convs + 1):
             # keras.applications' layer names, so that its ImageNet weights copy by name
             x = layers.Conv2D(
-                width, 3, padding="same", use_bias=not batch_norm, name=f"block{b}_conv{i}"
+                width,
+                kernel_size,
+                padding="same",
+                use_bias=not batch_norm,
+                name=f"block{b}_conv{i}",
             )(x)
             if batch_norm:
                 x = layers.BatchNormalization(name=f"block{b}_conv{i}_bn")(x)
@@ -54,7 +62,7 @@ def _vgg(
     # 7x7x512 = 25088 features at 224x224
     x = classic_top(
         x,
-        VGG_DENSE,
+        [(name, dense_units) for name in VGG_DENSE],
         include_top=include_top,
         num_classes=num_classes,
         pooling=pooling,

@@ -1,0 +1,90 @@
+"""Experiment definitions: one TOML file each in tuning/, or the same fields from the CLI."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from cnnkeras.data import DEFAULT_SEED
+from cnnkeras.errors import UserError
+
+TUNERS = ("random", "hyperband", "bayesian")
+TRAINING_HPS = ("lr", "optimizer", "batch_size")  # sampled by the hypermodel, not the builder
+_LR = {"min": 1e-4, "max": 1e-2, "sampling": "log"}
+_DROPOUT = {"min": 0.0, "max": 0.5, "step": 0.1}
+
+# Default search space per family: kernel size, filters (or width) and dropout where the
+# family's builder has them, plus the learning rate.
+SEARCH_SPACES = {
+    "lenet": {
+        "kernel_size": {"values": [3, 5]},
+        "filters": {"values": [6, 12, 24]},
+        "dropout": _DROPOUT,
+        "lr": _LR,
+    },
+    "vgg": {
+        "kernel_size": {"values": [3, 5]},
+        "filters": {"values": [8, 16, 32]},
+        "dropout": _DROPOUT,
+        "lr": _LR,
+    },
+    "alexnet": {"dropout": _DROPOUT, "lr": _LR},
+    "googlenet": {"dropout": _DROPOUT, "lr": _LR},
+    "resnet": {"dropout": _DROPOUT, "lr": _LR},
+    "mobilenet": {"alpha": {"values": [0.35, 0.5, 0.75, 1.0]}, "dropout": _DROPOUT, "lr": _LR},
+    "efficientnet": {"dropout": _DROPOUT, "lr": _LR},
+}
+
+
+@dataclass
+class Experiment:
+    """What to search, on what, how long, and where the results go."""
+
+    name: str = ""
+    arch: str = "lenet5"
+    dataset: str = "digits"
+    tuner: str = "random"
+    max_trials: int = 10
+    epochs: int = 5
+    objective: str = "val_accuracy"
+    seed: int = DEFAULT_SEED
+    image_size: int | None = None
+    batch_size: int = 64
+    directory: str | None = None
+    search_space: dict = field(default_factory=dict)  # empty: the family's default
+    model_options: dict = field(default_factory=dict)  # fixed builder options
+    retry_failed: int = 1  # extra attempts of a failed trial before it is recorded FAILED
+
+    def __post_init__(self):
+        if not self.name:
+            safe = self.dataset.split(":")[-1].rstrip("/").split("/")[-1]
+            self.name = f"{self.arch}_{safe}"
+        if self.tuner not in TUNERS:
+            raise UserError(f"tuner must be one of {', '.join(TUNERS)}, got {self.tuner!r}")
+        if self.max_trials < 1 or self.epochs < 1 or self.batch_size < 1:
+            raise UserError("max_trials, epochs and batch_size must be >= 1")
+
+    @property
+    def out(self) -> Path:
+        return Path(self.directory) if self.directory else Path("tuning/runs") / self.name
+
+    def space(self, family: str) -> dict:
+        return self.search_space or SEARCH_SPACES[family]
+
+
+def load_experiment(path: str | Path, **overrides) -> Experiment:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"experiment file {path} does not exist")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise UserError(f"{path} is not valid TOML: {err}") from None
+    known = {f.name for f in fields(Experiment)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UserError(f"{path}: unknown field(s) {', '.join(unknown)}")
+    data.setdefault("name", path.stem)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return Experiment(**data)

@@ -1,0 +1,218 @@
+"""Keras Tuner searches: every tuner kind for real on digits, the files a search leaves,
+resume after a real kill, failing trials, flat memory, a 2-worker search, retrain-best."""
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras_tuner as kt
+import pytest
+
+from cnnkeras.errors import UserError
+from cnnkeras.models import create_model, list_models, model_info
+from cnnkeras.tuning import SEARCH_SPACES, Experiment, ZooHyperModel, load_experiment, run_search
+from cnnkeras.tuning._experiment import TRAINING_HPS
+from cnnkeras.tuning._search import _prepare, retrain_best
+
+TINY = dict(arch="lenet5", dataset="digits", image_size=16, epochs=1)
+TUNE = [
+    sys.executable,
+    "-m",
+    "cnnkeras",
+    "tune",
+    "--arch",
+    "lenet5",
+    "--dataset",
+    "digits",
+    "--image-size",
+    "16",
+]
+
+
+def trials(folder) -> list[dict]:
+    with open(Path(folder) / "trials.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("tuner", ["random", "hyperband", "bayesian"])
+def test_each_tuner_kind_leaves_its_results(tuner, tmp_path):
+    epochs = 2 if tuner == "hyperband" else 1
+    e = Experiment(**{**TINY, "epochs": epochs}, tuner=tuner, max_trials=3, directory=str(tmp_path))
+    result = run_search(e, verbose=0)
+    rows = trials(tmp_path)
+    assert len(rows) == result["trials"] >= 2
+    assert list(rows[0])[:6] == ["trial_id", "status", "kernel_size", "filters", "dropout", "lr"]
+    assert {"val_accuracy", "epochs", "seconds", "params"} <= set(rows[0])
+    assert all(r["status"] == "COMPLETED" for r in rows)
+    assert len({r["trial_id"] for r in rows}) == len(rows)
+    best = json.loads((tmp_path / "best_hyperparameters.json").read_text())
+    assert best["val_accuracy"] == max(float(r["val_accuracy"]) for r in rows)
+    for name in ("objective_per_trial.png", "objective_vs_hyperparameters.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+    assert "best val_accuracy" in (tmp_path / "summary.md").read_text()
+    for r in rows:  # the recorded size is that of the zoo model with those options
+        model = create_model(
+            "lenet5",
+            input_shape=(16, 16, 1),
+            num_classes=10,
+            kernel_size=int(r["kernel_size"]),
+            filters=int(r["filters"]),
+        )
+        assert int(r["params"]) == model.count_params()
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_family_has_a_default_search_space(name):
+    info = model_info(name)
+    space = SEARCH_SPACES[info.family]
+    assert "dropout" in space and set(space) - set(TRAINING_HPS) <= set(info.options)
+    for option in ("kernel_size", "filters", "alpha"):
+        assert (option in space) == (option in info.options), option
+
+
+def test_hypermodel_calls_the_builder(tmp_path):
+    e = Experiment(**TINY, directory=str(tmp_path))
+    data, prep = _prepare(e)
+    hp = kt.HyperParameters()
+    hp.Fixed("kernel_size", 3)
+    hp.Fixed("filters", 12)
+    model = ZooHyperModel(e, data, prep).build(hp)
+    same = create_model(
+        "lenet5", input_shape=(16, 16, 1), num_classes=10, kernel_size=3, filters=12
+    )
+    assert [layer.name for layer in model.layers] == [layer.name for layer in same.layers]
+    assert model.count_params() == same.count_params()
+
+
+def test_resume_after_sigkill(tmp_path):
+    args = [*TUNE, "--max-trials", "6", "--epochs", "3", "--dir", str(tmp_path)]
+    child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline, finished = time.time() + 300, {}
+    while time.time() < deadline:
+        finished = {}
+        for path in tmp_path.glob("search/trial_*/trial.json"):
+            try:
+                t = json.loads(path.read_text())
+            except (json.JSONDecodeError, OSError):
+                continue
+            if t["status"] == "COMPLETED":
+                finished[t["trial_id"]] = t["score"]
+        if len(finished) >= 2:
+            break
+        assert child.poll() is None, child.stderr.read().decode()
+        time.sleep(0.1)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert 2 <= len(finished) < 6, "the search finished before it could be killed"
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    rows = trials(tmp_path)
+    assert len(rows) == 6 and len({r["trial_id"] for r in rows}) == 6
+    assert all(r["status"] == "COMPLETED" for r in rows)
+    for trial_id, score in finished.items():  # kept, not rerun
+        row = next(r for r in rows if r["trial_id"] == trial_id)
+        assert float(row["val_accuracy"]) == pytest.approx(score)
+
+
+def test_failing_trials_are_recorded_with_their_reason(tmp_path):
+    # two configurations: C1 with 6 filters trains, with 0 filters the builder refuses
+    e = Experiment(
+        **TINY,
+        max_trials=6,
+        directory=str(tmp_path),
+        search_space={"filters": [6, 0], "kernel_size": [5], "dropout": [0.0]},
+    )
+    result = run_search(e, verbose=0)
+    rows = {r["filters"]: r for r in trials(tmp_path)}
+    assert set(rows) == {"6", "0"} and result["failed"] == 1
+    assert rows["6"]["status"] == "COMPLETED"
+    assert rows["0"]["status"] == "FAILED"
+    assert "filters and kernel_size must be positive" in rows["0"]["message"]
+
+
+def test_nan_trials_fail_and_the_search_stops_after_three_in_a_row(tmp_path):
+    e = Experiment(
+        **TINY,
+        max_trials=10,
+        directory=str(tmp_path),
+        search_space={"lr": [1e30, 2e30, 3e30, 4e30, 5e30], "optimizer": ["sgd"], "dropout": [0.0]},
+        model_options={"activation": "relu"},
+    )
+    with pytest.raises(UserError, match="3 trials in a row failed"):
+        run_search(e, verbose=0)
+    rows = trials(tmp_path)
+    assert len(rows) == 3 and all(r["status"] == "FAILED" for r in rows)
+    assert all("NaN" in r["message"] for r in rows)
+
+
+def test_memory_is_recorded_per_trial(tmp_path):
+    e = Experiment(**TINY, max_trials=3, directory=str(tmp_path))
+    run_search(e, verbose=0)
+    rss = [float(r["rss_mb"]) for r in trials(tmp_path)]
+    assert len(rss) == 3 and all(100 < v < 24 * 1024 for v in rss)
+
+
+@pytest.mark.slow
+def test_two_worker_search_runs_every_trial_once(tmp_path):
+    argv = [
+        "tune",
+        "--arch",
+        "lenet5",
+        "--dataset",
+        "digits",
+        "--image-size",
+        "16",
+        "--max-trials",
+        "4",
+        "--epochs",
+        "1",
+        "--dir",
+        str(tmp_path / "dist"),
+    ]
+    e = Experiment(**TINY, max_trials=4, directory=str(tmp_path / "dist"))
+    result = run_search(e, workers=2, argv=argv, verbose=0)
+    rows = trials(tmp_path / "dist")
+    assert result["completed"] == len(rows) == 4
+    assert sorted(r["trial_id"] for r in rows) == ["0", "1", "2", "3"]
+    single = Experiment(**TINY, max_trials=4, directory=str(tmp_path / "single"))
+    run_search(single, verbose=0)
+    alone = trials(tmp_path / "single")
+    assert list(rows[0]) == list(alone[0])  # the same format
+    hps = ("kernel_size", "filters", "dropout", "lr")
+    assert [tuple(r[k] for k in hps) for r in rows] == [tuple(r[k] for k in hps) for r in alone]
+
+
+def test_retrain_best(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    e = Experiment(**TINY, max_trials=2, directory=str(tmp_path / "search"))
+    run_search(e, verbose=0)
+    result = retrain_best(e, epochs=1, verbose=0)
+    run = Path(result["run_dir"])
+    assert run.parent.name == "saved_models" and (run / "report.html").is_file()
+    config = json.loads((run / "config.json").read_text())
+    best = json.loads((tmp_path / "search" / "best_hyperparameters.json").read_text())
+    assert config["model_options"]["kernel_size"] == best["kernel_size"]
+    assert config["dropout"] == best["dropout"] and config["lr"] == best["lr"]
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.glob("tuning/*.toml")))
+def test_shipped_experiments_are_valid(path):
+    e = load_experiment(path)
+    info = model_info(e.arch)
+    assert set(e.space(info.family)) - set(TRAINING_HPS) <= set(info.options)
+    assert e.name == path.stem
+
+
+def test_tune_user_errors(tmp_path):
+    for args, message in (
+        (["tune", str(tmp_path / "nope.toml")], "does not exist"),
+        (["tune", "--tuner", "grid"], "invalid choice"),
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "cnnkeras", *args], capture_output=True, text=True, timeout=300
+        )
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
