@@ -108,18 +108,9 @@ class ZooHyperModel(kt.HyperModel):
         batch = (
             sample(hp, "batch_size", space["batch_size"])
             if "batch_size" in space
-            else (self.experiment.batch_size)
+            else self.experiment.batch_size
         )
-        seed = self.experiment.seed
-        train = make_pipeline(
-            self.data.splits["train"],
-            self.prep,
-            self.data.num_classes,
-            batch_size=batch,
-            training=True,
-            seed=seed,
-        )
-        val = make_pipeline(self.data.splits["val"], self.prep, self.data.num_classes)
+        train, val = self._pipelines(batch)
         started = time.perf_counter()
         history = model.fit(
             train,
