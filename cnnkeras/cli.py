@@ -697,7 +697,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if status:
             return int(status)
     except UserError as err:
-        print(f"cnnkeras: error: {err}", file=sys.stderr)
+        print(f"cnnkeras: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("cnnkeras: interrupted", file=sys.stderr)

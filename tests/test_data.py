@@ -154,3 +154,10 @@ def test_rgb_to_grayscale():
     out = preprocess_images([rgb], Preprocessing(10, 12, 1))
     assert out.shape == (1, 10, 12, 1)
     np.testing.assert_allclose(out[0, 0, 0, 0], 0.2989, atol=1e-3)  # ITU-R 601 luma of red
+
+
+def test_tfds_download_path_imports():
+    """The real (network) loading path reads the builder's code path before downloading;
+    tfds 4.9.10 needs importlib_resources there without declaring it (requirements.txt does)."""
+    builder = tfds.builder("mnist")
+    assert builder.code_path.name.endswith(".py")
