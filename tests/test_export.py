@@ -15,7 +15,7 @@ from cnnkeras.cli import main
 from cnnkeras.errors import UserError
 from cnnkeras.evaluate import evaluate_model
 from cnnkeras.export import VARIANTS, FlexOpsError, TFLiteModel, convert, export_model
-from cnnkeras.models import create_model
+from cnnkeras.models import create_model, list_models, model_info
 from cnnkeras.train import TrainConfig, train
 
 pytestmark = pytest.mark.slow
@@ -177,3 +177,17 @@ def test_bench_infer_json(mobilenet_v2_run, capsys):
     r = json.loads(capsys.readouterr().out)
     assert r["images_per_sec"] == pytest.approx(1000 / r["median_ms"])
     assert r["runtime"].startswith("LiteRT")
+
+
+FAMILIES = sorted({model_info(name).family: name for name in reversed(list_models())}.values())
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_float32_export_of_every_family(name, rng):
+    """One model per registered family (the first registered): float32 converts with builtin
+    ops only and gives the Keras model's outputs."""
+    size = max(model_info(name).min_size, 32)
+    model = create_model(name, input_shape=(size, size, 3), num_classes=4)
+    runner = TFLiteModel(convert(model, "float32"))
+    x = rng.uniform(0, 1, (2, size, size, 3)).astype("float32")
+    np.testing.assert_allclose(runner.predict(x), model(x, training=False), atol=1e-4)
