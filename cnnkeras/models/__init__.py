@@ -1,10 +1,13 @@
 """The cnnkeras model zoo: a registry of Keras functional-API builders."""
 
-from cnnkeras.models import alexnet, efficientnet, googlenet, lenet, mobilenet, resnet, vgg
+# Importing a family module registers its models.
+from cnnkeras.models import alexnet, googlenet, lenet, mobilenet, resnet, vgg  # noqa: F401
 from cnnkeras.models._registry import ModelInfo, create_model, list_models, model_info
 from cnnkeras.models._stats import count_macs, layer_table
 from cnnkeras.models._weights import transfer_weights
-from cnnkeras.models.efficientnet import efficientnet as efficientnet  # noqa: F811
+
+# The compound-scaling builder; it takes the name of its module in this namespace.
+from cnnkeras.models.efficientnet import efficientnet
 
 __all__ = [
     "ModelInfo",
@@ -16,4 +19,3 @@ __all__ = [
     "model_info",
     "transfer_weights",
 ]
-del alexnet, googlenet, lenet, mobilenet, resnet, vgg
