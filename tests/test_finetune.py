@@ -162,6 +162,18 @@ def test_bad_bases(tmp_path, lenet_base):
         finetune(FinetuneConfig(base=str(lenet_base[0]), dataset="digits", epochs_finetune=2))
 
 
+def test_finetune_runs_are_not_resumed_as_training_runs(lenet_base, tmp_path):
+    from cnnkeras.train import resume
+
+    finetune(
+        FinetuneConfig(base=str(lenet_base[0]), dataset="digits", epochs_head=1),
+        run_dir=tmp_path / "ft",
+        verbose=0,
+    )
+    with pytest.raises(UserError, match="finetune run"):
+        resume(tmp_path / "ft")
+
+
 def test_cli_error_is_one_line(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "cnnkeras", "finetune", "--base", str(tmp_path / "x.keras"),

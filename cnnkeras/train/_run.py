@@ -257,6 +257,8 @@ def resume(run_dir: str | Path, *, verbose: int = 1) -> dict:
     if not config_path.is_file():
         raise UserError(f"{run} is not a run folder (no config.json); start one with train")
     record = json.loads(config_path.read_text())
+    if "base" in record:
+        raise UserError(f"{run} is a finetune run; those cannot be resumed yet: run it again")
     config = TrainConfig.from_dict(record)
     if record.get("status") in ("done", "early_stopped", "nan"):
         _log(verbose, f"{run} is complete ({record['status']}); nothing to resume")
