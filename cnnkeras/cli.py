@@ -259,19 +259,11 @@ def cmd_train(args) -> None:
             arch=args.arch,
             dataset=args.dataset,
             epochs=args.epochs,
-            batch_size=args.batch_size,
             image_size=args.image_size,
-            optimizer=args.optimizer,
-            lr=args.lr,
-            momentum=args.momentum,
             loss=args.loss,
-            label_smoothing=args.label_smoothing,
             dropout=args.dropout,
-            augment=tuple(args.augment),
-            seed=args.seed,
-            patience=args.patience,
             model_options=dict(args.set or []),
-            out=args.out,
+            **_training_values(args),
         )
         result = train(config, verbose=0 if args.quiet else 1)
     if args.json:
@@ -279,14 +271,10 @@ def cmd_train(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from cnnkeras.evaluate import Predictor, evaluate_model
+    from cnnkeras.evaluate import evaluate_model
 
-    dataset = args.dataset
-    if dataset is None:
-        dataset = Predictor(args.model).meta.get("dataset")
-        if dataset is None:
-            raise UserError("no config.json beside the model; pass --dataset SPEC")
-    m = evaluate_model(args.model, dataset, split=args.split, out=args.out)
+    m = evaluate_model(args.model, args.dataset, split=args.split, out=args.out)
+    dataset = m["dataset"]
     if args.json:
         _print_json(m)
         return
@@ -434,6 +422,21 @@ def _training_options(p: argparse.ArgumentParser, d) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
+def _training_values(args) -> dict:
+    """The values of the options that _training_options adds, as config fields."""
+    return {
+        "batch_size": args.batch_size,
+        "optimizer": args.optimizer,
+        "lr": args.lr,
+        "momentum": args.momentum,
+        "label_smoothing": args.label_smoothing,
+        "augment": tuple(args.augment),
+        "seed": args.seed,
+        "patience": args.patience,
+        "out": args.out,
+    }
+
+
 def cmd_finetune(args) -> None:
     from cnnkeras.train import FinetuneConfig, finetune
 
@@ -443,20 +446,12 @@ def cmd_finetune(args) -> None:
         dataset=args.dataset,
         epochs_head=args.epochs_head,
         epochs_finetune=args.epochs_finetune,
-        lr=args.lr,
         lr_finetune=args.lr_finetune,
         head_dropout=args.head_dropout,
         unfreeze=unfreeze,
         train_bn=args.train_bn,
         image_size=args.image_size,
-        batch_size=args.batch_size,
-        optimizer=args.optimizer,
-        momentum=args.momentum,
-        label_smoothing=args.label_smoothing,
-        augment=tuple(args.augment),
-        seed=args.seed,
-        patience=args.patience,
-        out=args.out,
+        **_training_values(args),
     )
     result = finetune(config, verbose=0 if args.quiet else 1)
     if args.json:

@@ -19,18 +19,8 @@ from cnnkeras.tuning._experiment import TRAINING_HPS
 from cnnkeras.tuning._search import _prepare, retrain_best
 
 TINY = dict(arch="lenet5", dataset="digits", image_size=16, epochs=1)
-TUNE = [
-    sys.executable,
-    "-m",
-    "cnnkeras",
-    "tune",
-    "--arch",
-    "lenet5",
-    "--dataset",
-    "digits",
-    "--image-size",
-    "16",
-]
+TUNE_ARGS = ["tune", "--arch", "lenet5", "--dataset", "digits", "--image-size", "16"]
+TUNE = [sys.executable, "-m", "cnnkeras", *TUNE_ARGS]
 
 
 def trials(folder) -> list[dict]:
@@ -158,21 +148,7 @@ def test_memory_is_recorded_per_trial(tmp_path):
 
 @pytest.mark.slow
 def test_two_worker_search_runs_every_trial_once(tmp_path):
-    argv = [
-        "tune",
-        "--arch",
-        "lenet5",
-        "--dataset",
-        "digits",
-        "--image-size",
-        "16",
-        "--max-trials",
-        "4",
-        "--epochs",
-        "1",
-        "--dir",
-        str(tmp_path / "dist"),
-    ]
+    argv = [*TUNE_ARGS, "--max-trials", "4", "--epochs", "1", "--dir", str(tmp_path / "dist")]
     e = Experiment(**TINY, max_trials=4, directory=str(tmp_path / "dist"))
     result = run_search(e, workers=2, argv=argv, verbose=0)
     rows = trials(tmp_path / "dist")

@@ -96,14 +96,19 @@ def predict_split(model, split, prep: Preprocessing, num_classes: int, batch_siz
 
 def evaluate_model(
     model_path: str | Path,
-    dataset: str,
+    dataset: str | None = None,
     *,
     split: str = "test",
     out: str | Path | None = None,
     seed: int | None = None,
 ) -> dict:
-    """Evaluate a saved .keras or .tflite model on a dataset split; write the report."""
+    """Evaluate a saved .keras or .tflite model on a dataset split; write the report.
+
+    Without ``dataset``, the one recorded beside the model (config.json, preprocess.json)."""
     predictor = Predictor(model_path)
+    dataset = dataset or predictor.meta.get("dataset")
+    if dataset is None:
+        raise UserError("no config.json or preprocess.json beside the model; pass --dataset SPEC")
     seed = seed if seed is not None else predictor.meta.get("seed", DEFAULT_SEED)
     data = load_dataset(dataset, seed=seed)
     if split not in data.splits:
