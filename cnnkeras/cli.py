@@ -12,25 +12,10 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from cnnkeras._spawn import import_tensorflow_quietly
 from cnnkeras.errors import UserError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-
-def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow with stderr closed: TF 2.21 logs CUDA and oneDNN notices at load time
-    through C++ logging that ignores TF_CPP_MIN_LOG_LEVEL. Set CNNKERAS_VERBOSE=1 to see them."""
-    if os.environ.get("CNNKERAS_VERBOSE") or "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -373,28 +358,15 @@ def cmd_tune(args) -> None:
         experiment = Experiment(**{k: v for k, v in overrides.items() if v is not None})
     if args.workers < 0:
         raise UserError("--workers must be >= 0")
-    child_argv = _without(args.argv, {"--workers": 1, "--retrain-best": 0, "--host": 1})
-    result = run_search(experiment, workers=args.workers, host=args.host, argv=child_argv,
+    if not args.max_memory_growth >= 0:  # NaN too
+        raise UserError("--max-memory-growth must be >= 0 (MiB; 0: a fresh process per trial)")
+    result = run_search(experiment, workers=args.workers, host=args.host,
+                        max_memory_growth_mb=args.max_memory_growth,
                         verbose=0 if args.json else 1)  # fmt: skip
     if args.retrain_best and result:
         result["retrained"] = retrain_best(experiment, verbose=0 if args.json else 1)
     if args.json and result:
         _print_json(result)
-
-
-def _without(argv: list[str], drop: dict[str, int]) -> list[str]:
-    """argv less some options (and the number of values each takes)."""
-    out, skip = [], 0
-    for item in argv:
-        if skip:
-            skip -= 1
-            continue
-        name = item.split("=", 1)[0]
-        if name in drop:
-            skip = 0 if "=" in item else drop[name]
-            continue
-        out.append(item)
-    return out
 
 
 def _training_options(p: argparse.ArgumentParser, d) -> None:
@@ -617,7 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 
-    from cnnkeras.tuning._experiment import TUNERS
+    from cnnkeras.tuning._experiment import MEMORY_GROWTH_MB, TUNERS
 
     p = sub.add_parser("tune", help="Keras Tuner search of kernel size, filters, dropout, ...")
     p.add_argument("experiment", nargs="?", help="an experiment file (tuning/*.toml)")
@@ -638,6 +610,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a chief oracle and N worker processes (Keras Tuner distributed)",
     )
     p.add_argument("--host", default="127.0.0.1", help="the chief's address (loopback)")
+    p.add_argument(
+        "--max-memory-growth",
+        type=float,
+        default=MEMORY_GROWTH_MB,
+        metavar="MIB",
+        help="a search process that has grown this much since its first trial hands over to a "
+        "fresh one (0: a fresh process for every trial; inf: one process)",
+    )
     p.add_argument(
         "--retrain-best",
         action="store_true",
@@ -682,11 +662,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``cnnkeras`` and ``python -m cnnkeras``; returns the exit status."""
-    _import_tensorflow_quietly()
+    import_tensorflow_quietly()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
-        args.argv = argv
         func: Callable = args.func
         status = func(args)
         if status:

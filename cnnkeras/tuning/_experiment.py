@@ -11,6 +11,7 @@ from cnnkeras.errors import UserError
 
 TUNERS = ("random", "hyperband", "bayesian")
 TRAINING_HPS = ("lr", "optimizer", "batch_size")  # sampled by the hypermodel, not the builder
+MEMORY_GROWTH_MB = 128.0  # a search process hands over to a fresh one after growing this much
 _LR = {"min": 1e-4, "max": 1e-2, "sampling": "log"}
 _DROPOUT = {"min": 0.0, "max": 0.5, "step": 0.1}
 

@@ -1,35 +1,44 @@
 """The search itself: a hypermodel that samples builder and training options and calls
-``create_model`` (never a second copy of a network), tuners that record each trial's wall time
-and size, results tables and plots, and a chief with workers on loopback for distributed runs.
+``create_model`` (never a second copy of a network), tuners that record each trial's wall time,
+size and memory, results tables and plots, and a chief with workers on loopback.
 
 Keras Tuner keeps its oracle state in the search folder: running the same search again after
-a kill reloads it, keeps finished trials and re-runs only the one that was under way.
+a kill reloads it, keeps finished trials and re-runs only the one that was under way. Trials
+run in spawned processes that hand over to a fresh one once they have grown by
+``max_memory_growth_mb``: TensorFlow keeps memory after ``clear_session`` (about 10 MiB a
+LeNet-5 trial here) that only the end of a process gives back.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
+import logging
 import math
 import os
 import socket
-import subprocess
-import sys
+import threading
 import time
+from contextlib import nullcontext, redirect_stdout
 from pathlib import Path
 
 import keras
 import keras_tuner as kt
 
 from cnnkeras import _io
+from cnnkeras._spawn import Child, Died
 from cnnkeras.data import load_dataset, make_pipeline
 from cnnkeras.errors import UserError
 from cnnkeras.models import create_model, model_info
 from cnnkeras.train._config import TrainConfig
 from cnnkeras.train._run import compile_for_training, preprocessing_for, seed_everything
-from cnnkeras.tuning._experiment import TRAINING_HPS, Experiment
+from cnnkeras.tuning._experiment import MEMORY_GROWTH_MB, TRAINING_HPS, Experiment
 
 PROJECT = "search"
-EXTRA = "cnnkeras.json"  # wall time, epochs and parameters, in each trial's folder
+EXTRA = "cnnkeras.json"  # attempts, wall time, epochs, parameters and memory, per trial folder
+MAX_DEATHS = 2  # a trial whose process died this often is recorded FAILED, not run again
+TUNER_ID = "KERASTUNER_TUNER_ID"  # Keras Tuner's distributed mode: chief, tuner0, tuner1, ...
 
 
 def sample(hp: kt.HyperParameters, name: str, spec):
@@ -60,23 +69,20 @@ class ZooHyperModel(kt.HyperModel):
         self.prep = prep
         self.info = model_info(experiment.arch)
         self.last: dict = {}
-        self._cache: dict = {}
 
     def _pipelines(self, batch: int):
-        """One pair of tf.data pipelines per batch size for the whole search: new ones every
-        trial would trace new dataset functions that TensorFlow keeps until the process ends."""
-        if batch not in self._cache:
-            train = make_pipeline(
-                self.data.splits["train"],
-                self.prep,
-                self.data.num_classes,
-                batch_size=batch,
-                training=True,
-                seed=self.experiment.seed,
-            )
-            val = make_pipeline(self.data.splits["val"], self.prep, self.data.num_classes)
-            self._cache[batch] = (train, val)
-        return self._cache[batch]
+        """Fresh pipelines for each trial, so that a trial sees the same shuffles whatever ran
+        before it in its process (and a search gives the same results however it is split
+        into processes)."""
+        train = make_pipeline(
+            self.data.splits["train"],
+            self.prep,
+            self.data.num_classes,
+            batch_size=batch,
+            training=True,
+            seed=self.experiment.seed,
+        )
+        return train, make_pipeline(self.data.splits["val"], self.prep, self.data.num_classes)
 
     def build(self, hp):
         space = self.experiment.space(self.info.family)
@@ -138,17 +144,61 @@ def _rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
+class _Handover(Exception):
+    """Between two trials: this process has grown enough to hand over to a fresh one."""
+
+
 class _Recording:
-    """Mixed into a Keras Tuner class: keeps wall time, epochs and size of every trial."""
+    """Mixed into a Keras Tuner class: seeds each trial from its id, keeps its attempts, wall
+    time, epochs, size and memory in its folder, fails a trial whose process keeps dying, and
+    hands over to a fresh process once this one has grown by ``max_growth_mb``."""
+
+    max_growth_mb: float | None = None  # None: every trial in this process
+    _baseline_mb: float | None = None  # memory after this process's first completed trial
+
+    def pre_create_trial(self):
+        super().pre_create_trial()
+        if self.max_growth_mb is None or self._baseline_mb is None or self._budget_spent():
+            return
+        if self.max_growth_mb <= 0 or _rss_mb() - self._baseline_mb > self.max_growth_mb:
+            raise _Handover
+
+    def _budget_spent(self) -> bool:
+        """Whether the oracle will only say stop: then this process says it, not a new one."""
+        oracle = self.oracle
+        trials, limit = getattr(oracle, "trials", None), getattr(oracle, "max_trials", None)
+        return (
+            bool(limit) and trials is not None and len(trials) >= limit and not oracle._retry_queue
+        )
 
     def run_trial(self, trial, *args, **kwargs):
-        result = super().run_trial(trial, *args, **kwargs)
-        # Keras Tuner clears the session before a build; clearing after the trial too (with a
-        # garbage collection) returns the trial's graphs and datasets before the next one.
-        keras.backend.clear_session(free_memory=True)
         # one file per trial: workers of a distributed search write side by side
-        record = {**self.hypermodel.last, "rss_mb": round(_rss_mb(), 1)}
-        _io.write_json(Path(self.get_trial_dir(trial.trial_id)) / EXTRA, record)
+        path = Path(self.get_trial_dir(trial.trial_id)) / EXTRA
+        record = json.loads(path.read_text()) if path.is_file() else {}
+        started = record.get("started", 0)
+        died = started - record.get("finished", 0)
+        if died >= MAX_DEATHS:
+            raise kt.errors.FailedTrialError(
+                f"the process running this trial ended {died} times before the trial did "
+                "(killed, or out of memory); not run again"
+            )
+        _io.write_json(path, {**record, "started": started + 1})
+        # the same trial gives the same model whichever process runs it, after whatever
+        keras.utils.set_random_seed(self.hypermodel.experiment.seed + int(trial.trial_id))
+        self.hypermodel.last = {}
+        completed = False
+        try:
+            result = super().run_trial(trial, *args, **kwargs)
+            completed = True
+        finally:
+            # Keras Tuner clears the session before a build; clearing after the trial too
+            # (with a garbage collection) returns its graphs before the next one.
+            keras.backend.clear_session(free_memory=True)
+            rss = _rss_mb()
+            if completed and self._baseline_mb is None:
+                self._baseline_mb = rss
+            record = {**record, **self.hypermodel.last, "rss_mb": round(rss, 1), "pid": os.getpid()}
+            _io.write_json(path, {**record, "started": started + 1, "finished": started + 1})
         return result
 
 
@@ -159,9 +209,13 @@ TUNER_CLASSES = {
 }
 
 
-def make_tuner(experiment: Experiment, hypermodel: ZooHyperModel):
+def make_tuner(
+    experiment: Experiment, hypermodel: ZooHyperModel, max_growth_mb: float | None = None
+):
+    """The experiment's Keras Tuner tuner, reloaded from its folder when one is there."""
     base = TUNER_CLASSES[experiment.tuner]
-    cls = type(f"Recording{base.__name__}", (_Recording, base), {})
+    attrs = {"max_growth_mb": max_growth_mb}
+    cls = type(f"Recording{base.__name__}", (_Recording, base), attrs)
     common = dict(
         hypermodel=hypermodel,
         objective=kt.Objective(
@@ -194,57 +248,140 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _search_process(
+    fields: dict, max_growth_mb: float | None, verbose: int, handover: bool
+) -> bool:
+    """Run trials in this process until the search is over (True) or this process has grown
+    by ``max_growth_mb`` and hands over to a fresh one (False)."""
+    experiment = Experiment(**fields)
+    seed_everything(experiment.seed)
+    tf_logger = logging.getLogger("tensorflow")
+    if _RetraceFilter not in map(type, tf_logger.filters):
+        tf_logger.addFilter(_RetraceFilter())
+    data, prep = _prepare(experiment)
+    with redirect_stdout(io.StringIO()) if handover else nullcontext():  # "Reloading Tuner ..."
+        tuner = make_tuner(experiment, ZooHyperModel(experiment, data, prep), max_growth_mb)
+    try:
+        tuner.search(verbose=verbose)
+    except _Handover:
+        return False
+    except RuntimeError as err:  # Keras Tuner's stop after too many failures in a row
+        if "consecutive" not in str(err):
+            raise
+        # Keras Tuner raises before writing the last failed trial to disk
+        for trial in getattr(tuner.oracle, "trials", {}).values():
+            tuner.oracle._save_trial(trial)
+        raise UserError(
+            f"the search stopped: 3 trials in a row failed; reasons in "
+            f"{experiment.out / 'trials.csv'}"
+        ) from None
+    return True
+
+
+class _RetraceFilter(logging.Filter):
+    """Drops TensorFlow's "triggered tf.function retracing" warning: every trial is a new
+    model with new functions, which is what a search is, not a mistake to warn about."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "tf.function retracing" not in record.getMessage()
+
+
+class _Role:
+    """One part of a search (the whole of it, the chief, or one worker) played by one process
+    at a time: a process that hands over, or dies, is followed by a fresh one until the
+    search is over. Three deaths in a row, with no trial finished between, end the search."""
+
+    def __init__(self, experiment: Experiment, max_growth_mb, verbose: int, env=None):
+        self.args = (dataclasses.asdict(experiment), max_growth_mb, verbose)
+        self.env, self.child, self.error, self.stopped = env or {}, None, None, False
+
+    def play(self) -> None:
+        deaths, handover = 0, False
+        while not self.stopped:
+            self.child = Child(
+                "cnnkeras.tuning._search:_search_process", *self.args, handover, env=self.env
+            )
+            done = self.child.wait()
+            if isinstance(done, Died):
+                deaths += 1
+                if deaths == 3:
+                    raise UserError(
+                        f"the search process ended 3 times in a row ({done}); free some "
+                        "memory or lower --batch-size, then run the same command again"
+                    )
+            elif done:
+                return
+            else:
+                deaths = 0
+            handover = True
+
+    def play_in_thread(self) -> threading.Thread:
+        def target():
+            try:
+                self.play()
+            except (UserError, RuntimeError) as err:
+                self.error = err
+
+        thread = threading.Thread(target=target, daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self.stopped = True
+        if self.child is not None:
+            self.child.terminate()
+
+
 def run_search(
     experiment: Experiment,
     *,
     workers: int = 0,
     host: str = "127.0.0.1",
-    argv: list[str] | None = None,
+    max_memory_growth_mb: float | None = MEMORY_GROWTH_MB,
     verbose: int = 1,
 ) -> dict:
     """Run (or resume) a search and write its results into ``experiment.out``.
 
-    With ``workers`` > 0, start a chief oracle on ``host`` (loopback by default) and that many
-    worker processes running ``argv`` (this command without --workers), and wait for them.
+    Trials run in a spawned process that hands over to a fresh one once it has grown by
+    ``max_memory_growth_mb`` since its first trial (0: a fresh process for every trial;
+    None: every trial in this process). With ``workers`` > 0, a chief oracle listens on
+    ``host`` (loopback by default) and that many workers run the trials.
     """
     experiment.out.mkdir(parents=True, exist_ok=True)
     _io.write_json(experiment.out / "experiment.json", experiment.__dict__)
-    if workers:
-        port = _free_port()
-        env = {**os.environ, "KERASTUNER_ORACLE_IP": host, "KERASTUNER_ORACLE_PORT": str(port)}
-        command = [sys.executable, "-m", "cnnkeras", *(argv or [])]
-        chief = subprocess.Popen(command, env={**env, "KERASTUNER_TUNER_ID": "chief"})
-        time.sleep(2)  # let the chief open its port before workers connect
-        procs = [
-            subprocess.Popen(command, env={**env, "KERASTUNER_TUNER_ID": f"tuner{i}"})
-            for i in range(workers)
-        ]
-        codes = [p.wait() for p in procs]
-        chief.wait(timeout=120)
-        if any(codes):
-            raise UserError(f"{sum(1 for c in codes if c)} worker(s) failed; see their output")
-    else:
-        seed_everything(experiment.seed)
-        data, prep = _prepare(experiment)
-        tuner = make_tuner(experiment, ZooHyperModel(experiment, data, prep))
-        try:
-            tuner.search(verbose=verbose)
-        except RuntimeError as err:  # Keras Tuner's stop after too many failures in a row
-            if "consecutive" not in str(err):
-                raise
-            # Keras Tuner raises before writing the last failed trial to disk
-            for trial in tuner.oracle.trials.values():
-                tuner.oracle._save_trial(trial)
-            write_results(experiment, verbose=0)
-            raise UserError(
-                f"the search stopped: 3 trials in a row failed; reasons in "
-                f"{experiment.out / 'trials.csv'}"
-            ) from None
-        if os.environ.get("KERASTUNER_TUNER_ID", "chief") != "chief":
-            return {}  # a worker: the parent writes the results
-        if "KERASTUNER_ORACLE_IP" in os.environ:
-            return {}  # the chief of a distributed run: the parent writes the results
+    try:
+        if max_memory_growth_mb is None and not workers:
+            _search_process(dataclasses.asdict(experiment), None, verbose, False)
+        elif not workers:
+            _Role(experiment, max_memory_growth_mb, verbose).play()
+        else:
+            _distributed(experiment, workers, host, max_memory_growth_mb, verbose)
+    except UserError:
+        if any((experiment.out / PROJECT).glob("trial_*/trial.json")):
+            write_results(experiment, verbose=0)  # the trials so far, failure reasons included
+        raise
+    if "KERASTUNER_ORACLE_IP" in os.environ:
+        return {}  # this command is the chief or a worker of a larger search: no results here
     return write_results(experiment, verbose=verbose)
+
+
+def _distributed(experiment: Experiment, workers: int, host: str, max_growth_mb, verbose: int):
+    """A chief oracle on ``host`` and ``workers`` workers, all on this machine; returns when
+    the search is over."""
+    env = {"KERASTUNER_ORACLE_IP": host, "KERASTUNER_ORACLE_PORT": str(_free_port())}
+    chief = _Role(experiment, None, verbose, {**env, TUNER_ID: "chief"})
+    chief_thread = chief.play_in_thread()  # workers wait for it: Keras Tuner's wait_for_ready
+    roles = [
+        _Role(experiment, max_growth_mb, verbose, {**env, TUNER_ID: f"tuner{i}"})
+        for i in range(workers)
+    ]
+    for thread in [role.play_in_thread() for role in roles]:
+        thread.join()
+    chief_thread.join(timeout=120)
+    chief.stop()
+    errors = [role.error for role in [*roles, chief] if role.error]
+    if errors:
+        raise UserError(f"{len(errors)} search process(es) failed: {errors[0]}")
 
 
 def _load_trials(experiment: Experiment) -> list[dict]:
