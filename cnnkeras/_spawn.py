@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import traceback
+from pathlib import Path
 
 from cnnkeras.errors import UserError
 
@@ -50,13 +51,18 @@ class Died:
 
 
 class Child:
-    """``module:function(*args)`` (JSON arguments) in a fresh process; ``env`` is added to
-    this process's environment. Its stdout and stderr are this process's."""
+    """``module:function(*args)`` (JSON arguments) in a fresh process that inherits this
+    one's environment plus ``env``, and writes to this one's stdout and stderr."""
 
     def __init__(self, target: str, *args, env: dict | None = None):
         read, write = os.pipe()
+        root = str(Path(__file__).resolve().parents[1])  # this very cnnkeras, installed or not
+        boot = (
+            f"import sys; {root!r} in sys.path or sys.path.insert(0, {root!r}); "
+            f"from cnnkeras._spawn import _serve; _serve({write})"
+        )
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "cnnkeras._spawn", str(write)],
+            [sys.executable, "-c", boot],
             stdin=subprocess.PIPE,
             env={**os.environ, **(env or {})},
             pass_fds=(write,),
@@ -117,7 +123,3 @@ def _serve(result_fd: int) -> None:
     sys.stdout.flush()
     with os.fdopen(result_fd, "w") as out:
         json.dump(reply, out)
-
-
-if __name__ == "__main__":
-    _serve(int(sys.argv[1]))
