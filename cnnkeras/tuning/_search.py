@@ -4,7 +4,7 @@ size and memory, results tables and plots, and a chief with workers on loopback.
 
 Keras Tuner keeps its oracle state in the search folder: running the same search again after
 a kill reloads it, keeps finished trials and re-runs only the one that was under way. Trials
-run in spawned processes that hand over to a fresh one once they have grown by
+run in child processes that hand over to a fresh one once they have grown by
 ``max_memory_growth_mb``: TensorFlow keeps memory after ``clear_session`` (about 10 MiB a
 LeNet-5 trial here) that only the end of a process gives back.
 """
@@ -342,7 +342,7 @@ def run_search(
 ) -> dict:
     """Run (or resume) a search and write its results into ``experiment.out``.
 
-    Trials run in a spawned process that hands over to a fresh one once it has grown by
+    Trials run in a child process that hands over to a fresh one once it has grown by
     ``max_memory_growth_mb`` since its first trial (0: a fresh process for every trial;
     None: every trial in this process). With ``workers`` > 0, a chief oracle listens on
     ``host`` (loopback by default) and that many workers run the trials.
