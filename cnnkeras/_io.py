@@ -1,5 +1,5 @@
 """Atomic file writes: a temporary file in the same folder, then a rename, so that a killed
-process never leaves a half-written model, report or table behind."""
+process never leaves a half-written model, report or table behind; and their reading back."""
 
 from __future__ import annotations
 
@@ -43,6 +43,12 @@ def write_bytes(path: str | Path, data: bytes) -> None:
 
 def write_json(path: str | Path, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+def read_json(path: str | Path) -> dict:
+    """A JSON object from a file, or an empty one where there is no file."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _json_default(value):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnkeras import _io
 from cnnkeras.data import DEFAULT_SEED, Preprocessing, load_dataset, make_pipeline
 from cnnkeras.errors import UserError
 from cnnkeras.evaluate._metrics import compute_metrics
@@ -36,7 +37,7 @@ def load_run_model(path: str | Path):
     except Exception as err:  # zip, JSON and deserialisation errors all mean "not a model"
         raise UserError(f"could not load {path} as a Keras model: {err}") from err
     config_path = path.parent / "config.json"
-    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    config = _io.read_json(config_path)
     if "preprocessing" in config:
         prep = Preprocessing.from_dict(config["preprocessing"])
     else:

@@ -67,6 +67,11 @@ class Experiment:
             raise UserError("max_trials, epochs and batch_size must be >= 1")
 
     @property
+    def maximize(self) -> bool:
+        """Whether a higher objective is better: accuracies up, losses down."""
+        return "acc" in self.objective
+
+    @property
     def out(self) -> Path:
         return Path(self.directory) if self.directory else Path("tuning/runs") / self.name
 

@@ -7,16 +7,16 @@ import numpy as np
 from cnnkeras.evaluate._plots import _png, plt
 
 
-def objective_plots(rows: list[dict], hp_names: list[str], objective: str) -> dict[str, bytes]:
+def objective_plots(
+    rows: list[dict], hp_names: list[str], objective: str, maximize: bool
+) -> dict[str, bytes]:
     done = [r for r in rows if r.get(objective) is not None]
     fig, ax = plt.subplots(figsize=(6, 4))
     ids = [int(r["trial_id"]) for r in done]
     values = [r[objective] for r in done]
     ax.plot(ids, values, "o", label=objective)
     if values:
-        best = (
-            np.maximum.accumulate(values) if "acc" in objective else np.minimum.accumulate(values)
-        )
+        best = (np.maximum if maximize else np.minimum).accumulate(values)
         ax.step(ids, best, where="post", label="best so far")
     ax.set(xlabel="trial", ylabel=objective, title="objective per trial")
     ax.legend()

@@ -174,7 +174,7 @@ class _Recording:
     def run_trial(self, trial, *args, **kwargs):
         # one file per trial: workers of a distributed search write side by side
         path = Path(self.get_trial_dir(trial.trial_id)) / EXTRA
-        record = json.loads(path.read_text()) if path.is_file() else {}
+        record = _io.read_json(path)
         started = record.get("started", 0)
         died = started - record.get("finished", 0)
         if died >= MAX_DEATHS:
@@ -219,7 +219,7 @@ def make_tuner(
     common = dict(
         hypermodel=hypermodel,
         objective=kt.Objective(
-            experiment.objective, direction="max" if "acc" in experiment.objective else "min"
+            experiment.objective, direction="max" if experiment.maximize else "min"
         ),
         seed=experiment.seed,
         directory=str(experiment.out),
@@ -384,45 +384,43 @@ def _distributed(experiment: Experiment, workers: int, host: str, max_growth_mb,
         raise UserError(f"{len(errors)} search process(es) failed: {errors[0]}")
 
 
-def _load_trials(experiment: Experiment) -> list[dict]:
-    """Every trial as Keras Tuner saved it, in trial order."""
+def _load_trials(experiment: Experiment) -> tuple[list[dict], list[str]]:
+    """Every trial as Keras Tuner saved it, in trial order, and the hyperparameters' names."""
     root = experiment.out / PROJECT
     order = list(experiment.space(model_info(experiment.arch).family))
-    rows = []
+    rows, hp_names = [], {}
     for path in sorted(root.glob("trial_*/trial.json")):
         t = json.loads(path.read_text())
         found = t["hyperparameters"]["values"]
         names = [k for k in order if k in found] + sorted(
             k for k in found if k not in order and not k.startswith("tuner/")
         )
-        values = {k: found[k] for k in names}
-        extra = path.parent / EXTRA
-        more = json.loads(extra.read_text()) if extra.is_file() else {}
+        hp_names.update(dict.fromkeys(names))
+        more = _io.read_json(path.parent / EXTRA)
+        message = (t.get("message") or "").strip().splitlines()
         rows.append(
             {
                 "trial_id": t["trial_id"],
                 "status": t["status"],
-                **values,
+                **{k: found[k] for k in names},
                 experiment.objective: t.get("score"),
                 "epochs": more.get("epochs"),
                 "seconds": round(more["seconds"], 2) if "seconds" in more else None,
                 "params": more.get("params"),
                 "rss_mb": more.get("rss_mb"),
-                "message": (t.get("message") or "").strip().splitlines()[-1:] or [""],
+                "message": message[-1] if message else "",
             }
         )
-        rows[-1]["message"] = rows[-1]["message"][0]
-    return rows
+    return rows, list(hp_names)
 
 
 def write_results(experiment: Experiment, verbose: int = 1) -> dict:
     """trials.csv, best_hyperparameters.json, plots and summary.md from the search folder."""
     import csv
-    import io
 
     from cnnkeras.tuning._plots import objective_plots
 
-    rows = _load_trials(experiment)
+    rows, hp_names = _load_trials(experiment)
     if not rows:
         raise UserError(f"no trials found in {experiment.out}")
     columns = list(dict.fromkeys(k for r in rows for k in r))
@@ -432,11 +430,8 @@ def write_results(experiment: Experiment, verbose: int = 1) -> dict:
     writer.writerows(rows)
     _io.write_text(experiment.out / "trials.csv", buf.getvalue())
     done = [r for r in rows if r["status"] == "COMPLETED" and r[experiment.objective] is not None]
-    sign = 1 if "acc" in experiment.objective else -1
+    sign = 1 if experiment.maximize else -1
     best = max(done, key=lambda r: sign * r[experiment.objective]) if done else None
-    bookkeeping = {"trial_id", "status", experiment.objective, "epochs", "seconds", "params",
-                   "rss_mb", "message"}  # fmt: skip
-    hp_names = [c for c in columns if c not in bookkeeping]
     result = {
         "experiment": experiment.name,
         "trials": len(rows),
@@ -451,7 +446,8 @@ def write_results(experiment: Experiment, verbose: int = 1) -> dict:
             {k: best[k] for k in hp_names if best.get(k) is not None}
             | {experiment.objective: best[experiment.objective], "trial_id": best["trial_id"]},
         )
-    for name, png in objective_plots(rows, hp_names, experiment.objective).items():
+    plots = objective_plots(rows, hp_names, experiment.objective, experiment.maximize)
+    for name, png in plots.items():
         _io.write_bytes(experiment.out / name, png)
     lines = [
         f"# {experiment.name}: {experiment.tuner} search of {experiment.arch} on "
