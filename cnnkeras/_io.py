@@ -1,5 +1,6 @@
 """Atomic file writes: a temporary file in the same folder, then a rename, so that a killed
-process never leaves a half-written model, report or table behind; and their reading back."""
+process never leaves a half-written model, report or table behind; their reading back; and
+the progress lines that commands print."""
 
 from __future__ import annotations
 
@@ -61,6 +62,12 @@ def _json_default(value):
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def log(verbose: int, message: str) -> None:
+    """A progress line, flushed at once (runs are long and often piped), unless quiet."""
+    if verbose:
+        print(message, flush=True)
 
 
 def save_model(model, path: str | Path) -> None:

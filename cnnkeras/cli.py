@@ -290,7 +290,7 @@ def cmd_bench_train(args) -> None:
 
 
 def cmd_export(args) -> None:
-    from cnnkeras.export import VARIANTS, export_model
+    from cnnkeras.export import VARIANTS, export_model, parity_cells
 
     variants = {"none": ("float32",), "all": VARIANTS}.get(args.quantize)
     variants = variants or ("float32", args.quantize)
@@ -306,9 +306,7 @@ def cmd_export(args) -> None:
               f"{report['test_images']} test images")  # fmt: skip
     print(f"{'variant':<9}{'KiB':>8}{'accuracy':>10}{'agreement':>11}{'max diff':>10}{'ms':>8}")
     for variant, r in report["variants"].items():
-        acc = f"{r['accuracy']:.4f}" if "accuracy" in r else "-"
-        agree = f"{100 * r['agreement']:.2f}%" if "agreement" in r else "-"
-        diff = f"{r['max_abs_diff']:.4f}" if "max_abs_diff" in r else "-"
+        acc, agree, diff = parity_cells(r)
         print(f"{variant:<9}{r['bytes'] / 1024:>8.0f}{acc:>10}{agree:>11}{diff:>10}"
               f"{r['median_ms']:>8.3f}")  # fmt: skip
     print(f"files: {report['out']}")

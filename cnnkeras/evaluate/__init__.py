@@ -91,7 +91,7 @@ def predict_split(model, split, prep: Preprocessing, num_classes: int, batch_siz
     images, scores = [], []
     for x, _ in ds:
         images.append(x.numpy())
-        scores.append(np.asarray(model(x.numpy())))
+        scores.append(np.asarray(model(images[-1])))
     return np.concatenate(scores), np.concatenate(images)
 
 

@@ -198,7 +198,7 @@ def export_model(
         quant[variant] = runner.quantization
         if data is not None:
             scores[variant] = runner.predict(test_images)
-        _log(verbose, f"wrote {path} ({len(blob) / 1024:.0f} KiB)")
+        _io.log(verbose, f"wrote {path} ({len(blob) / 1024:.0f} KiB)")
     if class_names:
         _io.write_text(out / "labels.txt", "\n".join(class_names) + "\n")
     meta = {
@@ -219,7 +219,7 @@ def export_model(
         _golden(out, test, prep, keras_scores, scores, data.class_names)
     for variant in variants:
         row = {"file": str(files[variant]), "bytes": files[variant].stat().st_size}
-        row.update(bench_infer(files[variant], runs=50) | {"file_bytes": row["bytes"]})
+        row.update(bench_infer(files[variant], runs=50))
         if data is not None:
             row.update(parity(keras_scores, scores[variant], test.labels))
             warning = _check_bar(variant, row, keras_accuracy)
@@ -227,14 +227,25 @@ def export_model(
                 report["warnings"].append(warning)
         report["variants"][variant] = row
     report["keras_latency"] = bench_infer(model_path, runs=50)
-    if "float32" in files and "int8" in files:
-        report["int8_size_ratio"] = files["int8"].stat().st_size / files["float32"].stat().st_size
+    sizes = {variant: row["bytes"] for variant, row in report["variants"].items()}
+    if "float32" in sizes and "int8" in sizes:
+        report["int8_size_ratio"] = sizes["int8"] / sizes["float32"]
     params, macs = int(model.count_params()), count_macs(model)
     _io.write_text(out / "model_card.md", _model_card(name, model, params, macs, report, meta))
     _io.write_json(out / "parity.json", report)
     for warning in report["warnings"]:
-        _log(1, "WARNING: " + warning)
+        _io.log(1, "WARNING: " + warning)
     return report
+
+
+def parity_cells(row: dict) -> tuple[str, str, str]:
+    """Accuracy, agreement and max output difference of a report row as table cells ("-"
+    without a dataset)."""
+    return (
+        f"{row['accuracy']:.4f}" if "accuracy" in row else "-",
+        f"{100 * row['agreement']:.2f}%" if "agreement" in row else "-",
+        f"{row['max_abs_diff']:.4f}" if "max_abs_diff" in row else "-",
+    )
 
 
 def _check_bar(variant: str, row: dict, keras_accuracy: float) -> str | None:
@@ -266,9 +277,7 @@ def _model_card(name, model, params, macs, report, meta) -> str:
     lines += ["", "| variant | size | accuracy | agreement with Keras | max output diff | "
               "median latency | p90 latency |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for variant, row in report["variants"].items():
-        acc = f"{row['accuracy']:.4f}" if "accuracy" in row else "-"
-        agree = f"{100 * row['agreement']:.2f}%" if "agreement" in row else "-"
-        diff = f"{row['max_abs_diff']:.4f}" if "max_abs_diff" in row else "-"
+        acc, agree, diff = parity_cells(row)
         lines.append(f"| {variant} | {row['bytes'] / 1024:.0f} KiB | {acc} | {agree} | {diff} | "
                      f"{row['median_ms']:.3f} ms | {row['p90_ms']:.3f} ms |")  # fmt: skip
     if report["warnings"]:
@@ -280,8 +289,3 @@ def _model_card(name, model, params, macs, report, meta) -> str:
                   f"with scale {q['output']['scale']:.6g} and zero point "
                   f"{q['output']['zero_point']} (real = scale * (q - zero_point))."]  # fmt: skip
     return "\n".join(lines) + "\n"
-
-
-def _log(verbose: int, message: str) -> None:
-    if verbose:
-        print(message, flush=True)

@@ -24,7 +24,6 @@ from cnnkeras.models import create_model, model_info
 from cnnkeras.train._config import TrainConfig
 from cnnkeras.train._run import (
     _default_run_dir,
-    _log,
     compile_for_training,
     finish_run,
     fit_epochs,
@@ -177,7 +176,7 @@ def finetune(config: FinetuneConfig, *, run_dir: str | Path | None = None, verbo
     data = load_dataset(config.dataset, seed=config.seed)
     features, pool, input_layers, prep, described = load_base(config.base, config.image_size)
     if data.channels != prep.channels:
-        _log(verbose, f"converting {data.channels}-channel images to the base's {prep.channels}")
+        _io.log(verbose, f"converting {data.channels}-channel images to the base's {prep.channels}")
     model = build_transfer_model(
         features, pool, input_layers, prep, data.num_classes, config.head_dropout
     )

@@ -195,11 +195,6 @@ def _default_run_dir(config: TrainConfig, dataset_name: str) -> Path:
     return run
 
 
-def _log(verbose: int, message: str) -> None:
-    if verbose:
-        print(message, flush=True)
-
-
 def start_run(run: Path, options: dict, data, prep, model, verbose: int) -> dict:
     """Create the run folder with config.json and labels.txt; refuse to overwrite a run."""
     if (run / "config.json").exists():
@@ -219,7 +214,7 @@ def start_run(run: Path, options: dict, data, prep, model, verbose: int) -> dict
     }
     _io.write_json(run / "config.json", record)
     _io.write_text(run / "labels.txt", "\n".join(data.class_names) + "\n")
-    _log(verbose, f"run folder: {run}")
+    _io.log(verbose, f"run folder: {run}")
     return record
 
 
@@ -229,7 +224,7 @@ def train(config: TrainConfig, *, run_dir: str | Path | None = None, verbose: in
     seed_everything(config.seed)
     data = load_dataset(config.dataset, seed=config.seed)
     if data.skipped:
-        _log(1, f"skipped {len(data.skipped)} unreadable file(s), e.g. {data.skipped[0]}")
+        _io.log(1, f"skipped {len(data.skipped)} unreadable file(s), e.g. {data.skipped[0]}")
     info = model_info(config.arch)
     size = config.image_size or info.input_shape[0]
     if size < info.min_size:
@@ -261,14 +256,14 @@ def resume(run_dir: str | Path, *, verbose: int = 1) -> dict:
         raise UserError(f"{run} is a finetune run; those cannot be resumed yet: run it again")
     config = TrainConfig.from_dict(record)
     if record.get("status") in ("done", "early_stopped", "nan"):
-        _log(verbose, f"{run} is complete ({record['status']}); nothing to resume")
+        _io.log(verbose, f"{run} is complete ({record['status']}); nothing to resume")
         return record.get("result", {})
     seed_everything(config.seed)
     data = load_dataset(config.dataset, seed=config.seed)
     prep = Preprocessing.from_dict(record["preprocessing"])
     checkpoints = sorted((run / CHECKPOINTS).glob("epoch-*.keras"))
     if not checkpoints:  # killed during the first epoch: start over in the same folder
-        _log(verbose, "no completed epoch to resume from; starting the run again")
+        _io.log(verbose, "no completed epoch to resume from; starting the run again")
         (run / "history.csv").unlink(missing_ok=True)
         config_path.unlink()
         return train(config, run_dir=run, verbose=verbose)
@@ -277,7 +272,7 @@ def resume(run_dir: str | Path, *, verbose: int = 1) -> dict:
     model = keras.saving.load_model(last, safe_mode=True)
     rows = [r for r in read_history(run / "history.csv") if r["epoch"] <= epoch]
     _write_history(run / "history.csv", rows)
-    _log(verbose, f"resuming {run} after epoch {epoch + 1} of {config.epochs}")
+    _io.log(verbose, f"resuming {run} after epoch {epoch + 1} of {config.epochs}")
     return _fit(model, config, data, prep, run, record, start_epoch=epoch + 1, verbose=verbose,
                 history=rows)  # fmt: skip
 
@@ -340,7 +335,7 @@ def fit_epochs(
             callbacks=callbacks, verbose=2 if verbose else 0, shuffle=False,
         )  # fmt: skip
     if checkpoint.nan_epoch is not None:
-        _log(1, f"loss became NaN at epoch {checkpoint.nan_epoch + 1}; stopped and kept the "
+        _io.log(1, f"loss became NaN at epoch {checkpoint.nan_epoch + 1}; stopped and kept the "
                 f"best model (epoch {checkpoint.best_epoch + 1}); try a lower --lr")  # fmt: skip
     return checkpoint
 
@@ -374,7 +369,7 @@ def finish_run(run, data, prep, record, *, status, seconds, title, verbose) -> d
         leftover.unlink()
     if (run / CHECKPOINTS).is_dir():
         (run / CHECKPOINTS).rmdir()
-    _log(verbose, f"test accuracy {result['test_accuracy']:.4f} (macro F1 "
+    _io.log(verbose, f"test accuracy {result['test_accuracy']:.4f} (macro F1 "
                   f"{result['test_macro_f1']:.4f}, mAP {result['test_mAP']:.4f}); "
                   f"report: {run / 'report.html'}")  # fmt: skip
     return result
