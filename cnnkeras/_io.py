@@ -74,3 +74,26 @@ def save_model(model, path: str | Path) -> None:
     """``model.save`` through a temporary file (Keras needs the .keras suffix on it)."""
     with atomic_path(path) as tmp:
         model.save(tmp)
+
+
+class Progress:
+    """A progress line every few seconds for a scan that may be long (thousands of files or
+    records); silent for short ones."""
+
+    def __init__(self, what: str, verbose: int, every_s: float = 5.0, quiet_below: int = 2000):
+        import time
+
+        self.what, self.verbose, self.every_s = what, verbose, every_s
+        self.quiet_below, self.count, self._clock = quiet_below, 0, time.monotonic
+        self._last = self._clock()
+
+    def update(self, n: int = 1) -> None:
+        self.count += n
+        due = self._clock() - self._last > self.every_s
+        if self.verbose and self.count >= self.quiet_below and due:
+            self._last = self._clock()
+            log(self.verbose, f"{self.what}: {self.count:,}")
+
+    def done(self) -> None:
+        if self.count >= self.quiet_below:
+            log(self.verbose, f"{self.what}: {self.count:,}, done")

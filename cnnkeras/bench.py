@@ -1,7 +1,9 @@
 """Steady-state training throughput of the default training path, on synthetic data.
 
-Timings are medians over several timed epochs after a warm-up epoch (tracing, XLA
-compilation), so that the number reflects the model and the machine, not start-up costs.
+``steps`` is one epoch of that many steps, run as ``cnnkeras train`` runs it (the same
+choice of steps per execution, validation included when asked); timings are medians over
+several timed epochs after a warm-up epoch (tracing), so that the number reflects the model
+and the machine, not start-up costs.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cnnkeras.errors import UserError
 from cnnkeras.models import create_model, model_info
 
 
@@ -28,6 +31,13 @@ class _EpochTimer(keras.callbacks.Callback):
         self.times.append(time.perf_counter() - self._start)
 
 
+def _synthetic(n: int, batch: int, shape, num_classes: int, seed: int) -> tf.data.Dataset:
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 1, (n, *shape)).astype("float32")
+    y = np.eye(num_classes, dtype="float32")[rng.integers(0, num_classes, n)]
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache().prefetch(-1)
+
+
 def bench_train(
     arch: str = "lenet5",
     *,
@@ -35,47 +45,55 @@ def bench_train(
     image_size: int | None = None,
     channels: int | None = None,
     num_classes: int = 10,
-    steps: int = 50,
+    steps: int = 64,
+    val_images: int = 0,
     repeats: int = 5,
     jit_compile: bool | str | None = None,
     steps_per_execution: int | None = None,
 ) -> dict:
-    """Images per second of ``model.fit`` as ``cnnkeras train`` compiles it."""
+    """Images per second of ``model.fit`` as ``cnnkeras train`` compiles and runs it: one
+    epoch of ``steps`` training steps, then ``val_images`` of validation (0: none)."""
     from cnnkeras.train._config import TrainConfig
+    from cnnkeras.train._plan import execution_plan
     from cnnkeras.train._run import compile_for_training, seed_everything
 
+    if steps < 1 or repeats < 1 or batch_size < 1 or val_images < 0:
+        raise UserError("steps, repeats and batch_size must be >= 1, val_images >= 0")
     info = model_info(arch)
     size = image_size or info.input_shape[0]
     channels = channels or info.input_shape[-1]
+    shape = (size, size, channels)
     seed_everything(0)  # as in training, op determinism included
-    model = create_model(arch, input_shape=(size, size, channels), num_classes=num_classes)
-    overrides = {}
+    model = create_model(arch, input_shape=shape, num_classes=num_classes)
+    spe, val_batch, val_steps = execution_plan(steps, max(val_images, 1))
+    overrides = {"steps_per_execution": steps_per_execution or spe}
     if jit_compile is not None:
         overrides["jit_compile"] = jit_compile
-    if steps_per_execution is not None:
-        overrides["steps_per_execution"] = steps_per_execution
     compile_for_training(model, TrainConfig(arch=arch, batch_size=batch_size), **overrides)
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 1, (batch_size, size, size, channels)).astype("float32")
-    y = np.eye(num_classes, dtype="float32")[rng.integers(0, num_classes, batch_size)]
-    data = tf.data.Dataset.from_tensors((x, y)).repeat().prefetch(tf.data.AUTOTUNE)
+    data = _synthetic(steps * batch_size, batch_size, shape, num_classes, 0)
+    val = _synthetic(val_images, val_batch, shape, num_classes, 1) if val_images else None
     timer = _EpochTimer()
-    model.fit(
-        data, epochs=repeats + 1, steps_per_epoch=steps, callbacks=[timer], verbose=0, shuffle=False
-    )
-    per_epoch = timer.times[1:]  # the first epoch traces and compiles
+    model.fit(data, validation_data=val, epochs=repeats + 1, callbacks=[timer], verbose=0,
+              shuffle=False)  # fmt: skip
+    per_epoch = timer.times[1:]  # the first epoch traces
     median = statistics.median(per_epoch)
     return {
         "arch": arch,
         "batch_size": batch_size,
-        "input_shape": [size, size, channels],
+        "input_shape": list(shape),
         "steps": steps,
+        "val_images": val_images,
+        "val_steps": val_steps if val_images else 0,
         "repeats": repeats,
         "jit_compile": bool(model.jit_compile),
         "steps_per_execution": int(model.steps_per_execution),
         "images_per_sec": batch_size * steps / median,
         "step_ms_median": 1000 * median / steps,
+        "epoch_s_median": median,
         "images_per_sec_runs": [batch_size * steps / t for t in per_epoch],
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
     }
+
+
+__all__ = ["bench_train"]

@@ -277,15 +277,19 @@ def cmd_bench_train(args) -> None:
         batch_size=args.batch_size,
         image_size=args.image_size,
         steps=args.steps,
+        val_images=args.val_images,
         repeats=args.repeats,
+        steps_per_execution=args.steps_per_execution,
     )
     if args.json:
         _print_json(r)
         return
     shape = "x".join(map(str, r["input_shape"]))
+    val = f" + {r['val_images']} validation images" if r["val_images"] else ""
     print(
         f"{r['arch']} {shape}, batch {r['batch_size']}: {r['images_per_sec']:,.0f} images/s "
-        f"({r['step_ms_median']:.2f} ms/step, median of {r['repeats']} x {r['steps']} steps)"
+        f"({r['step_ms_median']:.2f} ms/step; median of {r['repeats']} epochs of {r['steps']} "
+        f"steps{val}, {r['steps_per_execution']} steps per execution)"
     )
 
 
@@ -369,20 +373,44 @@ def cmd_tune(args) -> None:
 
 def _training_options(p: argparse.ArgumentParser, d) -> None:
     """The options that train and finetune share."""
-    from cnnkeras.data._pipeline import DEFAULT_AUGMENT
+    from cnnkeras.data._pipeline import CACHES, DEFAULT_AUGMENT
     from cnnkeras.train._config import OPTIMIZERS
+    from cnnkeras.train._plan import SCHEDULES
 
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument(
+        "--batch-size",
+        type=_auto_int,
+        default=d.batch_size,
+        metavar="auto|N",
+        help="auto (default): 64, 32 or 16, the largest that gives 50 steps an epoch",
+    )
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
-    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--lr", type=float, default=d.lr, help="the peak of the schedule")
+    p.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default=d.schedule,
+        help="learning rate: cosine decay after a linear warm-up (default), onecycle, "
+        "plateau (halve when validation stalls) or constant",
+    )
+    p.add_argument("--warmup-epochs", type=int, metavar="N", help="default: min(3, epochs / 10)")
+    p.add_argument(
+        "--cache",
+        choices=CACHES,
+        default=d.cache,
+        help="decoded images: in memory, in a disk file in the run folder, none, or auto "
+        "(memory when they fit --cache-budget)",
+    )
+    p.add_argument("--cache-budget", type=float, default=d.cache_budget_mb, metavar="MIB")
     p.add_argument("--momentum", type=float, default=d.momentum, help="sgd and rmsprop")
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
     p.add_argument(
         "--augment",
         type=_augment,
-        default=list(DEFAULT_AUGMENT),
+        default="auto",
         metavar="LIST",
-        help=f"comma list of flip,rotation,zoom,translation (default {','.join(DEFAULT_AUGMENT)})",
+        help=f"comma list of flip,rotation,zoom,translation, or auto (default: "
+        f"{','.join(DEFAULT_AUGMENT)}, and flip for colour images)",
     )
     p.add_argument("--no-augment", dest="augment", action="store_const", const=[])
     p.add_argument("--seed", type=int, default=d.seed)
@@ -398,9 +426,13 @@ def _training_values(args) -> dict:
         "batch_size": args.batch_size,
         "optimizer": args.optimizer,
         "lr": args.lr,
+        "schedule": args.schedule,
+        "warmup_epochs": args.warmup_epochs,
+        "cache": args.cache,
+        "cache_budget_mb": args.cache_budget,
         "momentum": args.momentum,
         "label_smoothing": args.label_smoothing,
-        "augment": tuple(args.augment),
+        "augment": args.augment if args.augment == "auto" else tuple(args.augment),
         "seed": args.seed,
         "patience": args.patience,
         "out": args.out,
@@ -437,9 +469,20 @@ def cmd_demo_transfer(args) -> None:
     print(json.dumps(result) if args.json else demo_table(result))
 
 
-def _augment(text: str) -> list[str]:
+def _auto_int(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto or a number, got {text!r}") from None
+
+
+def _augment(text: str) -> list[str] | str:
     from cnnkeras.data._pipeline import AUGMENTATIONS
 
+    if text == "auto":
+        return text
     kinds = [k.strip() for k in text.split(",") if k.strip()]
     bad = sorted(set(kinds) - set(AUGMENTATIONS))
     if bad:
@@ -487,7 +530,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         help="digits, mnist5k, tfds:NAME or folder:PATH",
     )
-    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument(
+        "--epochs",
+        type=_auto_int,
+        default=d.epochs,
+        metavar="auto|N",
+        help="auto (default): 60, or enough for 1,500 steps when epochs are short",
+    )
     p.add_argument("--image-size", type=int, help="default: the architecture's input size")
     p.add_argument("--loss", choices=LOSSES, default=d.loss)
     p.add_argument("--dropout", type=float, help="default: the architecture's")
@@ -547,8 +596,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", default="lenet5")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--image-size", type=int)
-    p.add_argument("--steps", type=int, default=64, help="steps per timed round")
-    p.add_argument("--repeats", type=int, default=7, help="timed rounds; the median is kept")
+    p.add_argument("--steps", type=int, default=64, help="steps of one timed epoch")
+    p.add_argument(
+        "--val-images", type=int, default=0, metavar="N", help="validate on N images each epoch"
+    )
+    p.add_argument(
+        "--steps-per-execution",
+        type=int,
+        metavar="N",
+        help="default: as train chooses it (a divisor of the epoch's steps)",
+    )
+    p.add_argument("--repeats", type=int, default=7, help="timed epochs; the median is kept")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench_train)
 

@@ -1,8 +1,11 @@
 """Shared fixtures: fixed seeds, quiet TensorFlow, and a fresh Keras session per test."""
 
 import os
+import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).parent))  # tests/photos.py, shared by tests and benchmarks
 
 import keras
 import numpy as np
@@ -19,3 +22,16 @@ def _seeded_fresh_session():
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def real_photos(tmp_path_factory):
+    """270 real colour JPEGs in six classes (tests/photos.py: crops of the photographs that
+    scikit-learn and matplotlib ship, 30 to 125 pixels), and one more whose header is fine
+    but whose pixels are cut short, found only when the pipeline decodes it."""
+    from photos import make_photo_folder
+
+    root = make_photo_folder(tmp_path_factory.mktemp("real") / "photos", per_class=45)
+    whole = (root / "sky" / "sky_000.jpg").read_bytes()
+    (root / "sky" / "cut.jpg").write_bytes(whole[: int(len(whole) * 0.8)])
+    return root

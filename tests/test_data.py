@@ -36,13 +36,19 @@ def test_mnist5k_is_real_mnist():
     assert np.bincount(d.splits["test"].labels).min() >= 49  # stratified
 
 
-def test_tfds_with_own_test_split():
+def test_tfds_with_own_test_split_streams_records():
     with tfds.testing.mock_data(num_examples=60):
         d = load_dataset("tfds:mnist")
-    assert d.spec == "tfds:mnist" and d.class_names == [str(i) for i in range(10)]
-    assert len(d.splits["test"]) == 60  # the dataset's own test split, kept whole
-    assert len(d.splits["train"]) + len(d.splits["val"]) == 60
-    assert d.splits["train"].images.shape[1:] == (28, 28, 1)
+        assert d.spec == "tfds:mnist" and d.class_names == [str(i) for i in range(10)]
+        assert len(d.splits["test"]) == 60  # the dataset's own test split, kept whole
+        assert len(d.splits["train"]) + len(d.splits["val"]) == 60
+        train = d.splits["train"]
+        assert train.images is None and train.tfds.split == "train"  # positions, no pixels
+        ds = make_pipeline(train, Preprocessing(28, 28, 1), 10, batch_size=64, positions=True)
+        x, y, positions = next(iter(ds))
+    assert x.shape == (len(train), 28, 28, 1) and y.shape == (len(train), 10)
+    assert sorted(positions.numpy()) == list(range(len(train)))  # each record once, in order
+    np.testing.assert_array_equal(np.argmax(y, axis=1), train.labels)
 
 
 def test_tfds_without_test_split_and_variable_sizes(monkeypatch):
@@ -56,10 +62,13 @@ def test_tfds_without_test_split_and_variable_sizes(monkeypatch):
     monkeypatch.setattr(tfds, "load", load)
     with tfds.testing.mock_data(num_examples=50):
         d = load_dataset("tfds:tf_flowers")
-    assert d.class_names == ["dandelion", "daisy", "tulips", "sunflowers", "roses"]
-    assert sum(len(v) for v in d.splits.values()) == 50  # test carved out of train
-    assert isinstance(d.splits["train"].images, list)  # images of different sizes
-    batch = next(iter(make_pipeline(d.splits["train"], Preprocessing(24, 24, 3), 5)))
+        assert d.class_names == ["dandelion", "daisy", "tulips", "sunflowers", "roses"]
+        assert sum(len(v) for v in d.splits.values()) == 50  # test carved out of train
+        assert d.splits["test"].tfds.split == "train"
+        index = np.concatenate([s.index for s in d.splits.values()])
+        assert sorted(index) == list(range(50))  # disjoint positions in the one tfds split
+        ds = make_pipeline(d.splits["train"], Preprocessing(24, 24, 3), 5, training=True)
+        batch = next(iter(ds))  # images of different sizes, decoded and resized
     assert batch[0].shape[1:] == (24, 24, 3)
 
 
@@ -161,3 +170,91 @@ def test_tfds_download_path_imports():
     tfds 4.9.10 needs importlib_resources there without declaring it (requirements.txt does)."""
     builder = tfds.builder("mnist")
     assert builder.code_path.name.endswith(".py")
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory):
+    """Real JPEG crops of three photographs (tests/photos.py), 8 per class, and two files
+    whose headers are fine but whose pixels are cut short: found only by decoding."""
+    from photos import make_photo_folder
+
+    root = make_photo_folder(tmp_path_factory.mktemp("photos") / "photos", per_class=8)
+    for name in ("sky", "flag"):
+        whole = (root / name / f"{name}_000.jpg").read_bytes()
+        (root / name / "cut.jpg").write_bytes(whole[: int(len(whole) * 0.8)])
+    return root
+
+
+def test_folder_check_reads_headers_and_streaming_skips_broken_files(photo_folder):
+    from cnnkeras.data._pipeline import DecodeTally
+
+    d = load_dataset(f"folder:{photo_folder}", seed=3)
+    assert d.skipped == [] and d.channels == 3 and len(d.class_names) == 6
+    assert sum(len(s) for s in d.splits.values()) == 50  # the cut files pass the header check
+    cut = {str(photo_folder / n / "cut.jpg") for n in ("sky", "flag")}
+    prep = Preprocessing(32, 32, 3)
+    failed, blanks = set(), 0
+    for name, split in d.splits.items():
+        tally = DecodeTally(split)
+        training = name == "train"  # training refills a broken file's place, others weigh it 0
+        ds = make_pipeline(split, prep, 6, batch_size=4, training=training, tally=tally,
+                           sample_weights=not training)  # fmt: skip
+        assert int(ds.cardinality()) == -(-len(split) // 4)  # steps known before any decoding
+        for _ in range(2):  # every epoch has all its steps and images
+            assert sum(int(batch[0].shape[0]) for batch in ds) == len(split)
+        if not training:
+            blanks += sum(int((w.numpy() == 0).sum()) for _, _, w in ds)
+        failed |= set(tally.failed())
+    assert failed == cut
+    assert blanks == len(cut - set(d.splits["train"].paths))
+
+
+def test_split_record_reloads_the_same_images(photo_folder, tmp_path):
+    import shutil
+
+    folder = tmp_path / "copy"
+    shutil.copytree(photo_folder, folder)
+    d = load_dataset(f"folder:{folder}", seed=5)
+    record = d.split_record()
+    for i in range(4):  # new photos arrive after the run: the recorded split ignores them
+        shutil.copy(folder / "sky" / "sky_001.jpg", folder / "sky" / f"new{i}.jpg")
+    again = load_dataset(f"folder:{folder}", seed=5, record=record)
+    fresh = load_dataset(f"folder:{folder}", seed=5)
+    for name in ("train", "val", "test"):
+        assert again.splits[name].paths == d.splits[name].paths
+        np.testing.assert_array_equal(again.splits[name].labels, d.splits[name].labels)
+    assert sum(len(s) for s in fresh.splits.values()) == 54  # without the record: rescanned
+    digits = load_dataset("digits", seed=9)
+    same = load_dataset("digits", seed=1, record=digits.split_record())  # the record's seed
+    np.testing.assert_array_equal(same.splits["test"].index, digits.splits["test"].index)
+    record["splits"]["test"]["labels"][0] += 1
+    with pytest.raises(UserError, match="changed by hand"):
+        load_dataset(f"folder:{folder}", record=record)
+
+
+def test_cache_modes_give_the_same_images(photo_folder, tmp_path):
+    from cnnkeras.data._pipeline import cache_file, resolve_cache
+
+    d = load_dataset(f"folder:{photo_folder}")
+    split, prep = d.splits["train"], Preprocessing(24, 24, 3)
+
+    def epoch(cache):
+        ds = make_pipeline(split, prep, 6, batch_size=8, training=True, cache=cache,
+                           cache_dir=tmp_path, positions=True)  # fmt: skip
+        pairs = (zip(xb.numpy(), pb.numpy(), strict=True) for xb, _, pb in ds)
+        return {int(p): x for batch in pairs for x, p in batch}
+
+    plain = epoch("none")
+    prefix = cache_file(tmp_path, split, prep)
+    prefix.with_name(prefix.name + "_0.lockfile").write_text("")  # a writer killed mid-pass
+    for cache in ("memory", "disk"):
+        got = epoch(cache)
+        assert got.keys() == plain.keys()
+        for p in got:
+            np.testing.assert_allclose(got[p], plain[p], atol=1e-5)
+    assert prefix.with_name(prefix.name + ".index").is_file()  # the disk cache was written
+    assert not list(tmp_path.glob("*.lockfile"))
+    assert resolve_cache("auto", 2**20, budget_mb=1) == "memory"
+    assert resolve_cache("auto", 2**20 + 1, budget_mb=1) == "none"
+    with pytest.raises(UserError, match="cache must be one of"):
+        resolve_cache("ram", 1)

@@ -10,15 +10,25 @@ from cnnkeras.data._datasets import (
     DEFAULT_SEED,
     ImageDataset,
     Split,
+    TfdsSource,
     load_dataset,
 )
-from cnnkeras.data._pipeline import Preprocessing, make_pipeline, preprocess_images
+from cnnkeras.data._pipeline import (
+    DecodeTally,
+    Preprocessing,
+    SplitImages,
+    make_pipeline,
+    preprocess_images,
+)
 
 __all__ = [
     "DEFAULT_SEED",
+    "DecodeTally",
     "ImageDataset",
     "Preprocessing",
     "Split",
+    "SplitImages",
+    "TfdsSource",
     "load_dataset",
     "make_pipeline",
     "preprocess_images",

@@ -1,19 +1,29 @@
 """One tf.data pipeline for every dataset: decode, resize, convert channels, scale, cache,
-shuffle, batch, augment (training only, never inside the saved model) and prefetch."""
+shuffle, batch, augment (training only, never inside the saved model) and prefetch.
+
+Nothing is read into memory ahead: folders stream file paths and tfds sets stream encoded
+records, shuffled before they are decoded; decoded images are cached only where the whole
+split fits a memory budget (or on disk, when asked). A file that fails to decode is skipped,
+and a ``DecodeTally`` counts it."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from cnnkeras.data._datasets import Split
+from cnnkeras.data._datasets import Split, read_tfds
 from cnnkeras.errors import UserError
 
 AUGMENTATIONS = ("flip", "rotation", "zoom", "translation")
 DEFAULT_AUGMENT = ("rotation", "zoom", "translation")  # no flip: it turns digits into non-digits
+CACHES = ("auto", "memory", "disk", "none")
+CACHE_BUDGET_MB = 1024.0  # "auto" caches decoded images in memory up to this size
+SHUFFLE_RECORDS = 4096  # shuffle buffer of encoded tfds records, and of disk-cached images
 
 
 @dataclass(frozen=True)
@@ -29,6 +39,11 @@ class Preprocessing:
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return (self.height, self.width, self.channels)
+
+    @property
+    def image_bytes(self) -> int:
+        """Bytes of one preprocessed (float32) image."""
+        return 4 * self.height * self.width * self.channels
 
     def to_dict(self) -> dict:
         return {**asdict(self), "color_order": "RGB" if self.channels == 3 else "grayscale"}
@@ -54,31 +69,94 @@ def _to_model_input(image: tf.Tensor, prep: Preprocessing) -> tf.Tensor:
     return image * prep.scale + prep.offset
 
 
-def _decode_file(path: tf.Tensor) -> tf.Tensor:
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+def _decode(encoded: tf.Tensor) -> tf.Tensor:
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
     image.set_shape((None, None, 3))
     return image
 
 
-def _source(split: Split) -> tf.data.Dataset:
+class DecodeTally:
+    """Which images of a split have been decoded; after one full pass over the split, those
+    that never were are the files that failed to decode and were skipped."""
+
+    def __init__(self, split: Split):
+        self.split = split
+        self._seen = tf.Variable(tf.zeros(len(split), tf.bool), trainable=False)
+
+    def mark(self, position: tf.Tensor) -> None:
+        self._seen.scatter_nd_update(tf.reshape(position, (1, 1)), [True])
+
+    def failed(self) -> list[str]:
+        """The images not decoded so far: file paths, or ``tfds:NAME[split][position]``."""
+        missing = np.flatnonzero(~self._seen.numpy())
+        if self.split.paths is not None:
+            return [self.split.paths[i] for i in missing]
+        source = self.split.tfds
+        if source is None:
+            return [f"image {i}" for i in missing]
+        return [f"tfds:{source.name}[{source.split}][{self.split.index[i]}]" for i in missing]
+
+
+def _positions(split: Split, seed: int, shuffle: bool) -> tf.data.Dataset:
+    """(encoded image or pixels, label, position in the split), shuffled before decoding when
+    ``shuffle``: file paths and record positions are cheap to shuffle, decoded images are not."""
+    n = len(split)
     labels = split.labels.astype(np.int64)
+    positions = np.arange(n, dtype=np.int64)
+    if split.tfds is not None:
+        ds = read_tfds(split.tfds)
+        if ds is None:
+            raise UserError(f"tfds:{split.tfds.name} has no split {split.tfds.split!r}")
+        # position in this split of each record of the tfds split, -1 for records of others
+        lookup = np.full(int(split.index.max()) + 1 if n else 0, -1, np.int64)
+        lookup[split.index] = positions
+        lookup = tf.constant(lookup)
+        ds = ds.enumerate().take(len(lookup))
+        ds = ds.map(lambda i, record: (record[0], record[1], tf.gather(lookup, i)))
+        ds = ds.filter(lambda image, label, pos: pos >= 0)
+        if shuffle:
+            ds = ds.shuffle(min(n, SHUFFLE_RECORDS), seed=seed, reshuffle_each_iteration=True)
+        return ds.map(lambda image, label, pos: (_decode(image), label, pos), tf.data.AUTOTUNE)
     if split.paths is not None:
-        ds = tf.data.Dataset.from_tensor_slices((split.paths, labels))
-        return ds.map(lambda p, y: (_decode_file(p), y), num_parallel_calls=tf.data.AUTOTUNE)
-    if isinstance(split.images, np.ndarray):
-        return tf.data.Dataset.from_tensor_slices((split.images, labels))
-    channels = split.images[0].shape[-1]
+        ds = tf.data.Dataset.from_tensor_slices((split.paths, labels, positions))
+        if shuffle:
+            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        return ds.map(
+            lambda path, label, pos: (_decode(tf.io.read_file(path)), label, pos),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    ds = tf.data.Dataset.from_tensor_slices((split.images, labels, positions))
+    if shuffle:
+        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    return ds
 
-    def generate():
-        yield from zip(split.images, labels, strict=True)
 
-    return tf.data.Dataset.from_generator(
-        generate,
-        output_signature=(
-            tf.TensorSpec((None, None, channels), tf.uint8),
-            tf.TensorSpec((), tf.int64),
-        ),
-    )
+def resolve_cache(cache: str, nbytes: int, budget_mb: float = CACHE_BUDGET_MB) -> str:
+    """'auto' is 'memory' when ``nbytes`` of decoded images fit the budget, else 'none'."""
+    if cache not in CACHES:
+        raise UserError(f"cache must be one of {', '.join(CACHES)}, got {cache!r}")
+    if cache != "auto":
+        return cache
+    return "memory" if nbytes <= budget_mb * 2**20 else "none"
+
+
+def cache_file(cache_dir: str | Path, split: Split, prep: Preprocessing) -> Path:
+    """A disk cache's file name, unique to the split's images and the preprocessing."""
+    key = hashlib.sha256()
+    key.update(repr(sorted(asdict(prep).items())).encode())
+    key.update(np.asarray(split.index, np.int64).tobytes())
+    key.update("\n".join(split.paths or []).encode())
+    if split.tfds is not None:
+        key.update(repr(split.tfds).encode())
+    return Path(cache_dir) / f"cache-{key.hexdigest()[:16]}"
+
+
+def _clear_unfinished(prefix: Path) -> None:
+    """A cache whose writer was killed leaves a lock file that would stop every later read;
+    an unfinished cache is removed and written again."""
+    if any(prefix.parent.glob(prefix.name + "*.lockfile")):
+        for leftover in prefix.parent.glob(prefix.name + "*"):
+            leftover.unlink()
 
 
 def augmentation_layers(kinds: Sequence[str], seed: int) -> list:
@@ -110,27 +188,104 @@ def make_pipeline(
     augment: Sequence[str] = (),
     seed: int = 0,
     one_hot: bool = True,
+    cache: str = "auto",
+    cache_dir: str | Path | None = None,
+    cache_budget_mb: float = CACHE_BUDGET_MB,
+    tally: DecodeTally | None = None,
+    positions: bool = False,
+    sample_weights: bool = False,
 ) -> tf.data.Dataset:
-    """Batches of (float32 images, one-hot labels); shuffled and augmented when training."""
-    ds = _source(split).map(
-        lambda x, y: (_to_model_input(x, prep), y), num_parallel_calls=tf.data.AUTOTUNE
-    )
-    ds = ds.cache()
-    if training:
-        ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-    if training and augment:
-        layers = augmentation_layers(augment, seed)
+    """Batches of (float32 images, one-hot labels); shuffled and augmented when training.
 
-        def apply(x, y):
+    ``cache``: 'memory' keeps the decoded split in memory after the first pass, 'disk' in a
+    file under ``cache_dir``, 'none' decodes every epoch, 'auto' is 'memory' when the split
+    fits ``cache_budget_mb``. ``positions`` adds each image's position in the split as a
+    third element (images that failed to decode are missing from the batches);
+    ``sample_weights`` adds a weight instead, 0 for the blanks that stand in for them (for
+    validation inside ``model.fit``, which needs the number of steps known)."""
+    if batch_size < 1:
+        raise UserError(f"batch_size must be >= 1, got {batch_size}")
+    layers = augmentation_layers(augment, seed) if training and augment else []
+    mode = resolve_cache(cache, len(split) * prep.image_bytes, cache_budget_mb)
+    if mode == "disk" and cache_dir is None:
+        raise UserError("cache='disk' needs a cache_dir")
+    n = len(split)
+    ds = _positions(split, seed, shuffle=training and mode != "memory")
+    if split.images is None:  # decoded from files or records, some of which may be broken
+        ds = ds.ignore_errors()
+    if tally is not None:
+
+        def mark(image, label, pos):
+            tally.mark(pos)
+            return image, label, pos
+
+        ds = ds.map(mark)
+    if split.images is None and training:
+        # a broken file's place in the epoch goes to the next image (from the next pass), so
+        # that every epoch has its known number of steps and no batch is short of images
+        ds = ds.repeat().take(n).apply(tf.data.experimental.assert_cardinality(n))
+    ds = ds.map(
+        lambda x, y, pos: (_to_model_input(x, prep), y, pos), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    if split.images is None and sample_weights:
+        # a broken file's place goes to a blank image of weight 0: the epoch keeps its known
+        # number of steps and the metrics count only real images
+        blank = (tf.zeros(prep.input_shape), tf.constant(0, tf.int64), tf.constant(-1, tf.int64))
+        ds = ds.concatenate(tf.data.Dataset.from_tensors(blank).repeat()).take(n)
+        ds = ds.apply(tf.data.experimental.assert_cardinality(n))
+    if mode == "memory":
+        ds = ds.cache()
+        if training:
+            ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
+    elif mode == "disk":
+        prefix = cache_file(cache_dir, split, prep)
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+        _clear_unfinished(prefix)
+        ds = ds.cache(str(prefix))
+        if training:  # the first pass was shuffled before decoding; mix it again locally
+            ds = ds.shuffle(min(len(split), SHUFFLE_RECORDS), seed=seed + 1)
+    ds = ds.batch(batch_size)
+    if layers:
+
+        def apply(x, y, pos):
             for layer in layers:
                 x = layer(x, training=True)
-            return x, y
+            return x, y, pos
 
         ds = ds.map(apply, num_parallel_calls=tf.data.AUTOTUNE)
     if one_hot:
-        ds = ds.map(lambda x, y: (x, tf.one_hot(y, num_classes)))
+        ds = ds.map(lambda x, y, pos: (x, tf.one_hot(y, num_classes), pos))
+    if sample_weights:
+        ds = ds.map(lambda x, y, pos: (x, y, tf.cast(pos >= 0, tf.float32)))
+    elif not positions:
+        ds = ds.map(lambda x, y, pos: (x, y))
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+class SplitImages:
+    """The preprocessed images of a split, decoded one at a time when indexed: a report shows
+    a few of them without holding the split in memory."""
+
+    def __init__(self, split: Split, prep: Preprocessing):
+        self.split, self.prep = split, prep
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        one = self.split.subset(np.array([i]))
+        ds = make_pipeline(one, self.prep, 1, batch_size=1, one_hot=False, cache="none")
+        for x, _ in ds:
+            return x.numpy()[0]
+        return np.zeros(self.prep.input_shape, np.float32)  # the file broke since it was read
+
+
+def raw_images(split: Split) -> list[np.ndarray]:
+    """The split's images as decoded uint8 pixels, unresized (files that fail are left out)."""
+    ds = _positions(split, 0, shuffle=False)
+    if split.images is None:
+        ds = ds.ignore_errors()
+    return [image for image, _, _ in ds.as_numpy_iterator()]
 
 
 def preprocess_images(images: Sequence[np.ndarray], prep: Preprocessing) -> np.ndarray:

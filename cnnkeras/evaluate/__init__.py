@@ -9,6 +9,7 @@ import numpy as np
 
 from cnnkeras import _io
 from cnnkeras.data import DEFAULT_SEED, Preprocessing, load_dataset, make_pipeline
+from cnnkeras.data._pipeline import SplitImages
 from cnnkeras.errors import UserError
 from cnnkeras.evaluate._metrics import compute_metrics
 from cnnkeras.evaluate._report import write_report
@@ -19,8 +20,11 @@ __all__ = [
     "evaluate_model",
     "load_run_model",
     "predict_split",
+    "run_split_record",
     "write_report",
 ]
+
+SPLITS_FILE = "splits.json"  # written by train beside model.keras, copied by export
 
 
 def load_run_model(path: str | Path):
@@ -75,8 +79,12 @@ class Predictor:
         return self._predict(batch)
 
 
-def predict_split(model, split, prep: Preprocessing, num_classes: int, batch_size: int = 256):
-    """Scores (N, K) and the preprocessed images of a split, in split order.
+PREDICT_BATCH = 64  # a batch's activations, not its images, set the memory of a prediction
+
+
+def predict_split(model, split, prep: Preprocessing, batch_size: int = PREDICT_BATCH):
+    """Scores (N, K) of a split's images in split order, and their positions in the split:
+    a file that fails to decode is left out. Images stream through; none are kept.
 
     ``model`` is a Keras model or any callable from a float batch to scores."""
     import keras
@@ -87,12 +95,22 @@ def predict_split(model, split, prep: Preprocessing, num_classes: int, batch_siz
         def model(x):
             return np.asarray(keras_model(x, training=False))
 
-    ds = make_pipeline(split, prep, num_classes, batch_size=batch_size, one_hot=False)
-    images, scores = [], []
-    for x, _ in ds:
-        images.append(x.numpy())
-        scores.append(np.asarray(model(images[-1])))
-    return np.concatenate(scores), np.concatenate(images)
+    ds = make_pipeline(
+        split, prep, 1, batch_size=batch_size, one_hot=False, cache="none", positions=True
+    )
+    scores, kept = [], []
+    for x, _, positions in ds:
+        scores.append(np.asarray(model(x.numpy())))
+        kept.append(positions.numpy())
+    if not scores:
+        raise UserError(f"none of the {len(split)} images could be decoded")
+    return np.concatenate(scores), np.concatenate(kept)
+
+
+def run_split_record(path: str | Path) -> dict | None:
+    """The split recorded beside a model (a run's or an export's splits.json), if any."""
+    record = _io.read_json(Path(path).parent / SPLITS_FILE)
+    return record or None
 
 
 def evaluate_model(
@@ -111,7 +129,7 @@ def evaluate_model(
     if dataset is None:
         raise UserError("no config.json or preprocess.json beside the model; pass --dataset SPEC")
     seed = seed if seed is not None else predictor.meta.get("seed", DEFAULT_SEED)
-    data = load_dataset(dataset, seed=seed)
+    data = load_dataset(dataset, seed=seed, record=run_split_record(model_path), verbose=1)
     if split not in data.splits:
         raise UserError(f"unknown split {split!r}; choose train, val or test")
     if predictor.num_outputs != data.num_classes:
@@ -124,11 +142,14 @@ def evaluate_model(
         raise UserError(
             f"the model's labels.txt ({', '.join(names[:5])}...) differs from {dataset}'s classes"
         )
-    scores, images = predict_split(predictor, data.splits[split], predictor.prep, data.num_classes)
+    chosen = data.splits[split]
+    scores, kept = predict_split(predictor, chosen, predictor.prep)
     out = Path(out) if out else Path(model_path).parent / f"eval-{data.name}-{split}"
     title = f"{Path(model_path).name} on {dataset} ({split} split)"
-    extra = {"model": str(model_path), "dataset": dataset, "split": split, "report_dir": str(out)}
+    extra = {"model": str(model_path), "dataset": dataset, "split": split, "report_dir": str(out),
+             "decode_failures": len(chosen) - len(kept)}  # fmt: skip
+    images = SplitImages(chosen.subset(kept), predictor.prep)
     return write_report(
-        out, data.splits[split].labels, scores, data.class_names, images=images, title=title,
+        out, chosen.labels[kept], scores, data.class_names, images=images, title=title,
         extra=extra,
     )  # fmt: skip

@@ -41,7 +41,7 @@ def representative_sample(split, prep, num_classes: int, samples: int, seed: int
         members = np.flatnonzero(split.labels == c)
         picks.extend(rng.choice(members, min(per_class, len(members)), replace=False))
     subset = split.subset(np.sort(np.array(picks)))
-    batches = make_pipeline(subset, prep, num_classes, batch_size=1, one_hot=False)
+    batches = make_pipeline(subset, prep, num_classes, batch_size=1, one_hot=False, cache="none")
     images = [x.numpy() for x, _ in batches]
 
     def generate():
@@ -118,22 +118,22 @@ def bench_infer(path: str | Path, threads: int | None = None, runs: int = 100) -
 
 
 def _golden(out: Path, split, prep, keras_scores, variant_scores, class_names) -> None:
-    """A few test images as PNG with every variant's expected scores, for an app's self-test."""
+    """A few test images as PNG with every variant's expected scores, for an app's self-test.
+
+    ``split`` holds the test images that were scored, in the order of the score rows."""
     from PIL import Image
+
+    from cnnkeras.data._pipeline import raw_images
 
     folder = out / "golden"
     folder.mkdir(exist_ok=True)
     cases = []
-    for i in range(min(GOLDEN_IMAGES, len(split))):
-        if split.paths is not None:
-            with Image.open(split.paths[i]) as im:
-                raw = np.asarray(im.convert("RGB" if prep.channels == 3 else "L"))
-        else:
-            raw = np.asarray(split.images[i])
-        raw = raw[..., 0] if raw.ndim == 3 and raw.shape[-1] == 1 else raw
-        buf_path = folder / f"{i}.png"
-        with _io.atomic_path(buf_path) as tmp:
-            Image.fromarray(raw.astype(np.uint8)).save(tmp, format="PNG")
+    raws = raw_images(split.subset(np.arange(min(GOLDEN_IMAGES, len(split)))))
+    for i, raw in enumerate(raws):
+        image = Image.fromarray(raw[..., 0] if raw.shape[-1] == 1 else raw)
+        image = image.convert("RGB" if prep.channels == 3 else "L")
+        with _io.atomic_path(folder / f"{i}.png") as tmp:
+            image.save(tmp, format="PNG")
         cases.append(
             {
                 "image": f"golden/{i}.png",
@@ -143,6 +143,31 @@ def _golden(out: Path, split, prep, keras_scores, variant_scores, class_names) -
             }
         )
     _io.write_json(folder / "expected.json", {"cases": cases})
+
+
+def _score_test_split(test, prep, model, runners: dict) -> tuple[np.ndarray, dict, np.ndarray]:
+    """Keras and every converted model's scores on the test split, batch by batch (the split
+    is never held in memory), and the positions of the images that decoded."""
+    from cnnkeras.data import make_pipeline
+    from cnnkeras.evaluate import PREDICT_BATCH
+
+    ds = make_pipeline(
+        test, prep, 1, batch_size=PREDICT_BATCH, one_hot=False, cache="none", positions=True
+    )
+    keras_scores, scores, kept = [], {v: [] for v in runners}, []
+    for x, _, positions in ds:
+        x = x.numpy()
+        keras_scores.append(np.asarray(model(x, training=False)))
+        for variant, runner in runners.items():
+            scores[variant].append(runner.predict(x))
+        kept.append(positions.numpy())
+    if not kept:
+        raise UserError(f"none of the {len(test)} test images could be decoded")
+    return (
+        np.concatenate(keras_scores),
+        {v: np.concatenate(s) for v, s in scores.items()},
+        np.concatenate(kept),
+    )
 
 
 def export_model(
@@ -157,7 +182,7 @@ def export_model(
 ) -> dict:
     """Convert a saved .keras model; with a dataset, check parity on its test split."""
     from cnnkeras.data import DEFAULT_SEED, load_dataset
-    from cnnkeras.evaluate import load_run_model, predict_split
+    from cnnkeras.evaluate import SPLITS_FILE, load_run_model, run_split_record
     from cnnkeras.models import count_macs
 
     model_path = Path(model_path)
@@ -172,7 +197,8 @@ def export_model(
         raise UserError("--int-io must be uint8 or int8")
     dataset = dataset or config.get("dataset")
     seed = config.get("seed", DEFAULT_SEED)
-    data = load_dataset(dataset, seed=seed) if dataset else None
+    record = run_split_record(model_path)
+    data = load_dataset(dataset, seed=seed, record=record, verbose=verbose) if dataset else None
     if data is None and "int8" in variants:
         raise UserError("int8 needs calibration images: pass --dataset SPEC")
     if data is not None and data.num_classes != model.output_shape[-1]:
@@ -185,22 +211,23 @@ def export_model(
         if data is not None and "int8" in variants
         else None
     )
-    files, quant, scores = {}, {}, {}
-    if data is not None:
-        test = data.splits["test"]
-        keras_scores, test_images = predict_split(model, test, prep, data.num_classes)
+    files, quant, runners = {}, {}, {}
     for variant in variants:
         blob = convert(model, variant, representative, int_io)
         path = out / f"model_{variant}.tflite"
         _io.write_bytes(path, blob)
-        runner = TFLiteModel(blob)
+        runners[variant] = TFLiteModel(blob)
         files[variant] = path
-        quant[variant] = runner.quantization
-        if data is not None:
-            scores[variant] = runner.predict(test_images)
+        quant[variant] = runners[variant].quantization
         _io.log(verbose, f"wrote {path} ({len(blob) / 1024:.0f} KiB)")
+    if data is not None:
+        test = data.splits["test"]
+        keras_scores, scores, kept = _score_test_split(test, prep, model, runners)
+        test = test.subset(kept)
     if class_names:
         _io.write_text(out / "labels.txt", "\n".join(class_names) + "\n")
+    if record and data is not None and record["spec"] == data.spec:
+        _io.write_json(out / SPLITS_FILE, record)  # evaluate of a .tflite sees the same split
     meta = {
         **prep.to_dict(),
         "layout": "NHWC",

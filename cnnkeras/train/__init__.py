@@ -6,8 +6,19 @@ A run folder holds everything needed to continue, evaluate or ship a model:
 ``training_curves.png``, TensorBoard ``logs/`` and the test-split evaluation report.
 """
 
+from cnnkeras.train._callbacks import PreciseBatchNorm
 from cnnkeras.train._config import TrainConfig
 from cnnkeras.train._finetune import FinetuneConfig, finetune
+from cnnkeras.train._plan import TrainingPlan, plan_training
 from cnnkeras.train._run import resume, train
 
-__all__ = ["FinetuneConfig", "TrainConfig", "finetune", "resume", "train"]
+__all__ = [
+    "FinetuneConfig",
+    "PreciseBatchNorm",
+    "TrainConfig",
+    "TrainingPlan",
+    "finetune",
+    "plan_training",
+    "resume",
+    "train",
+]

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from cnnkeras.data import DEFAULT_SEED
-from cnnkeras.data._pipeline import DEFAULT_AUGMENT
+from cnnkeras.data._pipeline import CACHE_BUDGET_MB, CACHES
 from cnnkeras.errors import UserError
+from cnnkeras.train._plan import SCHEDULES
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 LOSSES = ("crossentropy", "mse")
@@ -18,31 +19,42 @@ class TrainConfig:
 
     arch: str = "lenet5"
     dataset: str = "mnist5k"
-    epochs: int = 60
-    batch_size: int = 64
+    epochs: int | str = "auto"  # auto: 60, or more where an epoch has few steps
+    batch_size: int | str = "auto"  # "auto": 64, 32 or 16, whichever gives >= 50 steps
     image_size: int | None = None  # None: the architecture's canonical input size
     optimizer: str = "adam"
-    lr: float = 1e-3
+    lr: float = 1e-3  # the peak of a schedule
+    schedule: str = "cosine"
+    warmup_epochs: int | None = None  # None: min(3, epochs // 10)
     momentum: float = 0.9
     loss: str = "crossentropy"
     label_smoothing: float = 0.0
     dropout: float | None = None  # None: the architecture's default
-    augment: tuple[str, ...] = DEFAULT_AUGMENT
+    augment: tuple[str, ...] | str = "auto"  # auto: rotation, zoom, translation; + flip for colour
     seed: int = DEFAULT_SEED
     patience: int = 15  # early stopping: epochs without a better validation accuracy
+    cache: str = "auto"
+    cache_budget_mb: float = CACHE_BUDGET_MB
     model_options: dict = field(default_factory=dict)
     out: str | None = None
 
     def validate(self) -> None:
+        batch_ok = self.batch_size == "auto" or (
+            isinstance(self.batch_size, int) and self.batch_size >= 1
+        )
         checks = [
-            (self.epochs >= 1, "--epochs must be >= 1"),
-            (self.batch_size >= 1, "--batch-size must be >= 1"),
+            (self.epochs == "auto" or self.epochs >= 1, "--epochs must be auto or >= 1"),
+            (batch_ok, "--batch-size must be auto or >= 1"),
             (self.image_size is None or self.image_size >= 1, "--image-size must be >= 1"),
             (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}"),
             (self.loss in LOSSES, f"--loss must be one of {', '.join(LOSSES)}"),
             (self.lr > 0, "--lr must be > 0"),
             (0 <= self.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
             (self.patience >= 1, "--patience must be >= 1"),
+            (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
+            (self.warmup_epochs is None or self.warmup_epochs >= 0, "--warmup-epochs must be >= 0"),
+            (self.cache in CACHES, f"--cache must be one of {', '.join(CACHES)}"),
+            (self.cache_budget_mb >= 0, "--cache-budget must be >= 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -50,12 +62,13 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["augment"] = list(self.augment)
+        d["augment"] = self.augment if self.augment == "auto" else list(self.augment)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in d.items() if k in known}
-        values["augment"] = tuple(values.get("augment", ()))
+        augment = values.get("augment", ())
+        values["augment"] = augment if augment == "auto" else tuple(augment)
         return cls(**values)

@@ -17,17 +17,19 @@ import keras
 import numpy as np
 
 from cnnkeras import _io
-from cnnkeras.data import Preprocessing, load_dataset
+from cnnkeras.data import Preprocessing
 from cnnkeras.errors import UserError
 from cnnkeras.evaluate import load_run_model
 from cnnkeras.models import create_model, model_info
 from cnnkeras.train._config import TrainConfig
+from cnnkeras.train._history import read_history
 from cnnkeras.train._run import (
     _default_run_dir,
     compile_for_training,
     finish_run,
     fit_epochs,
-    read_history,
+    load_data,
+    make_plan,
     seed_everything,
     start_run,
 )
@@ -173,7 +175,7 @@ def finetune(config: FinetuneConfig, *, run_dir: str | Path | None = None, verbo
     if config.epochs_finetune and config.unfreeze is None:
         raise UserError("--epochs-finetune needs --unfreeze-top N or --unfreeze all")
     seed_everything(config.seed)
-    data = load_dataset(config.dataset, seed=config.seed)
+    data = load_data(config, verbose=verbose)
     features, pool, input_layers, prep, described = load_base(config.base, config.image_size)
     if data.channels != prep.channels:
         _io.log(verbose, f"converting {data.channels}-channel images to the base's {prep.channels}")
@@ -182,14 +184,15 @@ def finetune(config: FinetuneConfig, *, run_dir: str | Path | None = None, verbo
     )
     set_trainable(features, None)
     phases = {"phase1": trainable_names(model)}
-    compile_for_training(model, config)
+    plan = make_plan(dataclasses.replace(config, epochs=config.epochs_head), data, prep, verbose)
+    compile_for_training(model, config, plan)
     config = dataclasses.replace(config, arch="finetune-" + model.name.removesuffix("_transfer"))
     run = Path(run_dir) if run_dir else _default_run_dir(config, data.name)
     record = start_run(run, {**config.to_dict(), "base_described": described}, data, prep,
-                       model, verbose)  # fmt: skip
+                       model, plan, verbose)  # fmt: skip
     started = time.perf_counter()
     checkpoint = fit_epochs(
-        model, config, data, prep, run, start_epoch=0, epochs=config.epochs_head,
+        model, config, plan, data, prep, run, start_epoch=0, epochs=config.epochs_head,
         verbose=verbose, extra={"phase": 1},
     )  # fmt: skip
     done = len(read_history(run / "history.csv"))
@@ -197,9 +200,10 @@ def finetune(config: FinetuneConfig, *, run_dir: str | Path | None = None, verbo
         phases["phase2_unfrozen"] = set_trainable(features, config.unfreeze, config.train_bn)
         phases["phase2"] = trainable_names(model)
         tuned = dataclasses.replace(config, lr=config.lr_finetune)
-        compile_for_training(model, tuned)  # a change of trainable weights needs a compile
+        plan = dataclasses.replace(plan, epochs=config.epochs_finetune)  # its own schedule
+        compile_for_training(model, tuned, plan)  # a change of trainable weights needs a compile
         checkpoint = fit_epochs(
-            model, tuned, data, prep, run, start_epoch=done,
+            model, tuned, plan, data, prep, run, start_epoch=done,
             epochs=done + config.epochs_finetune, verbose=verbose,
             best=(checkpoint.best, checkpoint.best_epoch), extra={"phase": 2},
         )  # fmt: skip

@@ -3,17 +3,17 @@
 Crash safety: after every epoch the history row is appended first, then the full model with
 its optimizer state is saved atomically as ``checkpoint/epoch-NNNN.keras`` (the commit point),
 then the best model. Resuming loads the newest checkpoint, drops history rows past it, and
-rebuilds the early-stopping and learning-rate state from the history itself.
+rebuilds the early-stopping and learning-rate state from the history itself; the plan
+(batch size, steps per execution, schedule, cache) and the split come from the run folder.
 """
 
 from __future__ import annotations
 
-import csv
 import itertools
 import json
 import math
-import os
 import platform
+import shutil
 import time
 from datetime import datetime
 from pathlib import Path
@@ -24,14 +24,27 @@ import tensorflow as tf
 
 from cnnkeras import _io
 from cnnkeras.data import Preprocessing, load_dataset, make_pipeline
+from cnnkeras.data._pipeline import DecodeTally, SplitImages
 from cnnkeras.errors import UserError
-from cnnkeras.evaluate import predict_split, write_report
+from cnnkeras.evaluate import SPLITS_FILE, predict_split, write_report
 from cnnkeras.evaluate._plots import training_curves_png
 from cnnkeras.models import create_model, model_info
+from cnnkeras.train._callbacks import (
+    CHECKPOINTS,
+    MONITOR,
+    PreciseBatchNorm,
+    ResumableEarlyStopping,
+    ResumableReduceLR,
+    RunCheckpoint,
+    learning_rate,
+    score,
+    trainable_batch_norms,
+)
 from cnnkeras.train._config import TrainConfig
+from cnnkeras.train._history import read_history, write_history
+from cnnkeras.train._plan import TrainingPlan, plan_training
 
-MONITOR = "val_accuracy"
-CHECKPOINTS = "checkpoint"
+CACHE_DIR = "cache"
 
 
 def versions() -> dict:
@@ -58,126 +71,27 @@ def preprocessing_for(arch: str, size: int, channels: int) -> Preprocessing:
     return Preprocessing(size, size, channels, scale=scale)
 
 
-def compile_for_training(model: keras.Model, config: TrainConfig, **overrides) -> None:
-    """The optimizer, loss and metrics of a run; the bench measures exactly this path."""
+def compile_for_training(
+    model: keras.Model, config: TrainConfig, plan: TrainingPlan | None = None, **overrides
+) -> None:
+    """The optimizer (with the plan's schedule), loss and metrics of a run; the bench
+    measures exactly this path."""
+    lr = learning_rate(config.lr, plan)
     optimizer = {
-        "adam": lambda: keras.optimizers.Adam(config.lr),
-        "sgd": lambda: keras.optimizers.SGD(config.lr, momentum=config.momentum),
-        "rmsprop": lambda: keras.optimizers.RMSprop(config.lr, momentum=config.momentum),
+        "adam": lambda: keras.optimizers.Adam(lr),
+        "sgd": lambda: keras.optimizers.SGD(lr, momentum=config.momentum),
+        "rmsprop": lambda: keras.optimizers.RMSprop(lr, momentum=config.momentum),
     }[config.optimizer]()
     if config.loss == "mse":
         loss = keras.losses.MeanSquaredError()
     else:
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
-    # Measured in BENCHMARKS.md on a 2-core CPU: running 32 steps per tf.function call is 1.5x
-    # faster for LeNet-5 than one; XLA (jit_compile) is slower there, and op determinism turns
-    # it off anyway.
-    options = {"jit_compile": False, "steps_per_execution": 32, **overrides}
+    # Measured in BENCHMARKS.md on a 2-core CPU: several steps per tf.function call are up to
+    # 1.5x faster than one, when they divide the epoch; XLA (jit_compile) is slower there,
+    # and op determinism turns it off anyway.
+    spe = plan.steps_per_execution if plan else 32
+    options = {"jit_compile": False, "steps_per_execution": spe, **overrides}
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], **options)
-
-
-# ---------------------------------------------------------------- history.csv
-
-
-def read_history(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
-def _write_history(path: Path, rows: list[dict]) -> None:
-    if not rows:
-        path.unlink(missing_ok=True)
-        return
-    keys = list(rows[0])
-    lines = [",".join(keys)] + [",".join(_cell(r[k]) for k in keys) for r in rows]
-    _io.write_text(path, "\n".join(lines) + "\n")
-
-
-def _cell(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() and abs(value) < 2**53 else repr(value)
-
-
-def _append_history(path: Path, row: dict) -> None:
-    new = not path.is_file()
-    with open(path, "a", newline="") as f:
-        if new:
-            f.write(",".join(row) + "\n")
-        f.write(",".join(_cell(v) for v in row.values()) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
-# ---------------------------------------------------------------- callbacks
-
-
-class RunCheckpoint(keras.callbacks.Callback):
-    """History row, then the epoch checkpoint (commit point), then the best model.
-
-    A non-finite loss stops training before anything of that epoch is written, so the best
-    model so far is kept.
-    """
-
-    def __init__(
-        self,
-        run_dir: Path,
-        best: float = -math.inf,
-        best_epoch: int = -1,
-        extra: dict | None = None,
-    ):
-        super().__init__()
-        self.run_dir = run_dir
-        self.extra = extra or {}
-        self.best = best
-        self.best_epoch = best_epoch
-        self.nan_epoch: int | None = None
-
-    def on_epoch_end(self, epoch: int, logs=None):
-        logs = dict(logs or {})
-        if not all(math.isfinite(float(v)) for v in logs.values()):
-            self.nan_epoch = epoch
-            self.model.stop_training = True
-            return
-        lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        row = {"epoch": epoch, **{k: float(v) for k, v in logs.items() if k != "learning_rate"}}
-        row["lr"] = lr
-        row.update(self.extra)
-        _append_history(self.run_dir / "history.csv", row)
-        folder = self.run_dir / CHECKPOINTS
-        folder.mkdir(exist_ok=True)
-        _io.save_model(self.model, folder / f"epoch-{epoch:04d}.keras")
-        for old in folder.glob("epoch-*.keras"):
-            if old.name != f"epoch-{epoch:04d}.keras":
-                old.unlink(missing_ok=True)
-        value = logs.get(MONITOR, -math.inf)
-        if value > self.best:
-            self.best, self.best_epoch = value, epoch
-            _io.save_model(self.model, self.run_dir / "model.keras")
-
-
-class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-    """EarlyStopping whose wait counter and best value can be restored after a restart."""
-
-    def __init__(self, *args, restore: tuple[int, float, int] | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._restore = restore
-
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        if self._restore:
-            self.wait, self.best, self.best_epoch = self._restore
-
-
-class ResumableReduceLR(keras.callbacks.ReduceLROnPlateau):
-    def __init__(self, *args, restore: tuple[int, float] | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._restore = restore
-
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        if self._restore:
-            self.wait, self.best = self._restore
 
 
 # ---------------------------------------------------------------- runs
@@ -195,17 +109,42 @@ def _default_run_dir(config: TrainConfig, dataset_name: str) -> Path:
     return run
 
 
-def start_run(run: Path, options: dict, data, prep, model, verbose: int) -> dict:
-    """Create the run folder with config.json and labels.txt; refuse to overwrite a run."""
+def load_data(config: TrainConfig, run: Path | None = None, verbose: int = 1):
+    """The run's dataset: as its splits.json recorded it when there is one, else loaded and
+    split afresh from the config's spec and seed."""
+    record = _io.read_json(run / SPLITS_FILE) if run is not None else {}
+    data = load_dataset(config.dataset, seed=config.seed, record=record or None, verbose=verbose)
+    if data.skipped:
+        _io.log(verbose, f"skipped {len(data.skipped)} file(s) that are not images, e.g. "
+                f"{data.skipped[0]}")  # fmt: skip
+    return data
+
+
+def make_plan(config: TrainConfig, data, prep: Preprocessing, verbose: int) -> TrainingPlan:
+    plan = plan_training(
+        config, len(data.splits["train"]), len(data.splits["val"]), prep, config.cache_budget_mb
+    )
+    for reason in plan.reasons:
+        _io.log(verbose, reason)
+    return plan
+
+
+def start_run(run: Path, options: dict, data, prep, model, plan: TrainingPlan, verbose: int):
+    """Create the run folder with config.json, splits.json and labels.txt; refuse to
+    overwrite a run."""
     if (run / "config.json").exists():
         raise UserError(f"{run} already holds a run; continue it with --resume {run}")
     run.mkdir(parents=True, exist_ok=True)
+    split = data.split_record()
+    _io.write_json(run / SPLITS_FILE, split)
     record = {
         **options,
         "preprocessing": prep.to_dict(),
         "class_names": data.class_names,
         "num_classes": data.num_classes,
         "splits": {k: len(v) for k, v in data.splits.items()},
+        "split": {"file": SPLITS_FILE, "seed": data.seed, "sha256": split["sha256"]},
+        "plan": plan.to_dict(),
         "skipped_files": len(data.skipped),
         "params": int(model.count_params()),
         "versions": versions(),
@@ -222,9 +161,6 @@ def train(config: TrainConfig, *, run_dir: str | Path | None = None, verbose: in
     """Train ``config.arch`` on ``config.dataset`` into a new run folder; return the summary."""
     config.validate()
     seed_everything(config.seed)
-    data = load_dataset(config.dataset, seed=config.seed)
-    if data.skipped:
-        _io.log(1, f"skipped {len(data.skipped)} unreadable file(s), e.g. {data.skipped[0]}")
     info = model_info(config.arch)
     size = config.image_size or info.input_shape[0]
     if size < info.min_size:
@@ -232,6 +168,7 @@ def train(config: TrainConfig, *, run_dir: str | Path | None = None, verbose: in
             f"--image-size {size} is below {config.arch}'s minimum of {info.min_size}; "
             f"pass --image-size {info.min_size} or more"
         )
+    data = load_data(config, verbose=verbose)
     prep = preprocessing_for(config.arch, size, data.channels)
     options = dict(config.model_options)
     if config.dropout is not None:
@@ -239,10 +176,21 @@ def train(config: TrainConfig, *, run_dir: str | Path | None = None, verbose: in
     model = create_model(
         config.arch, input_shape=prep.input_shape, num_classes=data.num_classes, **options
     )
-    compile_for_training(model, config)
+    plan = make_plan(config, data, prep, verbose)
+    compile_for_training(model, config, plan)
     run = Path(run_dir) if run_dir else _default_run_dir(config, data.name)
-    record = start_run(run, {**config.to_dict(), "image_size": size}, data, prep, model, verbose)
-    return _fit(model, config, data, prep, run, record, start_epoch=0, verbose=verbose)
+    options = {**config.to_dict(), "image_size": size}
+    record = start_run(run, options, data, prep, model, plan, verbose)
+    return _fit(model, config, plan, data, prep, run, record, start_epoch=0, verbose=verbose)
+
+
+def _legacy_plan(record: dict) -> TrainingPlan:
+    """The plan of a run written before plans were recorded: what training did then."""
+    batch = int(record["batch_size"])
+    steps = math.ceil(record["splits"]["train"] / batch)
+    val = record["splits"]["val"]
+    return TrainingPlan(batch, steps, 32, 256, math.ceil(val / 256), "memory", "plateau", 0,
+                        int(record["epochs"]), tuple(record["augment"]))  # fmt: skip
 
 
 def resume(run_dir: str | Path, *, verbose: int = 1) -> dict:
@@ -254,47 +202,59 @@ def resume(run_dir: str | Path, *, verbose: int = 1) -> dict:
     record = json.loads(config_path.read_text())
     if "base" in record:
         raise UserError(f"{run} is a finetune run; those cannot be resumed yet: run it again")
-    config = TrainConfig.from_dict(record)
     if record.get("status") in ("done", "early_stopped", "nan"):
         _io.log(verbose, f"{run} is complete ({record['status']}); nothing to resume")
         return record.get("result", {})
+    plan = TrainingPlan.from_dict(record["plan"]) if "plan" in record else _legacy_plan(record)
+    config = TrainConfig.from_dict({**record, "schedule": plan.schedule})
     seed_everything(config.seed)
-    data = load_dataset(config.dataset, seed=config.seed)
-    prep = Preprocessing.from_dict(record["preprocessing"])
     checkpoints = sorted((run / CHECKPOINTS).glob("epoch-*.keras"))
     if not checkpoints:  # killed during the first epoch: start over in the same folder
         _io.log(verbose, "no completed epoch to resume from; starting the run again")
         (run / "history.csv").unlink(missing_ok=True)
         config_path.unlink()
         return train(config, run_dir=run, verbose=verbose)
+    data = load_data(config, run, verbose)
+    prep = Preprocessing.from_dict(record["preprocessing"])
     last = checkpoints[-1]
     epoch = int(last.stem.split("-")[1])
     model = keras.saving.load_model(last, safe_mode=True)
     rows = [r for r in read_history(run / "history.csv") if r["epoch"] <= epoch]
-    _write_history(run / "history.csv", rows)
-    _io.log(verbose, f"resuming {run} after epoch {epoch + 1} of {config.epochs}")
-    return _fit(model, config, data, prep, run, record, start_epoch=epoch + 1, verbose=verbose,
-                history=rows)  # fmt: skip
+    write_history(run / "history.csv", rows)
+    _io.log(verbose, f"resuming {run} after epoch {epoch + 1} of {plan.epochs}")
+    return _fit(model, config, plan, data, prep, run, record, start_epoch=epoch + 1,
+                verbose=verbose, history=rows)  # fmt: skip
 
 
-def _restored_state(rows: list[dict], model: keras.Model, run: Path):
-    """Best value/epoch and plateau counters, rebuilt from the history rows."""
+def _restored_state(rows: list[dict], model: keras.Model, run: Path, counts_from: int):
+    """The best model's score and epoch, and the early-stopping and plateau counters, rebuilt
+    from the history rows as the callbacks would hold them after the last row's epoch."""
     if not rows:
         return None
-    values = [r.get(MONITOR, -math.inf) for r in rows]
-    best_i = int(np.argmax(values))
+    values = [score(r) or (-math.inf, -math.inf) for r in rows]
+    best_i = max(range(len(values)), key=values.__getitem__)
     last_epoch = int(rows[-1]["epoch"])
     best_epoch = int(rows[best_i]["epoch"])
     if best_epoch == last_epoch:  # killed after the checkpoint, before the best model was saved
         _io.save_model(model, run / "model.keras")
+    counted = [i for i, r in enumerate(rows) if r["epoch"] >= counts_from]  # early stopping's
+    early_stop = None
+    if counted:
+        i = max(counted, key=values.__getitem__)
+        early_stop = (last_epoch - int(rows[i]["epoch"]), values[i], int(rows[i]["epoch"]))
     lr_changes = [int(r["epoch"]) for a, r in itertools.pairwise(rows) if r["lr"] < a["lr"]]
     since_lr = last_epoch - max([best_epoch, *lr_changes])
-    return values[best_i], best_epoch, last_epoch - best_epoch, since_lr
+    return {
+        "best": (values[best_i], best_epoch),
+        "early_stop": early_stop,
+        "plateau": (since_lr, rows[best_i][MONITOR]),
+    }
 
 
 def fit_epochs(
     model,
     config,
+    plan: TrainingPlan,
     data,
     prep,
     run,
@@ -311,33 +271,63 @@ def fit_epochs(
     ``state`` restores early stopping and plateau counters after a restart; ``best`` carries
     (value, epoch) of the best model over from an earlier phase.
     """
-    checkpoint = RunCheckpoint(run, *(best or (state[:2] if state else ())), extra=extra)
+    state = state or {}
+    checkpoint = RunCheckpoint(run, *(best or state.get("best", ())), extra=extra)
+    tallies = {name: DecodeTally(data.splits[name]) for name in ("train", "val")}
+    common = dict(cache=plan.cache, cache_dir=run / CACHE_DIR)
+    train_ds = make_pipeline(
+        data.splits["train"], prep, data.num_classes, batch_size=plan.batch_size,
+        training=True, augment=plan.augment, seed=config.seed, tally=tallies["train"],
+        **common,
+    )  # fmt: skip
+    val_ds = make_pipeline(
+        data.splits["val"], prep, data.num_classes, batch_size=plan.val_batch_size,
+        tally=tallies["val"], sample_weights=True, **common,
+    )  # fmt: skip
     callbacks = [
         ResumableEarlyStopping(
             monitor=MONITOR, mode="max", patience=config.patience,
-            restore=(state[2], state[0], state[1]) if state else None,
-        ),
-        ResumableReduceLR(
-            monitor=MONITOR, mode="max", factor=0.5, patience=max(2, config.patience // 3),
-            min_lr=config.lr / 100, restore=(state[3], state[0]) if state else None,
+            start_from_epoch=plan.early_stop_from,
+            restore=state.get("early_stop"),
         ),
         keras.callbacks.TensorBoard(log_dir=str(run / "logs"), write_graph=False),
         checkpoint,  # last: it records the learning rate after any reduction
     ]  # fmt: skip
-    train_ds = make_pipeline(
-        data.splits["train"], prep, data.num_classes, batch_size=config.batch_size,
-        training=True, augment=config.augment, seed=config.seed,
-    )  # fmt: skip
-    val_ds = make_pipeline(data.splits["val"], prep, data.num_classes, batch_size=256)
+    if plan.schedule == "plateau":
+        callbacks.insert(1, ResumableReduceLR(
+            monitor=MONITOR, mode="max", factor=0.5, patience=max(2, config.patience // 3),
+            min_lr=config.lr / 100, restore=state.get("plateau"),
+        ))  # fmt: skip
+    if trainable_batch_norms(model):  # statistics of the images as evaluation sees them
+        clean = make_pipeline(
+            data.splits["train"], prep, data.num_classes, batch_size=plan.batch_size,
+            training=True, seed=config.seed + 1, cache="none",
+        )  # fmt: skip
+        callbacks.insert(0, PreciseBatchNorm(clean))
     if start_epoch < epochs:
         model.fit(
             train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=start_epoch,
             callbacks=callbacks, verbose=2 if verbose else 0, shuffle=False,
         )  # fmt: skip
+        _report_decode_failures(run, [tallies["train"], tallies["val"]], verbose)
     if checkpoint.nan_epoch is not None:
         _io.log(1, f"loss became NaN at epoch {checkpoint.nan_epoch + 1}; stopped and kept the "
                 f"best model (epoch {checkpoint.best_epoch + 1}); try a lower --lr")  # fmt: skip
     return checkpoint
+
+
+def _report_decode_failures(run: Path, tallies: list[DecodeTally], verbose: int) -> list[str]:
+    """Files that failed to decode during training: counted in config.json, listed in
+    skipped.txt, and said once."""
+    failed = sorted({path for tally in tallies for path in tally.failed()})
+    if failed:
+        _io.write_text(run / "skipped.txt", "\n".join(failed) + "\n")
+        record = _io.read_json(run / "config.json")
+        record["decode_failures"] = len(failed)
+        _io.write_json(run / "config.json", record)
+        _io.log(verbose, f"skipped {len(failed)} file(s) that failed to decode, e.g. "
+                f"{failed[0]}; list in {run / 'skipped.txt'}")  # fmt: skip
+    return failed
 
 
 def finish_run(run, data, prep, record, *, status, seconds, title, verbose) -> dict:
@@ -348,44 +338,50 @@ def finish_run(run, data, prep, record, *, status, seconds, title, verbose) -> d
     history = {k: [r[k] for r in rows] for k in (rows[0] if rows else {})}
     _io.write_bytes(run / "training_curves.png", training_curves_png(history))
     best = keras.saving.load_model(run / "model.keras", safe_mode=True)
-    scores, images = predict_split(best, data.splits["test"], prep, data.num_classes)
+    test = data.splits["test"]
+    scores, kept = predict_split(best, test, prep)
+    if len(kept) < len(test):
+        _io.log(verbose, f"{len(test) - len(kept)} test image(s) failed to decode; left out")
     metrics = write_report(
-        run, data.splits["test"].labels, scores, data.class_names, images=images, title=title
-    )
+        run, test.labels[kept], scores, data.class_names,
+        images=SplitImages(test.subset(kept), prep), title=title,
+    )  # fmt: skip
+    best_i = max(range(len(rows)), key=lambda i: score(rows[i])) if rows else -1
     result = {
         "run_dir": str(run),
         "status": status,
         "epochs_run": len(rows),
-        "best_epoch": int(np.argmax([r[MONITOR] for r in rows])) + 1 if rows else 0,
-        "val_accuracy": max((r[MONITOR] for r in rows), default=0.0),
+        "best_epoch": best_i + 1,
+        "val_accuracy": rows[best_i][MONITOR] if rows else 0.0,
         "test_accuracy": metrics["accuracy"],
         "test_macro_f1": metrics["f1"]["macro"],
         "test_mAP": metrics["mAP"],
         "fit_seconds": round(seconds, 2),
     }
-    record.update(status=status, result=result)
+    record = {**_io.read_json(run / "config.json"), **record, "status": status, "result": result}
     _io.write_json(run / "config.json", record)
     for leftover in (run / CHECKPOINTS).glob("*.keras"):
         leftover.unlink()
     if (run / CHECKPOINTS).is_dir():
         (run / CHECKPOINTS).rmdir()
+    shutil.rmtree(run / CACHE_DIR, ignore_errors=True)
     _io.log(verbose, f"test accuracy {result['test_accuracy']:.4f} (macro F1 "
                   f"{result['test_macro_f1']:.4f}, mAP {result['test_mAP']:.4f}); "
                   f"report: {run / 'report.html'}")  # fmt: skip
     return result
 
 
-def _fit(model, config, data, prep, run, record, *, start_epoch, verbose, history=None) -> dict:
-    state = _restored_state(history or [], model, run)
+def _fit(model, config, plan, data, prep, run, record, *, start_epoch, verbose, history=None):
+    state = _restored_state(history or [], model, run, plan.early_stop_from)
     started = time.perf_counter()
     checkpoint = fit_epochs(
-        model, config, data, prep, run, start_epoch=start_epoch, epochs=config.epochs,
+        model, config, plan, data, prep, run, start_epoch=start_epoch, epochs=plan.epochs,
         verbose=verbose, state=state,
     )  # fmt: skip
     rows = read_history(run / "history.csv")
     if checkpoint.nan_epoch is not None:
         status = "nan"
-    elif len(rows) < config.epochs:
+    elif len(rows) < plan.epochs:
         status = "early_stopped"
     else:
         status = "done"

@@ -15,6 +15,7 @@ import statistics
 import numpy as np
 
 from cnnkeras.data import DEFAULT_SEED, Preprocessing, Split, load_dataset, make_pipeline
+from cnnkeras.data._pipeline import DEFAULT_AUGMENT
 from cnnkeras.evaluate import predict_split
 from cnnkeras.models import create_model
 from cnnkeras.train._config import TrainConfig
@@ -55,7 +56,7 @@ def transfer_demo(
     old, new = range(0, 5), range(5, 10)
     pre_train, pre_val = _classes(data.splits["train"], old), _classes(data.splits["val"], old)
     new_train, new_test = _classes(data.splits["train"], new), _classes(data.splits["test"], new)
-    config = TrainConfig(batch_size=16)
+    config = TrainConfig(batch_size=16, augment=DEFAULT_AUGMENT)
 
     def fit(model, split, epochs, lr, seed):
         compile_for_training(model, dataclasses.replace(config, lr=lr))
@@ -64,8 +65,8 @@ def transfer_demo(
         model.fit(ds, epochs=epochs, verbose=verbose, shuffle=False)
 
     def accuracy(model) -> float:
-        scores, _ = predict_split(model, new_test, prep, 5)
-        return float((scores.argmax(axis=1) == new_test.labels).mean())
+        scores, kept = predict_split(model, new_test, prep)
+        return float((scores.argmax(axis=1) == new_test.labels[kept]).mean())
 
     runs = []
     for seed in seeds:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cnnkeras.data import DEFAULT_SEED
 from cnnkeras.errors import UserError
+from cnnkeras.train._plan import SCHEDULES
 
 TUNERS = ("random", "hyperband", "bayesian")
 TRAINING_HPS = ("lr", "optimizer", "batch_size")  # sampled by the hypermodel, not the builder
@@ -51,7 +52,10 @@ class Experiment:
     objective: str = "val_accuracy"
     seed: int = DEFAULT_SEED
     image_size: int | None = None
-    batch_size: int = 64
+    batch_size: int | str = "auto"  # as cnnkeras train: 64, 32 or 16 by the training set's size
+    schedule: str = "cosine"
+    warmup_epochs: int | None = None  # None: as cnnkeras train
+    cache: str = "auto"
     directory: str | None = None
     search_space: dict = field(default_factory=dict)  # empty: the family's default
     model_options: dict = field(default_factory=dict)  # fixed builder options
@@ -63,8 +67,14 @@ class Experiment:
             self.name = f"{self.arch}_{safe}"
         if self.tuner not in TUNERS:
             raise UserError(f"tuner must be one of {', '.join(TUNERS)}, got {self.tuner!r}")
-        if self.max_trials < 1 or self.epochs < 1 or self.batch_size < 1:
-            raise UserError("max_trials, epochs and batch_size must be >= 1")
+        if self.max_trials < 1 or self.epochs < 1:
+            raise UserError("max_trials and epochs must be >= 1")
+        if self.batch_size != "auto" and not (
+            isinstance(self.batch_size, int) and self.batch_size >= 1
+        ):
+            raise UserError(f"batch_size must be auto or >= 1, got {self.batch_size!r}")
+        if self.schedule not in SCHEDULES:
+            raise UserError(f"schedule must be one of {', '.join(SCHEDULES)}")
 
     @property
     def maximize(self) -> bool:

@@ -31,7 +31,9 @@ from cnnkeras._spawn import Child, Died
 from cnnkeras.data import load_dataset, make_pipeline
 from cnnkeras.errors import UserError
 from cnnkeras.models import create_model, model_info
+from cnnkeras.train._callbacks import PreciseBatchNorm, trainable_batch_norms
 from cnnkeras.train._config import TrainConfig
+from cnnkeras.train._plan import plan_training
 from cnnkeras.train._run import compile_for_training, preprocessing_for, seed_everything
 from cnnkeras.tuning._experiment import MEMORY_GROWTH_MB, TRAINING_HPS, Experiment
 
@@ -68,21 +70,8 @@ class ZooHyperModel(kt.HyperModel):
         self.data = data
         self.prep = prep
         self.info = model_info(experiment.arch)
+        self.cache_dir = experiment.out / "cache"
         self.last: dict = {}
-
-    def _pipelines(self, batch: int):
-        """Fresh pipelines for each trial, so that a trial sees the same shuffles whatever ran
-        before it in its process (and a search gives the same results however it is split
-        into processes)."""
-        train = make_pipeline(
-            self.data.splits["train"],
-            self.prep,
-            self.data.num_classes,
-            batch_size=batch,
-            training=True,
-            seed=self.experiment.seed,
-        )
-        return train, make_pipeline(self.data.splits["val"], self.prep, self.data.num_classes)
 
     def build(self, hp):
         space = self.experiment.space(self.info.family)
@@ -93,45 +82,67 @@ class ZooHyperModel(kt.HyperModel):
                 f"{self.experiment.arch} has no option(s) {', '.join(unknown)} to "
                 f"search; it takes {', '.join(self.info.options)}"
             )
-        model = create_model(
+        for name in TRAINING_HPS:  # sampled here too, so that every trial records them
+            if name in space:
+                sample(hp, name, space[name])
+        return create_model(
             self.experiment.arch,
             input_shape=self.prep.input_shape,
             num_classes=self.data.num_classes,
             **self.experiment.model_options,
             **options,
         )
-        config = TrainConfig(
-            lr=sample(hp, "lr", space["lr"]) if "lr" in space else 1e-3,
-            optimizer=sample(hp, "optimizer", space["optimizer"])
-            if "optimizer" in space
-            else "adam",
-        )
-        compile_for_training(model, config)
-        return model
 
     def fit(self, hp, model, *args, callbacks=None, epochs=None, **kwargs):
-        space = self.experiment.space(self.info.family)
-        batch = (
-            sample(hp, "batch_size", space["batch_size"])
-            if "batch_size" in space
-            else self.experiment.batch_size
-        )
-        train, val = self._pipelines(batch)
+        """Train as ``cnnkeras train`` would: the same plan ('auto' batch size, steps per
+        execution, schedule), pipelines and precise batch-norm statistics. Each trial builds
+        its own pipelines, so that it sees the same shuffles whatever ran before it in its
+        process (and a search gives the same results however it is split into processes)."""
+        experiment = self.experiment
+        space = experiment.space(self.info.family)
+        picked = {k: sample(hp, k, space[k]) for k in TRAINING_HPS if k in space}
+        initial_epoch = int(kwargs.get("initial_epoch", 0))
+        epochs = epochs or experiment.epochs
+        config = TrainConfig(
+            arch=experiment.arch, dataset=experiment.dataset, epochs=max(1, epochs - initial_epoch),
+            batch_size=picked.get("batch_size", experiment.batch_size),
+            lr=picked.get("lr", 1e-3), optimizer=picked.get("optimizer", "adam"),
+            schedule=experiment.schedule, warmup_epochs=experiment.warmup_epochs,
+            cache=experiment.cache, seed=experiment.seed,
+        )  # fmt: skip
+        splits = self.data.splits
+        plan = plan_training(config, len(splits["train"]), len(splits["val"]), self.prep,
+                             config.cache_budget_mb)  # fmt: skip
+        compile_for_training(model, config, plan)
+        train = make_pipeline(
+            splits["train"], self.prep, self.data.num_classes, batch_size=plan.batch_size,
+            training=True, seed=experiment.seed, cache=plan.cache, cache_dir=self.cache_dir,
+        )  # fmt: skip
+        val = make_pipeline(
+            splits["val"], self.prep, self.data.num_classes, batch_size=plan.val_batch_size,
+            cache=plan.cache, cache_dir=self.cache_dir, sample_weights=True,
+        )  # fmt: skip
+        clean = make_pipeline(
+            splits["train"], self.prep, self.data.num_classes, batch_size=plan.batch_size,
+            training=True, seed=experiment.seed + 1, cache="none",
+        )  # fmt: skip
+        extra = [PreciseBatchNorm(clean)] if trainable_batch_norms(model) else []
         started = time.perf_counter()
         history = model.fit(
             train,
             validation_data=val,
-            epochs=epochs or self.experiment.epochs,
-            callbacks=[*(callbacks or []), keras.callbacks.TerminateOnNaN()],
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            callbacks=[*extra, *(callbacks or []), keras.callbacks.TerminateOnNaN()],
             verbose=0,
             shuffle=False,
-            **{k: v for k, v in kwargs.items() if k in ("initial_epoch",)},
         )
         losses = history.history.get("loss", [])
         self.last = {
             "seconds": time.perf_counter() - started,
             "epochs": len(losses),
             "params": int(model.count_params()),
+            "batch_size": plan.batch_size,
         }
         if not losses or not all(math.isfinite(v) for v in losses):
             raise kt.errors.FailedTrialError("loss became NaN; lower the learning rate")
@@ -503,6 +514,9 @@ def retrain_best(experiment: Experiment, epochs: int | None = None, verbose: int
         lr=best.get("lr", 1e-3),
         optimizer=best.get("optimizer", "adam"),
         batch_size=best.get("batch_size", experiment.batch_size),
+        schedule=experiment.schedule,
+        warmup_epochs=experiment.warmup_epochs,
+        cache=experiment.cache,
         seed=experiment.seed,
         model_options={**experiment.model_options, **options},
     )

@@ -1,0 +1,185 @@
+"""The callbacks of a run: the per-epoch commit (history row, checkpoint, best model),
+early stopping and plateau rules that can be restored after a restart, precise batch-norm
+statistics, and the learning-rate schedules."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from cnnkeras import _io
+from cnnkeras.train._history import append_history
+
+MONITOR = "val_accuracy"
+CHECKPOINTS = "checkpoint"
+PRECISE_BN_BATCHES = 50  # fvcore uses 200 batches on ImageNet; a few thousand images suffice
+
+
+def score(logs: dict) -> tuple[float, float] | None:
+    """How good an epoch is: validation accuracy, ties broken by the lower validation loss.
+    A few dozen validation images give few distinct accuracies, and the first of several
+    epochs that tie is rarely the best; the loss still ranks them."""
+    if MONITOR not in logs:
+        return None
+    return (float(logs[MONITOR]), -float(logs.get("val_loss", math.inf)))
+
+
+def learning_rate(lr: float, plan) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """The plan's schedule as a Keras built-in (saved with the optimizer, so a resumed run
+    continues it from the optimizer's step count). Warm-up is linear, decay a cosine: to 0
+    ('cosine', as timm), or from lr/25 up over the first quarter and down to lr * 1e-5
+    ('onecycle', as fastai's fit_one_cycle)."""
+    if plan is None or plan.schedule in ("constant", "plateau"):
+        return lr
+    warmup = plan.warmup_epochs * plan.steps_per_epoch
+    start, alpha = (lr / 25, 1e-5) if plan.schedule == "onecycle" else (0.0, 0.0)
+    decay = max(1, plan.total_steps - warmup)
+    if not warmup:
+        return keras.optimizers.schedules.CosineDecay(lr, decay, alpha=alpha)
+    return keras.optimizers.schedules.CosineDecay(
+        start, decay, alpha=alpha, warmup_target=lr, warmup_steps=warmup
+    )
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """History row, then the epoch checkpoint (commit point), then the best model.
+
+    A non-finite loss stops training before anything of that epoch is written, so the best
+    model so far is kept.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        best: tuple[float, float] | None = None,
+        best_epoch: int = -1,
+        extra: dict | None = None,
+    ):
+        super().__init__()
+        self.run_dir = run_dir
+        self.extra = extra or {}
+        self.best = best
+        self.best_epoch = best_epoch
+        self.nan_epoch: int | None = None
+
+    def on_epoch_end(self, epoch: int, logs=None):
+        logs = dict(logs or {})
+        if not all(math.isfinite(float(v)) for v in logs.values()):
+            self.nan_epoch = epoch
+            self.model.stop_training = True
+            return
+        lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        row = {"epoch": epoch, **{k: float(v) for k, v in logs.items() if k != "learning_rate"}}
+        row["lr"] = lr
+        row.update(self.extra)
+        append_history(self.run_dir / "history.csv", row)
+        folder = self.run_dir / CHECKPOINTS
+        folder.mkdir(exist_ok=True)
+        _io.save_model(self.model, folder / f"epoch-{epoch:04d}.keras")
+        for old in folder.glob("epoch-*.keras"):
+            if old.name != f"epoch-{epoch:04d}.keras":
+                old.unlink(missing_ok=True)
+        value = score(logs)
+        if value is not None and (self.best is None or value > self.best):
+            self.best, self.best_epoch = value, epoch
+            _io.save_model(self.model, self.run_dir / "model.keras")
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """EarlyStopping on the run's ``score`` whose wait counter and best value can be restored
+    after a restart."""
+
+    def get_monitor_value(self, logs):
+        return score(logs or {})
+
+    def _is_improvement(self, monitor_value, reference_value):
+        return reference_value is None or tuple(monitor_value) > tuple(reference_value)
+
+    def __init__(self, *args, restore: tuple[int, float, int] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._restore = restore
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self._restore:
+            self.wait, self.best, self.best_epoch = self._restore
+
+
+class ResumableReduceLR(keras.callbacks.ReduceLROnPlateau):
+    def __init__(self, *args, restore: tuple[int, float] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._restore = restore
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self._restore:
+            self.wait, self.best = self._restore
+
+
+def trainable_batch_norms(model: keras.Model) -> list[keras.layers.BatchNormalization]:
+    """Batch-norm layers of the model itself that train (and so update their statistics);
+    those of a nested base run in inference mode and keep theirs."""
+    return [
+        layer
+        for layer in model.layers
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
+    ]
+
+
+class PreciseBatchNorm(keras.callbacks.Callback):
+    """Before every validation, set each training batch-norm layer's moving mean and variance
+    to the average of its batch statistics over up to 50 batches of ``dataset`` ("precise
+    BN", Wu & Johnson 2021), computed with the weights as they are now. Training passes its
+    training images without augmentation: the statistics of what evaluation will see.
+
+    The moving averages lag behind the weights: with momentum 0.99 and a few steps an epoch
+    they are still mostly their initial values after many epochs, and a model that trains
+    well predicts one class for everything at evaluation. Precise statistics do not depend
+    on the number of steps; computing them costs one forward pass over those batches."""
+
+    def __init__(self, dataset: tf.data.Dataset, batches: int = PRECISE_BN_BATCHES):
+        super().__init__()
+        self.dataset, self.batches = dataset, batches
+        self._moments = None
+
+    def on_test_begin(self, logs=None):  # called inside fit, before each validation
+        self.recompute()
+
+    def recompute(self) -> None:
+        layers = trainable_batch_norms(self.model)
+        if not layers:
+            return
+        if self._moments is None:
+            self._moments = _moments_function(self.model, layers)
+        sums, count = None, 0
+        for batch in self.dataset.take(self.batches):
+            moments = self._moments(batch[0])
+            sums = moments if sums is None else [s + m for s, m in zip(sums, moments, strict=True)]
+            count += 1
+        if not count:
+            return
+        for layer, i in zip(layers, range(0, len(sums), 2), strict=True):
+            layer.moving_mean.assign(sums[i] / count)
+            layer.moving_variance.assign(sums[i + 1] / count)
+
+
+def _moments_function(model: keras.Model, layers: list) -> tf.types.experimental.Function:
+    """A compiled function from a batch to every layer's batch mean and variance (per channel),
+    as the layer sees them in training mode."""
+    probe = keras.Model(model.inputs, [layer.input for layer in layers])
+
+    @tf.function(reduce_retracing=True)
+    def moments(x):
+        outputs = probe(x, training=True)
+        outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
+        found = []
+        for layer, out in zip(layers, outputs, strict=True):
+            axis = layer.axis % len(out.shape)
+            mean, variance = tf.nn.moments(out, [a for a in range(len(out.shape)) if a != axis])
+            found += [mean, variance]
+        return found
+
+    return moments

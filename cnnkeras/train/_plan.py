@@ -1,0 +1,136 @@
+"""What a run resolves before it starts: the batch size ('auto'), steps per execution, the
+validation batch, the cache and the learning-rate schedule, each with the reason, so that
+the run says what it chose and ``--resume`` continues with exactly the same."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from cnnkeras.data import Preprocessing
+from cnnkeras.data._pipeline import DEFAULT_AUGMENT, resolve_cache
+
+AUTO_BATCH_SIZES = (64, 32, 16)  # largest first
+MIN_STEPS_PER_EPOCH = 50  # 'auto' picks the largest batch that still gives this many steps
+MAX_STEPS_PER_EXECUTION = 32  # BENCHMARKS.md: no gain above it for the zoo on a CPU
+MAX_VAL_BATCH = 64  # validation activations, like prediction's, stay those of a training batch
+AUTO_EPOCHS = 60
+MIN_TOTAL_STEPS = 1500  # 'auto' epochs: at least this many optimizer steps in a run
+SCHEDULES = ("cosine", "onecycle", "plateau", "constant")
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    batch_size: int
+    steps_per_epoch: int
+    steps_per_execution: int
+    val_batch_size: int
+    val_steps: int
+    cache: str
+    schedule: str
+    warmup_epochs: int
+    epochs: int
+    augment: tuple[str, ...] = DEFAULT_AUGMENT
+    early_stop_from: int = 0  # early stopping counts epochs from this one on
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "augment": list(self.augment), "reasons": list(self.reasons)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainingPlan:
+        return cls(**{**d, "augment": tuple(d["augment"]), "reasons": tuple(d["reasons"])})
+
+
+def auto_batch_size(n_train: int) -> tuple[int, str]:
+    """The largest of 64, 32, 16 that gives at least 50 steps an epoch (16 below that):
+    few steps an epoch starve the optimizer and the batch-norm statistics of updates."""
+    for batch in AUTO_BATCH_SIZES:
+        if math.ceil(n_train / batch) >= MIN_STEPS_PER_EPOCH:
+            break
+    steps = math.ceil(n_train / batch)
+    return batch, f"batch size {batch}: {n_train:,} training images, {steps} steps an epoch"
+
+
+def execution_plan(train_steps: int, n_val: int) -> tuple[int, int, int]:
+    """(steps per execution, validation batch size, validation steps) such that the steps per
+    execution divide both the training and the validation steps of an epoch.
+
+    Keras runs steps in chunks of ``steps_per_execution`` inside one graph call; a chunk cut
+    short by the end of the data takes a slow path (BENCHMARKS.md), so no epoch may end in one.
+    The validation batch is free to choose: it has no effect on the result."""
+    divisors = [d for d in range(min(train_steps, MAX_STEPS_PER_EXECUTION), 0, -1)
+                if train_steps % d == 0]  # fmt: skip
+    for spe in divisors:
+        for val_steps in range(spe, n_val + 1, spe):
+            batch = math.ceil(n_val / val_steps)
+            if batch <= MAX_VAL_BATCH and math.ceil(n_val / batch) == val_steps:
+                return spe, batch, val_steps
+    batch = min(n_val, MAX_VAL_BATCH)
+    return 1, batch, math.ceil(n_val / batch)
+
+
+def warmup_epochs_for(schedule: str, epochs: int, asked: int | None) -> int:
+    if schedule in ("plateau", "constant"):
+        return 0
+    if asked is not None:
+        return min(asked, epochs - 1)
+    return min(3, max(0, epochs // 10))  # timm and fastai warm up over a few percent of a run
+
+
+def plan_training(
+    config, n_train: int, n_val: int, prep: Preprocessing, cache_budget_mb: float
+) -> TrainingPlan:
+    """Resolve a config's 'auto' values for a dataset of these sizes."""
+    reasons = []
+    if config.batch_size == "auto":
+        batch, why = auto_batch_size(n_train)
+        reasons.append(why)
+    else:
+        batch = int(config.batch_size)
+    steps = math.ceil(n_train / batch)
+    spe, val_batch, val_steps = execution_plan(steps, n_val)
+    reasons.append(
+        f"{spe} steps per execution: divides the {steps} training and {val_steps} validation "
+        f"steps (validation batch {val_batch})"
+    )
+    nbytes = (n_train + n_val) * prep.image_bytes
+    cache = resolve_cache(config.cache, nbytes, cache_budget_mb)
+    if config.cache == "auto":
+        reasons.append(
+            f"cache {cache}: decoded training and validation images take "
+            f"{nbytes / 2**20:,.0f} MiB, budget {cache_budget_mb:,.0f} MiB"
+        )
+    epochs = config.epochs
+    if epochs == "auto":
+        epochs = max(AUTO_EPOCHS, math.ceil(MIN_TOTAL_STEPS / steps))
+        reasons.append(f"{epochs} epochs: at least {AUTO_EPOCHS}, and {MIN_TOTAL_STEPS:,} steps")
+    warmup = warmup_epochs_for(config.schedule, epochs, config.warmup_epochs)
+    if warmup:
+        reasons.append(f"{config.schedule} schedule after {warmup} warm-up epoch(s)")
+    # a decaying schedule gives its best epochs last: no early stop in its first half
+    decaying = config.schedule in ("cosine", "onecycle")
+    early_stop_from = max(warmup, epochs // 2) if decaying else warmup
+    augment = config.augment
+    if augment == "auto":
+        # photographs mean the same mirrored; digits and letters do not
+        augment = (("flip",) if prep.channels == 3 else ()) + DEFAULT_AUGMENT
+        reasons.append(f"augmentation {', '.join(augment)}")
+    return TrainingPlan(
+        batch_size=batch,
+        steps_per_epoch=steps,
+        steps_per_execution=spe,
+        val_batch_size=val_batch,
+        val_steps=val_steps,
+        cache=cache,
+        schedule=config.schedule,
+        warmup_epochs=warmup,
+        epochs=epochs,
+        augment=tuple(augment),
+        early_stop_from=early_stop_from,
+        reasons=tuple(reasons),
+    )

@@ -1,0 +1,67 @@
+"""A small folder of real colour photographs for tests and benchmarks, built offline.
+
+scikit-learn ships two photographs (a pagoda above a lake, a dahlia) and matplotlib one (Grace
+Hopper before a flag). Each class is one region of one photograph: random crops of it, of
+random size and position, resized to odd sizes between 30 and 125 pixels and saved as JPEG
+at a random quality. The classes share colours and textures (red roof and red flag stripes,
+trees and leaves), so a model must learn more than a mean colour; random arrays and MNIST
+catch none of the failures such a folder does (colour, odd sizes, JPEG, few images).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+# class: (photograph, region (left, top, right, bottom) where crop centres are drawn)
+REGIONS = {
+    "pagoda": ("china", (110, 60, 320, 360)),
+    "trees": ("china", (420, 300, 640, 427)),
+    "sky": ("china", (360, 0, 640, 160)),
+    "dahlia": ("flower", (200, 110, 420, 340)),
+    "leaves": ("flower", (0, 0, 160, 427)),
+    "flag": ("hopper", (0, 0, 130, 380)),
+}
+
+
+def _photographs() -> dict[str, Image.Image]:
+    import matplotlib.cbook
+    from sklearn.datasets import load_sample_images
+
+    bunch = load_sample_images()
+    photos = {
+        Path(name).stem: Image.fromarray(image)
+        for name, image in zip(bunch.filenames, bunch.images, strict=True)
+    }
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+        photos["hopper"] = Image.open(f).convert("RGB")
+    return photos
+
+
+def make_photo_folder(root: str | Path, per_class: int = 45, seed: int = 0) -> Path:
+    """Write ``per_class`` JPEG crops for each of the six classes into ``root/<class>/``."""
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    photos = _photographs()
+    for name, (photo, (left, top, right, bottom)) in REGIONS.items():
+        image = photos[photo]
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            side = int(rng.integers(40, 161))
+            cx, cy = rng.integers(left, right), rng.integers(top, bottom)
+            x0 = int(np.clip(cx - side // 2, 0, image.width - side))
+            y0 = int(np.clip(cy - side // 2, 0, image.height - side))
+            crop = image.crop((x0, y0, x0 + side, y0 + side))
+            size = (int(rng.integers(30, 126)), int(rng.integers(30, 126)))
+            crop = crop.resize(size, Image.Resampling.BILINEAR)
+            crop.save(folder / f"{name}_{i:03d}.jpg", quality=int(rng.integers(70, 96)))
+    return root
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(make_photo_folder(sys.argv[1] if len(sys.argv) > 1 else "photos"))
