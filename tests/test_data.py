@@ -258,3 +258,15 @@ def test_cache_modes_give_the_same_images(photo_folder, tmp_path):
     assert resolve_cache("auto", 2**20 + 1, budget_mb=1) == "none"
     with pytest.raises(UserError, match="cache must be one of"):
         resolve_cache("ram", 1)
+
+
+def test_a_long_folder_scan_reports_progress(photo_folder, monkeypatch, capsys):
+    from cnnkeras import _io
+
+    monkeypatch.setattr(_io.Progress.__init__, "__defaults__", (0.0, 20))  # every_s, quiet_below
+    load_dataset(f"folder:{photo_folder}", verbose=1)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == f"{photo_folder}: files checked: 50, done"
+    assert any(line.endswith("files checked: 20") for line in lines)
+    load_dataset(f"folder:{photo_folder}", verbose=0)
+    assert capsys.readouterr().out == ""

@@ -289,12 +289,14 @@ def test_a_folder_run_keeps_its_split_through_resume_and_evaluate(real_photos, t
     )
 
 
+# peak memory from VmHWM: ru_maxrss would carry over the forking pytest process's own peak
 MEMORY_CHILD = """
-import resource, sys
+import re, sys
 from cnnkeras.train import TrainConfig, train
 train(TrainConfig(dataset="folder:" + sys.argv[1], image_size=128, epochs=1, batch_size=64,
                   cache=sys.argv[3], cache_budget_mb=16, out=sys.argv[2]), verbose=0)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+status = open("/proc/self/status").read()
+print(int(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1)) // 1024)
 """
 
 
