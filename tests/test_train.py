@@ -328,3 +328,25 @@ def test_memory_does_not_grow_with_the_folder(tmp_path, rng):
     cached = peak_mib(large, "memory")
     assert streamed - base < 40, (base, streamed)
     assert cached - streamed > 80, (streamed, cached)  # the measurement sees materialising
+
+
+def test_schedules_warm_up_and_decay_as_planned():
+    from cnnkeras.data import Preprocessing
+    from cnnkeras.train._callbacks import learning_rate
+    from cnnkeras.train._plan import plan_training
+
+    prep = Preprocessing(16, 16, 1)
+
+    def at(schedule, steps):
+        plan = plan_training(TrainConfig(epochs=20, schedule=schedule), 640, 64, prep, 1024)
+        lr = learning_rate(1e-3, plan)
+        return plan, [float(lr(s)) if callable(lr) else lr for s in steps]
+
+    plan, (start, peak, end) = at("cosine", (0, 2 * 40, 20 * 40))  # 640 images: 40 steps
+    assert (plan.batch_size, plan.warmup_epochs, plan.early_stop_from) == (16, 2, 10)
+    assert start == 0 and math.isclose(peak, 1e-3, rel_tol=1e-6) and end < 1e-9
+    plan, (start, peak, end) = at("onecycle", (0, 5 * 40, 20 * 40))
+    assert plan.warmup_epochs == 5 and math.isclose(start, 1e-3 / 25, rel_tol=1e-6)
+    assert math.isclose(peak, 1e-3, rel_tol=1e-6) and math.isclose(end, 1e-8, rel_tol=1e-3)
+    plan, values = at("plateau", (0, 500))
+    assert values == [1e-3, 1e-3] and plan.warmup_epochs == 0

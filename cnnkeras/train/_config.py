@@ -39,12 +39,12 @@ class TrainConfig:
     out: str | None = None
 
     def validate(self) -> None:
-        batch_ok = self.batch_size == "auto" or (
-            isinstance(self.batch_size, int) and self.batch_size >= 1
-        )
+        def auto_or_positive(value) -> bool:
+            return value == "auto" or (isinstance(value, int) and value >= 1)
+
         checks = [
-            (self.epochs == "auto" or self.epochs >= 1, "--epochs must be auto or >= 1"),
-            (batch_ok, "--batch-size must be auto or >= 1"),
+            (auto_or_positive(self.epochs), "--epochs must be auto or >= 1"),
+            (auto_or_positive(self.batch_size), "--batch-size must be auto or >= 1"),
             (self.image_size is None or self.image_size >= 1, "--image-size must be >= 1"),
             (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}"),
             (self.loss in LOSSES, f"--loss must be one of {', '.join(LOSSES)}"),

@@ -79,7 +79,9 @@ def warmup_epochs_for(schedule: str, epochs: int, asked: int | None) -> int:
         return 0
     if asked is not None:
         return min(asked, epochs - 1)
-    return min(3, max(0, epochs // 10))  # timm and fastai warm up over a few percent of a run
+    if schedule == "onecycle":  # fastai's fit_one_cycle: up over the first quarter
+        return max(1, round(epochs / 4)) if epochs > 1 else 0
+    return min(3, max(0, epochs // 10))  # timm warms up over a few percent of a run
 
 
 def plan_training(

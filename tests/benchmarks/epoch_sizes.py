@@ -42,7 +42,7 @@ def main() -> None:
     args = parser.parse_args()
     from cnnkeras.train._plan import execution_plan
 
-    cases = {4: (1, 2, 4, 32), 40: (1, 8, 20, 32, 40), 63: (1, 9, 21, 32, 63)}
+    cases = {4: (1, 4, 32), 40: (1, 8, 20, 32), 63: (1, 21, 32)}
     results: dict = {}
     for _ in range(args.rounds):
         for steps, candidates in cases.items():
