@@ -65,7 +65,7 @@ def bench_train(
     shape = (size, size, channels)
     seed_everything(0)  # as in training, op determinism included
     model = create_model(arch, input_shape=shape, num_classes=num_classes)
-    spe, val_batch, val_steps = execution_plan(steps, max(val_images, 1))
+    spe, val_batch, val_steps = execution_plan(steps, val_images)
     overrides = {"steps_per_execution": steps_per_execution or spe}
     if jit_compile is not None:
         overrides["jit_compile"] = jit_compile
@@ -83,7 +83,7 @@ def bench_train(
         "input_shape": list(shape),
         "steps": steps,
         "val_images": val_images,
-        "val_steps": val_steps if val_images else 0,
+        "val_steps": val_steps,
         "repeats": repeats,
         "jit_compile": bool(model.jit_compile),
         "steps_per_execution": int(model.steps_per_execution),

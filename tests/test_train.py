@@ -206,6 +206,7 @@ def test_auto_batch_size_and_steps_per_execution_leave_no_short_chunk():
         assert steps % spe == 0 and val_steps % spe == 0 and spe <= 32
         assert math.ceil(n_val / val_batch) == val_steps and val_batch <= 64
     assert [execution_plan(s, 500)[0] for s in (4, 40, 63, 64)] == [4, 20, 21, 32]
+    assert execution_plan(64, 0) == (32, 0, 0)  # no validation: nothing else to divide
 
 
 def test_precise_batch_norm_sets_population_statistics(rng):

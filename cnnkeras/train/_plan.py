@@ -62,9 +62,12 @@ def execution_plan(train_steps: int, n_val: int) -> tuple[int, int, int]:
 
     Keras runs steps in chunks of ``steps_per_execution`` inside one graph call; a chunk cut
     short by the end of the data takes a slow path (BENCHMARKS.md), so no epoch may end in one.
-    The validation batch is free to choose: it has no effect on the result."""
+    The validation batch is free to choose: it has no effect on the result. Without
+    validation (``n_val`` 0) the validation batch and steps are 0."""
     divisors = [d for d in range(min(train_steps, MAX_STEPS_PER_EXECUTION), 0, -1)
                 if train_steps % d == 0]  # fmt: skip
+    if n_val == 0:
+        return divisors[0], 0, 0
     for spe in divisors:
         for val_steps in range(spe, n_val + 1, spe):
             batch = math.ceil(n_val / val_steps)
