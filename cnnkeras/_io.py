@@ -77,8 +77,8 @@ def save_model(model, path: str | Path) -> None:
 
 
 class Progress:
-    """A progress line every few seconds for a scan that may be long (thousands of files or
-    records); silent for short ones."""
+    """A progress line on stderr every few seconds for a scan that may be long (thousands of
+    files or records); silent for short ones. Stderr keeps a command's --json output clean."""
 
     def __init__(self, what: str, verbose: int, every_s: float = 5.0, quiet_below: int = 2000):
         import time
@@ -92,8 +92,14 @@ class Progress:
         due = self._clock() - self._last > self.every_s
         if self.verbose and self.count >= self.quiet_below and due:
             self._last = self._clock()
-            log(self.verbose, f"{self.what}: {self.count:,}")
+            self._say(f"{self.what}: {self.count:,}")
 
     def done(self) -> None:
-        if self.count >= self.quiet_below:
-            log(self.verbose, f"{self.what}: {self.count:,}, done")
+        if self.verbose and self.count >= self.quiet_below:
+            self._say(f"{self.what}: {self.count:,}, done")
+
+    @staticmethod
+    def _say(message: str) -> None:
+        import sys
+
+        print(message, file=sys.stderr, flush=True)

@@ -265,8 +265,8 @@ def test_a_long_folder_scan_reports_progress(photo_folder, monkeypatch, capsys):
 
     monkeypatch.setattr(_io.Progress.__init__, "__defaults__", (0.0, 20))  # every_s, quiet_below
     load_dataset(f"folder:{photo_folder}", verbose=1)
-    lines = capsys.readouterr().out.splitlines()
+    lines = capsys.readouterr().err.splitlines()
     assert lines[-1] == f"{photo_folder}: files checked: 50, done"
     assert any(line.endswith("files checked: 20") for line in lines)
     load_dataset(f"folder:{photo_folder}", verbose=0)
-    assert capsys.readouterr().out == ""
+    assert capsys.readouterr().err == ""
