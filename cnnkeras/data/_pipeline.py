@@ -229,7 +229,7 @@ def make_pipeline(
     )
     if split.images is None and sample_weights:
         # a broken file's place goes to a blank image of weight 0: the epoch keeps its known
-        # number of steps and the metrics count only real images
+        # number of steps and accuracy counts only real images (the loss is averaged over all)
         blank = (tf.zeros(prep.input_shape), tf.constant(0, tf.int64), tf.constant(-1, tf.int64))
         ds = ds.concatenate(tf.data.Dataset.from_tensors(blank).repeat()).take(n)
         ds = ds.apply(tf.data.experimental.assert_cardinality(n))
