@@ -251,6 +251,28 @@ def _restored_state(rows: list[dict], model: keras.Model, run: Path, counts_from
     }
 
 
+def plan_pipelines(model, data, prep, plan, *, seed, augment, cache_dir, tallies=None):
+    """The training and validation pipelines of a plan, and the precise batch-norm callback
+    (in a list; empty for a model without training batch norm), which reads the training
+    images without augmentation: the statistics of what evaluation will see."""
+    tallies = tallies or {}
+    common = dict(cache=plan.cache, cache_dir=cache_dir)
+    train = data.splits["train"]
+    train_ds = make_pipeline(
+        train, prep, data.num_classes, batch_size=plan.batch_size, training=True,
+        augment=augment, seed=seed, tally=tallies.get("train"), **common,
+    )  # fmt: skip
+    val_ds = make_pipeline(
+        data.splits["val"], prep, data.num_classes, batch_size=plan.val_batch_size,
+        tally=tallies.get("val"), sample_weights=True, **common,
+    )  # fmt: skip
+    if not trainable_batch_norms(model):
+        return train_ds, val_ds, []
+    clean = make_pipeline(train, prep, data.num_classes, batch_size=plan.batch_size,
+                          training=True, seed=seed + 1, cache="none")  # fmt: skip
+    return train_ds, val_ds, [PreciseBatchNorm(clean)]
+
+
 def fit_epochs(
     model,
     config,
@@ -274,36 +296,26 @@ def fit_epochs(
     state = state or {}
     checkpoint = RunCheckpoint(run, *(best or state.get("best", ())), extra=extra)
     tallies = {name: DecodeTally(data.splits[name]) for name in ("train", "val")}
-    common = dict(cache=plan.cache, cache_dir=run / CACHE_DIR)
-    train_ds = make_pipeline(
-        data.splits["train"], prep, data.num_classes, batch_size=plan.batch_size,
-        training=True, augment=plan.augment, seed=config.seed, tally=tallies["train"],
-        **common,
+    train_ds, val_ds, precise_bn = plan_pipelines(
+        model, data, prep, plan, seed=config.seed, augment=plan.augment,
+        cache_dir=run / CACHE_DIR, tallies=tallies,
     )  # fmt: skip
-    val_ds = make_pipeline(
-        data.splits["val"], prep, data.num_classes, batch_size=plan.val_batch_size,
-        tally=tallies["val"], sample_weights=True, **common,
-    )  # fmt: skip
+    plateau = [
+        ResumableReduceLR(
+            monitor=MONITOR, mode="max", factor=0.5, patience=max(2, config.patience // 3),
+            min_lr=config.lr / 100, restore=state.get("plateau"),
+        )
+    ] if plan.schedule == "plateau" else []  # fmt: skip
     callbacks = [
+        *precise_bn,  # first: validation must see the recomputed statistics
         ResumableEarlyStopping(
             monitor=MONITOR, mode="max", patience=config.patience,
-            start_from_epoch=plan.early_stop_from,
-            restore=state.get("early_stop"),
+            start_from_epoch=plan.early_stop_from, restore=state.get("early_stop"),
         ),
+        *plateau,
         keras.callbacks.TensorBoard(log_dir=str(run / "logs"), write_graph=False),
         checkpoint,  # last: it records the learning rate after any reduction
     ]  # fmt: skip
-    if plan.schedule == "plateau":
-        callbacks.insert(1, ResumableReduceLR(
-            monitor=MONITOR, mode="max", factor=0.5, patience=max(2, config.patience // 3),
-            min_lr=config.lr / 100, restore=state.get("plateau"),
-        ))  # fmt: skip
-    if trainable_batch_norms(model):  # statistics of the images as evaluation sees them
-        clean = make_pipeline(
-            data.splits["train"], prep, data.num_classes, batch_size=plan.batch_size,
-            training=True, seed=config.seed + 1, cache="none",
-        )  # fmt: skip
-        callbacks.insert(0, PreciseBatchNorm(clean))
     if start_epoch < epochs:
         model.fit(
             train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=start_epoch,

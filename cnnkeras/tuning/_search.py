@@ -28,13 +28,17 @@ import keras_tuner as kt
 
 from cnnkeras import _io
 from cnnkeras._spawn import Child, Died
-from cnnkeras.data import load_dataset, make_pipeline
+from cnnkeras.data import load_dataset
 from cnnkeras.errors import UserError
 from cnnkeras.models import create_model, model_info
-from cnnkeras.train._callbacks import PreciseBatchNorm, trainable_batch_norms
 from cnnkeras.train._config import TrainConfig
 from cnnkeras.train._plan import plan_training
-from cnnkeras.train._run import compile_for_training, preprocessing_for, seed_everything
+from cnnkeras.train._run import (
+    compile_for_training,
+    plan_pipelines,
+    preprocessing_for,
+    seed_everything,
+)
 from cnnkeras.tuning._experiment import MEMORY_GROWTH_MB, TRAINING_HPS, Experiment
 
 PROJECT = "search"
@@ -114,19 +118,10 @@ class ZooHyperModel(kt.HyperModel):
         plan = plan_training(config, len(splits["train"]), len(splits["val"]), self.prep,
                              config.cache_budget_mb)  # fmt: skip
         compile_for_training(model, config, plan)
-        train = make_pipeline(
-            splits["train"], self.prep, self.data.num_classes, batch_size=plan.batch_size,
-            training=True, seed=experiment.seed, cache=plan.cache, cache_dir=self.cache_dir,
+        train, val, extra = plan_pipelines(
+            model, self.data, self.prep, plan, seed=experiment.seed, augment=(),
+            cache_dir=self.cache_dir,
         )  # fmt: skip
-        val = make_pipeline(
-            splits["val"], self.prep, self.data.num_classes, batch_size=plan.val_batch_size,
-            cache=plan.cache, cache_dir=self.cache_dir, sample_weights=True,
-        )  # fmt: skip
-        clean = make_pipeline(
-            splits["train"], self.prep, self.data.num_classes, batch_size=plan.batch_size,
-            training=True, seed=experiment.seed + 1, cache="none",
-        )  # fmt: skip
-        extra = [PreciseBatchNorm(clean)] if trainable_batch_norms(model) else []
         started = time.perf_counter()
         history = model.fit(
             train,
