@@ -31,11 +31,14 @@ class _EpochTimer(keras.callbacks.Callback):
         self.times.append(time.perf_counter() - self._start)
 
 
-def _synthetic(n: int, batch: int, shape, num_classes: int, seed: int) -> tf.data.Dataset:
+def _synthetic(
+    n: int, batch: int, shape, num_classes: int, seed: int, endless: bool
+) -> tf.data.Dataset:
     rng = np.random.default_rng(seed)
     x = rng.uniform(0, 1, (n, *shape)).astype("float32")
     y = np.eye(num_classes, dtype="float32")[rng.integers(0, num_classes, n)]
-    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache().prefetch(-1)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache()
+    return (ds.repeat() if endless else ds).prefetch(-1)
 
 
 def bench_train(
@@ -52,7 +55,9 @@ def bench_train(
     steps_per_execution: int | None = None,
 ) -> dict:
     """Images per second of ``model.fit`` as ``cnnkeras train`` compiles and runs it: one
-    epoch of ``steps`` training steps, then ``val_images`` of validation (0: none)."""
+    epoch of ``steps`` training steps, then ``val_images`` of validation (0: none), preceded
+    by precise batch-norm statistics when the model has batch norm."""
+    from cnnkeras.train._callbacks import PreciseBatchNorm, trainable_batch_norms
     from cnnkeras.train._config import TrainConfig
     from cnnkeras.train._plan import execution_plan
     from cnnkeras.train._run import compile_for_training, seed_everything
@@ -70,11 +75,21 @@ def bench_train(
     if jit_compile is not None:
         overrides["jit_compile"] = jit_compile
     compile_for_training(model, TrainConfig(arch=arch, batch_size=batch_size), **overrides)
-    data = _synthetic(steps * batch_size, batch_size, shape, num_classes, 0)
-    val = _synthetic(val_images, val_batch, shape, num_classes, 1) if val_images else None
+    spe = int(model.steps_per_execution)
+    # train's plan makes the steps per execution divide both epochs, and repeats the data so
+    # that one iterator lives across epochs; an override that does not divide runs as Keras
+    # runs a finite epoch, with its short last chunk (an endless one would overrun the epoch)
+    endless = steps % spe == 0 and val_steps % spe == 0
+    data = _synthetic(steps * batch_size, batch_size, shape, num_classes, 0, endless)
+    val = _synthetic(val_images, val_batch, shape, num_classes, 1, endless) if val_images else None
     timer = _EpochTimer()
-    model.fit(data, validation_data=val, epochs=repeats + 1, callbacks=[timer], verbose=0,
-              shuffle=False)  # fmt: skip
+    callbacks = [timer]
+    if val_images and trainable_batch_norms(model):  # train recomputes them before validation
+        clean = _synthetic(steps * batch_size, batch_size, shape, num_classes, 2, False)
+        callbacks.insert(0, PreciseBatchNorm(clean))
+    model.fit(data, validation_data=val, epochs=repeats + 1, callbacks=callbacks, verbose=0,
+              shuffle=False, steps_per_epoch=steps if endless else None,
+              validation_steps=val_steps if endless and val_images else None)  # fmt: skip
     per_epoch = timer.times[1:]  # the first epoch traces
     median = statistics.median(per_epoch)
     return {

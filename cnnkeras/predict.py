@@ -8,7 +8,7 @@ import numpy as np
 
 from cnnkeras.data import preprocess_images
 from cnnkeras.errors import UserError
-from cnnkeras.evaluate import Predictor
+from cnnkeras.saved import Predictor
 
 
 def read_image(path: str | Path) -> np.ndarray:

@@ -3,6 +3,7 @@ mock_data, and image folders written by the test."""
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
@@ -270,3 +271,24 @@ def test_a_long_folder_scan_reports_progress(photo_folder, monkeypatch, capsys):
     assert any(line.endswith("files checked: 20") for line in lines)
     load_dataset(f"folder:{photo_folder}", verbose=0)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("cache", ["none", "memory", "disk"])
+def test_an_endless_pipeline_keeps_epoch_boundaries(tmp_path, cache):
+    # train runs fit(steps_per_epoch=...) over repeat=True pipelines, to keep one iterator
+    # across epochs: each run of `steps` batches must still be one whole epoch
+    from photos import make_photo_folder
+
+    d = load_dataset(f"folder:{make_photo_folder(tmp_path / 'photos', per_class=4)}", seed=1)
+    prep = Preprocessing(16, 16, 3)
+    for name, training in (("train", True), ("test", False)):
+        split = d.splits[name]
+        ds = make_pipeline(split, prep, 6, batch_size=3, training=training, cache=cache,
+                           cache_dir=tmp_path / name, positions=True, repeat=True)  # fmt: skip
+        assert int(ds.cardinality()) == tf.data.INFINITE_CARDINALITY
+        steps = -(-len(split) // 3)
+        batches = [b[2].numpy() for b in ds.take(3 * steps)]
+        epochs = [np.concatenate(batches[i * steps : (i + 1) * steps]) for i in range(3)]
+        for order in epochs:
+            assert sorted(order) == list(range(len(split)))  # each image once an epoch
+        assert (len({tuple(o) for o in epochs}) > 1) == training  # reshuffled only in training

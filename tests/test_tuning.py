@@ -241,3 +241,12 @@ def test_tune_user_errors(tmp_path):
         )
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr
         assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_the_objective_says_which_way_is_better():
+    # direction comes from what the metric is, not from its name: val_loss is minimised and
+    # a metric trials do not record is refused before any trial runs
+    assert Experiment(objective="val_loss").direction == "min"
+    assert Experiment(objective="val_accuracy").maximize
+    with pytest.raises(UserError, match="objective must be one of val_accuracy"):
+        Experiment(objective="val_auc")

@@ -194,6 +194,7 @@ def make_pipeline(
     tally: DecodeTally | None = None,
     positions: bool = False,
     sample_weights: bool = False,
+    repeat: bool = False,
 ) -> tf.data.Dataset:
     """Batches of (float32 images, one-hot labels); shuffled and augmented when training.
 
@@ -202,7 +203,10 @@ def make_pipeline(
     fits ``cache_budget_mb``. ``positions`` adds each image's position in the split as a
     third element (images that failed to decode are missing from the batches);
     ``sample_weights`` adds a weight instead, 0 for the blanks that stand in for them (for
-    validation inside ``model.fit``, which needs the number of steps known)."""
+    validation inside ``model.fit``, which needs the number of steps known). ``repeat``
+    runs the epochs on forever, for ``model.fit(steps_per_epoch=...)``: Keras then keeps one
+    iterator, and the batches it has prefetched, across epochs instead of starting the
+    pipeline again each epoch (BENCHMARKS.md, "Epoch size")."""
     if batch_size < 1:
         raise UserError(f"batch_size must be >= 1, got {batch_size}")
     layers = augmentation_layers(augment, seed) if training and augment else []
@@ -259,6 +263,8 @@ def make_pipeline(
         ds = ds.map(lambda x, y, pos: (x, y, tf.cast(pos >= 0, tf.float32)))
     elif not positions:
         ds = ds.map(lambda x, y, pos: (x, y))
+    if repeat:
+        ds = ds.repeat()
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

@@ -1,23 +1,12 @@
 """Report figures as PNG bytes: confusion matrix, precision-recall curves, misclassified
-examples and training curves. Rendered with matplotlib's Agg backend (no screen needed)."""
+examples and training curves."""
 
 from __future__ import annotations
 
-import io
-
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import precision_recall_curve
 
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
+from cnnkeras._figures import plt, png_bytes
 
 
 def confusion_matrix_png(cm: np.ndarray, class_names: list[str], normalized: bool) -> bytes:
@@ -38,7 +27,7 @@ def confusion_matrix_png(cm: np.ndarray, class_names: list[str], normalized: boo
                 color = "white" if cm[i, j] > threshold else "black"
                 ax.text(j, i, text, ha="center", va="center", color=color, fontsize=8)
     ax.set_title("confusion matrix" + (" (row-normalised)" if normalized else ""))
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def pr_curves_png(y_true: np.ndarray, y_score: np.ndarray, class_names: list[str], ap) -> bytes:
@@ -53,7 +42,7 @@ def pr_curves_png(y_true: np.ndarray, y_score: np.ndarray, class_names: list[str
     ax.set_title("precision-recall, one-vs-rest")
     if len(class_names) <= 20:
         ax.legend(fontsize=7, loc="lower left")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def misclassified_png(
@@ -73,7 +62,7 @@ def misclassified_png(
         ax.set_title(f"true {class_names[y_true[i]]}\npred {class_names[y_pred[i]]}", fontsize=8)
     if not len(wrong):
         axes[0, 0].text(0, 0.5, "no misclassified images", fontsize=12)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def training_curves_png(history: dict[str, list[float]]) -> bytes:
@@ -86,4 +75,4 @@ def training_curves_png(history: dict[str, list[float]]) -> bytes:
                 ax.plot(epochs, values, style, label=prefix + key)
         ax.set(xlabel="epoch", title=key)
         ax.legend()
-    return _png(fig)
+    return png_bytes(fig)

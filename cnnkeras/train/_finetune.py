@@ -19,8 +19,8 @@ import numpy as np
 from cnnkeras import _io
 from cnnkeras.data import Preprocessing
 from cnnkeras.errors import UserError
-from cnnkeras.evaluate import load_run_model
 from cnnkeras.models import create_model, model_info
+from cnnkeras.saved import load_run_model
 from cnnkeras.train._config import TrainConfig
 from cnnkeras.train._history import read_history
 from cnnkeras.train._run import (

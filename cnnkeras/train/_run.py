@@ -17,6 +17,7 @@ import shutil
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -26,9 +27,10 @@ from cnnkeras import _io
 from cnnkeras.data import Preprocessing, load_dataset, make_pipeline
 from cnnkeras.data._pipeline import DecodeTally, SplitImages
 from cnnkeras.errors import UserError
-from cnnkeras.evaluate import SPLITS_FILE, predict_split, write_report
+from cnnkeras.evaluate import write_report
 from cnnkeras.evaluate._plots import training_curves_png
 from cnnkeras.models import create_model, model_info
+from cnnkeras.saved import CONFIG_FILE, LABELS_FILE, SPLITS_FILE, predict_split
 from cnnkeras.train._callbacks import (
     CHECKPOINTS,
     MONITOR,
@@ -132,7 +134,7 @@ def make_plan(config: TrainConfig, data, prep: Preprocessing, verbose: int) -> T
 def start_run(run: Path, options: dict, data, prep, model, plan: TrainingPlan, verbose: int):
     """Create the run folder with config.json, splits.json and labels.txt; refuse to
     overwrite a run."""
-    if (run / "config.json").exists():
+    if (run / CONFIG_FILE).exists():
         raise UserError(f"{run} already holds a run; continue it with --resume {run}")
     run.mkdir(parents=True, exist_ok=True)
     split = data.split_record()
@@ -151,8 +153,8 @@ def start_run(run: Path, options: dict, data, prep, model, plan: TrainingPlan, v
         "created": datetime.now().isoformat(timespec="seconds"),
         "status": "running",
     }
-    _io.write_json(run / "config.json", record)
-    _io.write_text(run / "labels.txt", "\n".join(data.class_names) + "\n")
+    _io.write_json(run / CONFIG_FILE, record)
+    _io.write_text(run / LABELS_FILE, "\n".join(data.class_names) + "\n")
     _io.log(verbose, f"run folder: {run}")
     return record
 
@@ -196,7 +198,7 @@ def _legacy_plan(record: dict) -> TrainingPlan:
 def resume(run_dir: str | Path, *, verbose: int = 1) -> dict:
     """Continue a run folder from its last completed epoch (after a crash or a kill)."""
     run = Path(run_dir)
-    config_path = run / "config.json"
+    config_path = run / CONFIG_FILE
     if not config_path.is_file():
         raise UserError(f"{run} is not a run folder (no config.json); start one with train")
     record = json.loads(config_path.read_text())
@@ -251,12 +253,33 @@ def _restored_state(rows: list[dict], model: keras.Model, run: Path, counts_from
     }
 
 
-def plan_pipelines(model, data, prep, plan, *, seed, augment, cache_dir, tallies=None):
-    """The training and validation pipelines of a plan, and the precise batch-norm callback
-    (in a list; empty for a model without training batch norm), which reads the training
-    images without augmentation: the statistics of what evaluation will see."""
+class FitData(NamedTuple):
+    """What ``model.fit`` needs from a plan: endless training and validation pipelines with
+    the steps of one epoch of each, and the precise batch-norm callback (in a list; empty for
+    a model without training batch norm)."""
+
+    train: tf.data.Dataset
+    val: tf.data.Dataset
+    callbacks: list
+    steps_per_epoch: int
+    validation_steps: int
+
+    def fit_kwargs(self) -> dict:
+        return {
+            "x": self.train,
+            "validation_data": self.val,
+            "steps_per_epoch": self.steps_per_epoch,
+            "validation_steps": self.validation_steps,
+        }
+
+
+def plan_pipelines(model, data, prep, plan, *, seed, augment, cache_dir, tallies=None) -> FitData:
+    """The pipelines of a plan. They repeat, and ``fit`` is told the steps of an epoch, so that
+    Keras keeps one iterator of each across epochs (no start-up cost per epoch). Precise
+    batch norm reads the training images without augmentation: the statistics of what
+    evaluation will see."""
     tallies = tallies or {}
-    common = dict(cache=plan.cache, cache_dir=cache_dir)
+    common = dict(cache=plan.cache, cache_dir=cache_dir, repeat=True)
     train = data.splits["train"]
     train_ds = make_pipeline(
         train, prep, data.num_classes, batch_size=plan.batch_size, training=True,
@@ -266,11 +289,12 @@ def plan_pipelines(model, data, prep, plan, *, seed, augment, cache_dir, tallies
         data.splits["val"], prep, data.num_classes, batch_size=plan.val_batch_size,
         tally=tallies.get("val"), sample_weights=True, **common,
     )  # fmt: skip
-    if not trainable_batch_norms(model):
-        return train_ds, val_ds, []
-    clean = make_pipeline(train, prep, data.num_classes, batch_size=plan.batch_size,
-                          training=True, seed=seed + 1, cache="none")  # fmt: skip
-    return train_ds, val_ds, [PreciseBatchNorm(clean)]
+    callbacks = []
+    if trainable_batch_norms(model):
+        clean = make_pipeline(train, prep, data.num_classes, batch_size=plan.batch_size,
+                              training=True, seed=seed + 1, cache="none")  # fmt: skip
+        callbacks.append(PreciseBatchNorm(clean))
+    return FitData(train_ds, val_ds, callbacks, plan.steps_per_epoch, plan.val_steps)
 
 
 def fit_epochs(
@@ -296,7 +320,7 @@ def fit_epochs(
     state = state or {}
     checkpoint = RunCheckpoint(run, *(best or state.get("best", ())), extra=extra)
     tallies = {name: DecodeTally(data.splits[name]) for name in ("train", "val")}
-    train_ds, val_ds, precise_bn = plan_pipelines(
+    fit_data = plan_pipelines(
         model, data, prep, plan, seed=config.seed, augment=plan.augment,
         cache_dir=run / CACHE_DIR, tallies=tallies,
     )  # fmt: skip
@@ -307,7 +331,7 @@ def fit_epochs(
         )
     ] if plan.schedule == "plateau" else []  # fmt: skip
     callbacks = [
-        *precise_bn,  # first: validation must see the recomputed statistics
+        *fit_data.callbacks,  # first: validation must see the recomputed statistics
         ResumableEarlyStopping(
             monitor=MONITOR, mode="max", patience=config.patience,
             start_from_epoch=plan.early_stop_from, restore=state.get("early_stop"),
@@ -318,7 +342,7 @@ def fit_epochs(
     ]  # fmt: skip
     if start_epoch < epochs:
         model.fit(
-            train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=start_epoch,
+            **fit_data.fit_kwargs(), epochs=epochs, initial_epoch=start_epoch,
             callbacks=callbacks, verbose=2 if verbose else 0, shuffle=False,
         )  # fmt: skip
         _report_decode_failures(run, [tallies["train"], tallies["val"]], verbose)
@@ -334,9 +358,9 @@ def _report_decode_failures(run: Path, tallies: list[DecodeTally], verbose: int)
     failed = sorted({path for tally in tallies for path in tally.failed()})
     if failed:
         _io.write_text(run / "skipped.txt", "\n".join(failed) + "\n")
-        record = _io.read_json(run / "config.json")
+        record = _io.read_json(run / CONFIG_FILE)
         record["decode_failures"] = len(failed)
-        _io.write_json(run / "config.json", record)
+        _io.write_json(run / CONFIG_FILE, record)
         _io.log(verbose, f"skipped {len(failed)} file(s) that failed to decode, e.g. "
                 f"{failed[0]}; list in {run / 'skipped.txt'}")  # fmt: skip
     return failed
@@ -370,8 +394,8 @@ def finish_run(run, data, prep, record, *, status, seconds, title, verbose) -> d
         "test_mAP": metrics["mAP"],
         "fit_seconds": round(seconds, 2),
     }
-    record = {**_io.read_json(run / "config.json"), **record, "status": status, "result": result}
-    _io.write_json(run / "config.json", record)
+    record = {**_io.read_json(run / CONFIG_FILE), **record, "status": status, "result": result}
+    _io.write_json(run / CONFIG_FILE, record)
     for leftover in (run / CHECKPOINTS).glob("*.keras"):
         leftover.unlink()
     if (run / CHECKPOINTS).is_dir():

@@ -16,8 +16,8 @@ import numpy as np
 
 from cnnkeras.data import DEFAULT_SEED, Preprocessing, Split, load_dataset, make_pipeline
 from cnnkeras.data._pipeline import DEFAULT_AUGMENT
-from cnnkeras.evaluate import predict_split
 from cnnkeras.models import create_model
+from cnnkeras.saved import predict_split
 from cnnkeras.train._config import TrainConfig
 from cnnkeras.train._finetune import build_transfer_model, feature_extractor, set_trainable
 from cnnkeras.train._run import compile_for_training, seed_everything

@@ -12,6 +12,8 @@ from cnnkeras.train._plan import SCHEDULES
 
 TUNERS = ("random", "hyperband", "bayesian")
 TRAINING_HPS = ("lr", "optimizer", "batch_size")  # sampled by the hypermodel, not the builder
+# what a trial's fit records (train compiles loss and accuracy), and which way is better
+OBJECTIVES = {"val_accuracy": "max", "val_loss": "min", "accuracy": "max", "loss": "min"}
 MEMORY_GROWTH_MB = 128.0  # a search process hands over to a fresh one after growing this much
 _LR = {"min": 1e-4, "max": 1e-2, "sampling": "log"}
 _DROPOUT = {"min": 0.0, "max": 0.5, "step": 0.1}
@@ -75,11 +77,20 @@ class Experiment:
             raise UserError(f"batch_size must be auto or >= 1, got {self.batch_size!r}")
         if self.schedule not in SCHEDULES:
             raise UserError(f"schedule must be one of {', '.join(SCHEDULES)}")
+        if self.objective not in OBJECTIVES:
+            raise UserError(
+                f"objective must be one of {', '.join(OBJECTIVES)} (what trials record), "
+                f"got {self.objective!r}"
+            )
+
+    @property
+    def direction(self) -> str:
+        """'max' or 'min': which way the objective is better (as ``kt.Objective`` takes it)."""
+        return OBJECTIVES[self.objective]
 
     @property
     def maximize(self) -> bool:
-        """Whether a higher objective is better: accuracies up, losses down."""
-        return "acc" in self.objective
+        return self.direction == "max"
 
     @property
     def out(self) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnkeras.evaluate._plots import _png, plt
+from cnnkeras._figures import plt, png_bytes
 
 
 def objective_plots(
@@ -20,7 +20,7 @@ def objective_plots(
         ax.step(ids, best, where="post", label="best so far")
     ax.set(xlabel="trial", ylabel=objective, title="objective per trial")
     ax.legend()
-    plots = {"objective_per_trial.png": _png(fig)}
+    plots = {"objective_per_trial.png": png_bytes(fig)}
     n = max(1, len(hp_names))
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3), squeeze=False)
     for ax, name in zip(axes[0], hp_names or [""], strict=False):
@@ -33,5 +33,5 @@ def objective_plots(
         ax.set(xlabel=name, ylabel=objective)
         if name == "lr":
             ax.set_xscale("log")
-    plots["objective_vs_hyperparameters.png"] = _png(fig)
+    plots["objective_vs_hyperparameters.png"] = png_bytes(fig)
     return plots

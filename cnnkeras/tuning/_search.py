@@ -118,17 +118,16 @@ class ZooHyperModel(kt.HyperModel):
         plan = plan_training(config, len(splits["train"]), len(splits["val"]), self.prep,
                              config.cache_budget_mb)  # fmt: skip
         compile_for_training(model, config, plan)
-        train, val, extra = plan_pipelines(
+        fit_data = plan_pipelines(
             model, self.data, self.prep, plan, seed=experiment.seed, augment=(),
             cache_dir=self.cache_dir,
         )  # fmt: skip
         started = time.perf_counter()
         history = model.fit(
-            train,
-            validation_data=val,
+            **fit_data.fit_kwargs(),
             epochs=epochs,
             initial_epoch=initial_epoch,
-            callbacks=[*extra, *(callbacks or []), keras.callbacks.TerminateOnNaN()],
+            callbacks=[*fit_data.callbacks, *(callbacks or []), keras.callbacks.TerminateOnNaN()],
             verbose=0,
             shuffle=False,
         )
@@ -224,9 +223,7 @@ def make_tuner(
     cls = type(f"Recording{base.__name__}", (_Recording, base), attrs)
     common = dict(
         hypermodel=hypermodel,
-        objective=kt.Objective(
-            experiment.objective, direction="max" if experiment.maximize else "min"
-        ),
+        objective=kt.Objective(experiment.objective, direction=experiment.direction),
         seed=experiment.seed,
         directory=str(experiment.out),
         project_name=PROJECT,

@@ -2,8 +2,8 @@
 
 For epochs of 4, 40 and 63 steps (batch 64) with a validation split of a ninth of the
 training images, every candidate number of steps per execution is timed as ``cnnkeras
-train`` runs an epoch (``bench_train``: median of timed epochs, validation included); the
-choice ``cnnkeras train`` makes is compared with the fastest. Then ``bench train --steps 4``
+train`` runs an epoch (``bench_train``: median of timed epochs, validation and precise batch
+norm included); the choice ``cnnkeras train`` makes is compared with the fastest. Then ``bench train --steps 4``
 against ``--steps 64`` per image. Rounds are interleaved; the median of rounds is reported.
 
     python tests/benchmarks/epoch_sizes.py --rounds 3 --repeats 3
@@ -42,7 +42,10 @@ def main() -> None:
     args = parser.parse_args()
     from cnnkeras.train._plan import execution_plan
 
-    cases = {4: (1, 4, 32), 40: (1, 8, 20, 32), 63: (1, 21, 32)}
+    cases = {4: {1, 4, 32}, 40: {1, 8, 20, 32}, 63: {1, 21, 32}}
+    for steps, candidates in cases.items():  # and the choice cnnkeras train makes
+        candidates.add(execution_plan(steps, steps * 64 // 9)[0])
+    cases = {steps: sorted(candidates) for steps, candidates in cases.items()}
     results: dict = {}
     for _ in range(args.rounds):
         for steps, candidates in cases.items():

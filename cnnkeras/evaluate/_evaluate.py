@@ -1,0 +1,53 @@
+"""A saved model's report on a split of its dataset (or another)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cnnkeras.data import load_dataset
+from cnnkeras.data._pipeline import SplitImages
+from cnnkeras.errors import UserError
+from cnnkeras.evaluate._report import write_report
+from cnnkeras.saved import Predictor, predict_split, run_split_record
+
+
+def evaluate_model(
+    model_path: str | Path,
+    dataset: str | None = None,
+    *,
+    split: str = "test",
+    out: str | Path | None = None,
+    seed: int | None = None,
+) -> dict:
+    """Evaluate a saved .keras or .tflite model on a dataset split; write the report.
+
+    Without ``dataset``, the one recorded beside the model (config.json, preprocess.json)."""
+    predictor = Predictor(model_path)
+    dataset = dataset or predictor.dataset
+    if dataset is None:
+        raise UserError("no config.json or preprocess.json beside the model; pass --dataset SPEC")
+    seed = seed if seed is not None else predictor.seed
+    data = load_dataset(dataset, seed=seed, record=run_split_record(model_path), verbose=1)
+    if split not in data.splits:
+        raise UserError(f"unknown split {split!r}; choose train, val or test")
+    if predictor.num_outputs != data.num_classes:
+        raise UserError(
+            f"the model has {predictor.num_outputs} outputs but {dataset} has "
+            f"{data.num_classes} classes"
+        )
+    names = predictor.class_names
+    if names is not None and names != data.class_names:
+        raise UserError(
+            f"the model's labels.txt ({', '.join(names[:5])}...) differs from {dataset}'s classes"
+        )
+    chosen = data.splits[split]
+    scores, kept = predict_split(predictor, chosen, predictor.prep)
+    out = Path(out) if out else Path(model_path).parent / f"eval-{data.name}-{split}"
+    title = f"{Path(model_path).name} on {dataset} ({split} split)"
+    extra = {"model": str(model_path), "dataset": dataset, "split": split, "report_dir": str(out),
+             "decode_failures": len(chosen) - len(kept)}  # fmt: skip
+    images = SplitImages(chosen.subset(kept), predictor.prep)
+    return write_report(
+        out, chosen.labels[kept], scores, data.class_names, images=images, title=title,
+        extra=extra,
+    )  # fmt: skip

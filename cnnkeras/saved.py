@@ -1,0 +1,144 @@
+"""A saved model with what was recorded beside it: the one place that opens a run's
+``model.keras`` or an exported ``model_*.tflite``.
+
+``train`` writes ``config.json`` (every option and the preprocessing), ``labels.txt`` and
+``splits.json`` beside ``model.keras``; ``export`` writes ``preprocess.json``, ``labels.txt``
+and a copy of ``splits.json`` beside its ``.tflite`` files. ``evaluate``, ``export``,
+``predict``, ``finetune`` and reports read them through here, so that each file's format is
+known in one module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from cnnkeras import _io
+from cnnkeras.data import DEFAULT_SEED, Preprocessing, make_pipeline
+from cnnkeras.errors import UserError
+
+CONFIG_FILE = "config.json"  # a training run's record (train)
+PREPROCESS_FILE = "preprocess.json"  # an export's record (export)
+LABELS_FILE = "labels.txt"  # class names, one a line, in output order
+SPLITS_FILE = "splits.json"  # the split a run trained on (train; export copies it)
+PREDICT_BATCH = 64  # a batch's activations, not its images, set the memory of a prediction
+
+
+def read_labels(folder: str | Path) -> list[str] | None:
+    """The class names recorded in ``folder``, or None where there is no labels.txt."""
+    path = Path(folder) / LABELS_FILE
+    return path.read_text().splitlines() if path.is_file() else None
+
+
+def run_split_record(path: str | Path) -> dict | None:
+    """The split recorded beside a model (a run's or an export's splits.json), if any."""
+    record = _io.read_json(Path(path).parent / SPLITS_FILE)
+    return record or None
+
+
+def load_run_model(path: str | Path):
+    """(model, preprocessing, class names or None, config) of a saved ``.keras`` model.
+
+    The preprocessing comes from the run's config.json; a bare model file gets the plain
+    0..1 scaling of its input shape. Loading is ``safe_mode=True``: no Lambda code runs."""
+    import keras
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"model file {path} does not exist")
+    if path.suffix != ".keras":
+        raise UserError(f"{path} is not a .keras model file")
+    try:
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as err:  # zip, JSON and deserialisation errors all mean "not a model"
+        raise UserError(f"could not load {path} as a Keras model: {err}") from err
+    config = _io.read_json(path.parent / CONFIG_FILE)
+    if "preprocessing" in config:
+        prep = Preprocessing.from_dict(config["preprocessing"])
+    else:
+        h, w, c = model.input_shape[1:]
+        prep = Preprocessing(h, w, c)
+    return model, prep, read_labels(path.parent), config
+
+
+class Predictor:
+    """A .keras or .tflite model behind one interface: float model input in, scores out,
+    with its preprocessing, class names and record (``meta``: config.json of a run,
+    preprocess.json of an export)."""
+
+    def __init__(self, path: str | Path):
+        path = Path(path)
+        self.path = path
+        if path.suffix == ".tflite":
+            from cnnkeras._litert import TFLiteModel
+
+            self.model = TFLiteModel(path)
+            meta_path = path.parent / PREPROCESS_FILE
+            if not meta_path.is_file():
+                raise UserError(
+                    f"no {PREPROCESS_FILE} beside {path}; export the model with cnnkeras export"
+                )
+            self.meta = _io.read_json(meta_path)
+            self.prep = Preprocessing.from_dict(self.meta)
+            self.class_names = read_labels(path.parent)
+            self.num_outputs = int(self.model.output["shape"][-1])
+            self._predict = self.model.predict
+        else:
+            model, self.prep, self.class_names, self.meta = load_run_model(path)
+            self.num_outputs = model.output_shape[-1]
+            self._predict = lambda x: np.asarray(model(x, training=False))
+
+    @property
+    def dataset(self) -> str | None:
+        """The dataset the model was trained on (a run) or checked against (an export)."""
+        return self.meta.get("dataset")
+
+    @property
+    def seed(self) -> int:
+        return self.meta.get("seed", DEFAULT_SEED)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self._predict(batch)
+
+
+def predict_split(
+    model: Callable, split, prep: Preprocessing, batch_size: int = PREDICT_BATCH
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scores (N, K) of a split's images in split order, and their positions in the split:
+    a file that fails to decode is left out. Images stream through; none are kept.
+
+    ``model`` is a Keras model or any callable from a float batch to scores."""
+    import keras
+
+    if isinstance(model, keras.Model):
+        keras_model = model
+
+        def model(x):
+            return np.asarray(keras_model(x, training=False))
+
+    ds = make_pipeline(
+        split, prep, 1, batch_size=batch_size, one_hot=False, cache="none", positions=True
+    )
+    scores, kept = [], []
+    for x, _, positions in ds:
+        scores.append(np.asarray(model(x.numpy())))
+        kept.append(positions.numpy())
+    if not scores:
+        raise UserError(f"none of the {len(split)} images could be decoded")
+    return np.concatenate(scores), np.concatenate(kept)
+
+
+__all__ = [
+    "CONFIG_FILE",
+    "LABELS_FILE",
+    "PREDICT_BATCH",
+    "PREPROCESS_FILE",
+    "SPLITS_FILE",
+    "Predictor",
+    "load_run_model",
+    "predict_split",
+    "read_labels",
+    "run_split_record",
+]
