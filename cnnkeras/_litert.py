@@ -55,7 +55,7 @@ def convert(
             converter.target_spec.supported_types = [tf.float16]
         if variant == "int8":
             if representative is None:
-                raise UserError("int8 quantization needs a dataset for calibration (--dataset)")
+                raise UserError("int8 quantization needs a dataset for calibration (`dataset`)")
             converter.representative_dataset = representative
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             converter.inference_input_type = {"uint8": tf.uint8, "int8": tf.int8}[int_io]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -23,6 +24,30 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):  # type: ignore[override]
         raise UserError(f"{message} (see `{self.prog} --help`)")
+
+
+# Library errors name parameters in backticks (`image_size`); the command line says the flag.
+# Most flags are their parameter with dashes; these are not:
+PARAM_FLAGS = {"cache_budget_mb": "--cache-budget", "unfreeze": "--unfreeze-top"}
+_PARAM = re.compile(r"`([a-z][a-z0-9_]*)`")
+
+
+def _option_flags(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Parameter (argparse dest) -> long flag, over every subcommand."""
+    flags: dict[str, str] = {}
+    for action in parser._actions:  # argparse has no public listing of its options
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                flags.update(_option_flags(sub))
+        elif action.option_strings and action.dest not in flags:
+            flags[action.dest] = max(action.option_strings, key=len)
+    return flags
+
+
+def as_flags(message: str, parser: argparse.ArgumentParser) -> str:
+    """A library message with its `parameters` named as the command line's flags."""
+    flags = {**_option_flags(parser), **PARAM_FLAGS}
+    return _PARAM.sub(lambda m: flags.get(m[1], m[1]), message)
 
 
 def _print_json(obj) -> None:
@@ -720,14 +745,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``cnnkeras`` and ``python -m cnnkeras``; returns the exit status."""
     import_tensorflow_quietly()
     argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
     try:
-        args = build_parser().parse_args(argv)
+        args = parser.parse_args(argv)
         func: Callable = args.func
         status = func(args)
         if status:
             return int(status)
     except UserError as err:
-        print(f"cnnkeras: error: {' '.join(str(err).split())}", file=sys.stderr)
+        print(f"cnnkeras: error: {as_flags(' '.join(str(err).split()), parser)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("cnnkeras: interrupted", file=sys.stderr)

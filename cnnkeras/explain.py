@@ -220,7 +220,7 @@ def compound_scaling(phi: float | None = None) -> dict:
     }
     if phi is not None:
         if phi < 0:
-            raise UserError(f"--phi must be >= 0, got {phi}")
+            raise UserError(f"`phi` must be >= 0, got {phi}")
         result["phi"] = phi
         result["depth"] = ALPHA**phi
         result["width"] = BETA**phi

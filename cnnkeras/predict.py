@@ -29,7 +29,7 @@ def read_image(path: str | Path) -> np.ndarray:
 def predict_files(model_path: str | Path, images: list[str], top_k: int = 3) -> list[dict]:
     """One result per file: the top-k labels and scores, or the error for that file."""
     if top_k < 1:
-        raise UserError("--top-k must be >= 1")
+        raise UserError("`top_k` must be >= 1")
     predictor = Predictor(model_path)
     names = predictor.class_names or [str(i) for i in range(predictor.num_outputs)]
     results = []

@@ -46,6 +46,10 @@ def test_console_script_is_installed():
         (["explain", "conv", "--image", "1 2; 3"], "give both --image and --filter"),
         (["frobnicate"], "invalid choice"),
         (["explain", "separable", "--input", "8"], "required"),
+        # library errors name parameters; the command line names its flags
+        (["train", "--lr", "0"], "--lr must be > 0"),
+        (["train", "--cache-budget", "-1"], "--cache-budget must be >= 0"),
+        (["explain", "scaling", "--phi", "-1"], "--phi must be >= 0"),
     ],
 )
 def test_user_errors_are_one_line_without_traceback(args, message, capsys):

@@ -147,7 +147,7 @@ def test_diverging_run_reports_nan(tmp_path):
         out=str(tmp_path),
         model_options={"activation": "relu"},
     )
-    with pytest.raises(UserError, match="lower --lr"):
+    with pytest.raises(UserError, match="lower `lr`"):
         train(config, verbose=0)
 
 
@@ -156,7 +156,7 @@ def test_diverging_run_reports_nan(tmp_path):
     [
         ({"image_size": 8}, "below lenet5's minimum of 16"),
         ({"arch": "lenet6"}, "unknown model 'lenet6'"),
-        ({"epochs": 0}, "--epochs must be auto or >= 1"),
+        ({"epochs": 0}, "`epochs` must be auto or >= 1"),  # the parameter, not the flag
         ({"dataset": "folder:/does/not/exist"}, "does not exist"),
     ],
 )

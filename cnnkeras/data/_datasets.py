@@ -305,7 +305,7 @@ def _from_record(record: dict, data_dir: str | None) -> ImageDataset:
             root = Path(rest).expanduser()
             if not root.is_dir():
                 raise UserError(
-                    f"folder {root} of this run no longer exists; pass --dataset folder:PATH "
+                    f"folder {root} of this run no longer exists; pass `dataset` folder:PATH "
                     "to use other images"
                 )
             splits[name] = Split(labels, paths=[str(root / f) for f in entry["files"]])

@@ -25,7 +25,7 @@ def evaluate_model(
     predictor = Predictor(model_path)
     dataset = dataset or predictor.dataset
     if dataset is None:
-        raise UserError("no config.json or preprocess.json beside the model; pass --dataset SPEC")
+        raise UserError("no config.json or preprocess.json beside the model; pass `dataset`")
     seed = seed if seed is not None else predictor.seed
     data = load_dataset(dataset, seed=seed, record=run_split_record(model_path), verbose=1)
     if split not in data.splits:

@@ -64,7 +64,7 @@ def bench_infer(path: str | Path, threads: int | None = None, runs: int = 100) -
     """Single-image latency of a .tflite file (LiteRT, XNNPACK) or a .keras model."""
     path = Path(path)
     if runs < 1:
-        raise UserError("--runs must be >= 1")
+        raise UserError("`runs` must be >= 1")
     if path.suffix == ".tflite":
         model = TFLiteModel(path, num_threads=threads)
         dtype = model.input["dtype"]
@@ -183,13 +183,13 @@ def export_model(
         raise UserError(f"unknown quantization {', '.join(unknown)}; choose from none, "
                         "float16, dynamic, int8, all")  # fmt: skip
     if int_io not in ("uint8", "int8"):
-        raise UserError("--int-io must be uint8 or int8")
+        raise UserError("`int_io` must be uint8 or int8")
     dataset = dataset or config.get("dataset")
     seed = config.get("seed", DEFAULT_SEED)
     record = run_split_record(model_path)
     data = load_dataset(dataset, seed=seed, record=record, verbose=verbose) if dataset else None
     if data is None and "int8" in variants:
-        raise UserError("int8 needs calibration images: pass --dataset SPEC")
+        raise UserError("int8 needs calibration images: pass `dataset`")
     if data is not None and data.num_classes != model.output_shape[-1]:
         raise UserError(f"{dataset} has {data.num_classes} classes; the model has "
                         f"{model.output_shape[-1]} outputs")  # fmt: skip
@@ -269,7 +269,7 @@ def _check_bar(variant: str, row: dict, keras_accuracy: float) -> str | None:
         loss = keras_accuracy - row["accuracy"]
         if loss > INT8_MAX_ACCURACY_LOSS:
             return (f"int8 loses {100 * loss:.1f} points of accuracy (bar: 1.0); use the "
-                    "float16 or dynamic file, or calibrate with more --samples")  # fmt: skip
+                    "float16 or dynamic file, or calibrate with more `samples`")  # fmt: skip
         return None
     bar = AGREEMENT_BARS[variant]
     if row["agreement"] < bar:

@@ -43,18 +43,18 @@ class TrainConfig:
             return value == "auto" or (isinstance(value, int) and value >= 1)
 
         checks = [
-            (auto_or_positive(self.epochs), "--epochs must be auto or >= 1"),
-            (auto_or_positive(self.batch_size), "--batch-size must be auto or >= 1"),
-            (self.image_size is None or self.image_size >= 1, "--image-size must be >= 1"),
-            (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}"),
-            (self.loss in LOSSES, f"--loss must be one of {', '.join(LOSSES)}"),
-            (self.lr > 0, "--lr must be > 0"),
-            (0 <= self.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
-            (self.patience >= 1, "--patience must be >= 1"),
-            (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
-            (self.warmup_epochs is None or self.warmup_epochs >= 0, "--warmup-epochs must be >= 0"),
-            (self.cache in CACHES, f"--cache must be one of {', '.join(CACHES)}"),
-            (self.cache_budget_mb >= 0, "--cache-budget must be >= 0"),
+            (auto_or_positive(self.epochs), "`epochs` must be auto or >= 1"),
+            (auto_or_positive(self.batch_size), "`batch_size` must be auto or >= 1"),
+            (self.image_size is None or self.image_size >= 1, "`image_size` must be >= 1"),
+            (self.optimizer in OPTIMIZERS, f"`optimizer` must be one of {', '.join(OPTIMIZERS)}"),
+            (self.loss in LOSSES, f"`loss` must be one of {', '.join(LOSSES)}"),
+            (self.lr > 0, "`lr` must be > 0"),
+            (0 <= self.label_smoothing < 1, "`label_smoothing` must be in [0, 1)"),
+            (self.patience >= 1, "`patience` must be >= 1"),
+            (self.schedule in SCHEDULES, f"`schedule` must be one of {', '.join(SCHEDULES)}"),
+            (self.warmup_epochs is None or self.warmup_epochs >= 0, "`warmup_epochs` must be >= 0"),
+            (self.cache in CACHES, f"`cache` must be one of {', '.join(CACHES)}"),
+            (self.cache_budget_mb >= 0, "`cache_budget_mb` must be >= 0"),
         ]
         for ok, message in checks:
             if not ok:

@@ -110,7 +110,7 @@ def load_base(spec: str, image_size: int | None):
     if image_size and image_size != prep.height:
         raise UserError(
             f"the base {path.name} takes {prep.height}x{prep.width} input; "
-            f"omit --image-size (images are resized to it) or pass {prep.height}"
+            f"omit `image_size` (images are resized to it) or pass {prep.height}"
         )
     return *feature_extractor(model), [], prep, path.name
 
@@ -142,7 +142,7 @@ def set_trainable(features: keras.Model, unfreeze, train_bn: bool = False) -> li
     else:
         n = int(unfreeze)
         if not 0 < n <= len(weighted):
-            raise UserError(f"--unfreeze-top must be between 1 and {len(weighted)}, got {n}")
+            raise UserError(f"`unfreeze` must be between 1 and {len(weighted)} layers, got {n}")
         chosen = weighted[-n:]
     features.trainable = True
     for layer in features.layers:
@@ -171,9 +171,9 @@ def finetune(config: FinetuneConfig, *, run_dir: str | Path | None = None, verbo
     """Phase 1 (frozen base, new head) and optional phase 2 (fine-tune) into a run folder."""
     config.validate()
     if config.epochs_head < 1:
-        raise UserError("--epochs-head must be >= 1")
+        raise UserError("`epochs_head` must be >= 1")
     if config.epochs_finetune and config.unfreeze is None:
-        raise UserError("--epochs-finetune needs --unfreeze-top N or --unfreeze all")
+        raise UserError("`epochs_finetune` needs `unfreeze` (a number of layers or 'all')")
     seed_everything(config.seed)
     data = load_data(config, verbose=verbose)
     features, pool, input_layers, prep, described = load_base(config.base, config.image_size)

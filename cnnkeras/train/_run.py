@@ -135,7 +135,7 @@ def start_run(run: Path, options: dict, data, prep, model, plan: TrainingPlan, v
     """Create the run folder with config.json, splits.json and labels.txt; refuse to
     overwrite a run."""
     if (run / CONFIG_FILE).exists():
-        raise UserError(f"{run} already holds a run; continue it with --resume {run}")
+        raise UserError(f"{run} already holds a run; continue it with `resume`")
     run.mkdir(parents=True, exist_ok=True)
     split = data.split_record()
     _io.write_json(run / SPLITS_FILE, split)
@@ -167,8 +167,8 @@ def train(config: TrainConfig, *, run_dir: str | Path | None = None, verbose: in
     size = config.image_size or info.input_shape[0]
     if size < info.min_size:
         raise UserError(
-            f"--image-size {size} is below {config.arch}'s minimum of {info.min_size}; "
-            f"pass --image-size {info.min_size} or more"
+            f"`image_size` {size} is below {config.arch}'s minimum of {info.min_size}; "
+            f"pass {info.min_size} or more"
         )
     data = load_data(config, verbose=verbose)
     prep = preprocessing_for(config.arch, size, data.channels)
@@ -348,7 +348,7 @@ def fit_epochs(
         _report_decode_failures(run, [tallies["train"], tallies["val"]], verbose)
     if checkpoint.nan_epoch is not None:
         _io.log(1, f"loss became NaN at epoch {checkpoint.nan_epoch + 1}; stopped and kept the "
-                f"best model (epoch {checkpoint.best_epoch + 1}); try a lower --lr")  # fmt: skip
+                f"best model (epoch {checkpoint.best_epoch + 1}); try a lower `lr`")  # fmt: skip
     return checkpoint
 
 
@@ -370,7 +370,7 @@ def finish_run(run, data, prep, record, *, status, seconds, title, verbose) -> d
     """Training curves, the test-split report of the best model, and the final config.json."""
     rows = read_history(run / "history.csv")
     if not (run / "model.keras").is_file():
-        raise UserError(f"training stopped before any epoch completed ({status}); try a lower --lr")
+        raise UserError(f"training stopped before any epoch completed ({status}); try a lower `lr`")
     history = {k: [r[k] for r in rows] for k in (rows[0] if rows else {})}
     _io.write_bytes(run / "training_curves.png", training_curves_png(history))
     best = keras.saving.load_model(run / "model.keras", safe_mode=True)

@@ -310,7 +310,7 @@ class _Role:
                 if deaths == 3:
                     raise UserError(
                         f"the search process ended 3 times in a row ({done}); free some "
-                        "memory or lower --batch-size, then run the same command again"
+                        "memory or lower `batch_size`, then run the same command again"
                     )
             elif done:
                 return
