@@ -65,7 +65,7 @@ def bench_train(
     if steps < 1 or repeats < 1 or batch_size < 1 or val_images < 0:
         raise UserError("steps, repeats and batch_size must be >= 1, val_images >= 0")
     info = model_info(arch)
-    size = image_size or info.input_shape[0]
+    size = info.image_size(image_size)
     channels = channels or info.input_shape[-1]
     shape = (size, size, channels)
     seed_everything(0)  # as in training, op determinism included

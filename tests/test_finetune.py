@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from cnnkeras.errors import UserError
+from cnnkeras.models import model_info
 from cnnkeras.train import FinetuneConfig, TrainConfig, finetune, train
 from cnnkeras.train._transfer_demo import METHODS, transfer_demo
 
@@ -139,7 +140,7 @@ def test_imagenet_base_loads_through_the_copy_path(monkeypatch, tmp_path):
 def test_caffe_preprocessing_layer():
     from cnnkeras.train._finetune import imagenet_input_layers
 
-    (layer,) = imagenet_input_layers("resnet")
+    (layer,) = imagenet_input_layers(model_info("resnet50").facts.imagenet_input)
     rgb = np.array([[[[10.0, 20.0, 30.0]]]], "float32")
     out = keras.ops.convert_to_numpy(layer(rgb))
     np.testing.assert_allclose(out[0, 0, 0], [30 - 103.939, 20 - 116.779, 10 - 123.68], atol=1e-4)
@@ -158,7 +159,7 @@ def test_bad_bases(tmp_path, lenet_base):
         finetune(FinetuneConfig(base=str(lenet_base[0]), dataset="digits", image_size=32))
     with pytest.raises(UserError, match="no official ImageNet weights"):
         finetune(FinetuneConfig(base="imagenet:lenet5", dataset="digits"))
-    with pytest.raises(UserError, match="needs --unfreeze"):
+    with pytest.raises(UserError, match="needs `unfreeze`"):
         finetune(FinetuneConfig(base=str(lenet_base[0]), dataset="digits", epochs_finetune=2))
 
 

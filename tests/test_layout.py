@@ -69,3 +69,22 @@ def test_no_import_cycles_between_areas():
     # low modules stay low: what opens a saved model knows nothing of what uses it
     for low in ("data", "models", "saved", "_litert", "_io", "errors"):
         assert not graph.get(low, set()) & {"train", "evaluate", "export", "tuning", "cli"}, low
+
+
+def test_family_facts_live_in_the_registry():
+    import re
+
+    from cnnkeras.models import FAMILIES, list_models, model_info
+
+    assert {model_info(n).family for n in list_models()} == set(FAMILIES)  # none stale
+    switch = re.compile(r"family\s*(==|!=|\bin\b)")
+    outside = [
+        f"{path.relative_to(PACKAGE)}:{i}"
+        for path in PACKAGE.rglob("*.py")
+        if "models" not in path.relative_to(PACKAGE).parts
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if switch.search(line)
+    ]
+    assert outside == [], "read FamilyFacts instead of testing the family: " + ", ".join(outside)
+    assert model_info("efficientnet_b0").facts.input_scale == 1.0  # it rescales inside
+    assert model_info("vgg16").facts.head_pooling == "flatten"

@@ -2,7 +2,14 @@
 
 # Importing a family module registers its models.
 from cnnkeras.models import alexnet, googlenet, lenet, mobilenet, resnet, vgg  # noqa: F401
-from cnnkeras.models._registry import ModelInfo, create_model, list_models, model_info
+from cnnkeras.models._registry import (
+    FAMILIES,
+    FamilyFacts,
+    ModelInfo,
+    create_model,
+    list_models,
+    model_info,
+)
 from cnnkeras.models._stats import count_macs, layer_table
 from cnnkeras.models._weights import transfer_weights
 
@@ -10,6 +17,8 @@ from cnnkeras.models._weights import transfer_weights
 from cnnkeras.models.efficientnet import efficientnet
 
 __all__ = [
+    "FAMILIES",
+    "FamilyFacts",
     "ModelInfo",
     "count_macs",
     "create_model",

@@ -19,6 +19,30 @@ from cnnkeras.errors import UserError
 
 
 @dataclass(frozen=True)
+class FamilyFacts:
+    """What the code around a family needs to know of it besides how to build it."""
+
+    input_scale: float = 1 / 255  # model input = pixel (0..255) * input_scale
+    imagenet_input: str | None = None  # how its ImageNet weights want input: see FAMILIES
+    head_pooling: str = "avg"  # how a new classifier head reads the base: "avg" or "flatten"
+
+
+# "tf": RGB scaled to -1..1; "caffe": BGR minus the ImageNet mean; None: done inside the model
+# or no ImageNet weights. Classic nets end in Flatten and fully connected layers: a new head
+# flattens their last feature map too.
+FAMILIES = {
+    "lenet": FamilyFacts(head_pooling="flatten"),
+    "alexnet": FamilyFacts(head_pooling="flatten"),
+    "vgg": FamilyFacts(imagenet_input="caffe", head_pooling="flatten"),
+    "googlenet": FamilyFacts(),
+    "resnet": FamilyFacts(imagenet_input="caffe"),
+    "mobilenet": FamilyFacts(imagenet_input="tf"),
+    # rescales and normalises 0..255 input inside the model, as keras.applications does
+    "efficientnet": FamilyFacts(input_scale=1.0),
+}
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """What the registry knows of one model besides how to build it."""
 
@@ -42,6 +66,14 @@ class ModelInfo:
         params = inspect.signature(self.builder).parameters.values()
         return {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY}
 
+    @property
+    def facts(self) -> FamilyFacts:
+        return FAMILIES[self.family]
+
+    def image_size(self, asked: int | None = None) -> int:
+        """The side of the square input: ``asked``, or the paper's."""
+        return asked or self.input_shape[0]
+
 
 _REGISTRY: dict[str, ModelInfo] = {}
 
@@ -62,6 +94,8 @@ def register_model(
         name = fn.__name__
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is already registered")
+        if family not in FAMILIES:
+            raise ValueError(f"family {family!r} of {name!r} has no entry in FAMILIES")
         _REGISTRY[name] = ModelInfo(
             name=name,
             family=family,

@@ -52,11 +52,12 @@ class FinetuneConfig(TrainConfig):
     train_bn: bool = False
 
 
-def imagenet_input_layers(family: str) -> list[keras.layers.Layer]:
-    """Layers that turn 0..255 RGB into what the family's ImageNet weights expect."""
-    if family == "mobilenet":
+def imagenet_input_layers(style: str | None) -> list[keras.layers.Layer]:
+    """Layers that turn 0..255 RGB into what ImageNet weights of an input ``style`` expect
+    (``FamilyFacts.imagenet_input``)."""
+    if style == "tf":
         return [keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="imagenet_scale")]
-    if family in ("resnet", "vgg"):
+    if style == "caffe":
         conv = keras.layers.Conv2D(3, 1, trainable=False, name="imagenet_caffe")
         conv.build((None, None, None, 3))
         kernel = np.zeros((1, 1, 3, 3), "float32")
@@ -95,14 +96,14 @@ def load_base(spec: str, image_size: int | None):
     if spec.startswith("imagenet:"):
         name = spec.split(":", 1)[1]
         info = model_info(name)
-        size = image_size or info.input_shape[0]
+        size = info.image_size(image_size)
         base = create_model(
             name, weights="imagenet", include_top=False, input_shape=(size, size, 3)
         )
         prep = Preprocessing(size, size, 3, scale=1.0)  # raw 0..255; the model preprocesses
-        pool = "flatten" if info.family in ("lenet", "alexnet", "vgg") else "avg"
         described = f"{name} (ImageNet)"
-        return base, pool, imagenet_input_layers(info.family), prep, described
+        layers = imagenet_input_layers(info.facts.imagenet_input)
+        return base, info.facts.head_pooling, layers, prep, described
     path = Path(spec)
     if not path.exists():
         raise UserError(f"base {spec} does not exist; give a .keras file or imagenet:NAME")

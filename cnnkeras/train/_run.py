@@ -68,9 +68,9 @@ def seed_everything(seed: int) -> None:
 
 
 def preprocessing_for(arch: str, size: int, channels: int) -> Preprocessing:
-    """[0, 1] pixels, except EfficientNet, whose models rescale 0..255 input themselves."""
-    scale = 1.0 if model_info(arch).family == "efficientnet" else 1.0 / 255.0
-    return Preprocessing(size, size, channels, scale=scale)
+    """Pixels scaled as the family's models expect them (0..1, or 0..255 for those that
+    rescale inside, as EfficientNet)."""
+    return Preprocessing(size, size, channels, scale=model_info(arch).facts.input_scale)
 
 
 def compile_for_training(
@@ -164,7 +164,7 @@ def train(config: TrainConfig, *, run_dir: str | Path | None = None, verbose: in
     config.validate()
     seed_everything(config.seed)
     info = model_info(config.arch)
-    size = config.image_size or info.input_shape[0]
+    size = info.image_size(config.image_size)
     if size < info.min_size:
         raise UserError(
             f"`image_size` {size} is below {config.arch}'s minimum of {info.min_size}; "

@@ -239,7 +239,7 @@ def make_tuner(
 def _prepare(experiment: Experiment):
     info = model_info(experiment.arch)
     data = load_dataset(experiment.dataset, seed=experiment.seed)
-    size = experiment.image_size or info.input_shape[0]
+    size = info.image_size(experiment.image_size)
     if size < info.min_size:
         raise UserError(f"image_size {size} is below {experiment.arch}'s minimum {info.min_size}")
     return data, preprocessing_for(experiment.arch, size, data.channels)

@@ -3,8 +3,9 @@
 For epochs of 4, 40 and 63 steps (batch 64) with a validation split of a ninth of the
 training images, every candidate number of steps per execution is timed as ``cnnkeras
 train`` runs an epoch (``bench_train``: median of timed epochs, validation and precise batch
-norm included); the choice ``cnnkeras train`` makes is compared with the fastest. Then ``bench train --steps 4``
-against ``--steps 64`` per image. Rounds are interleaved; the median of rounds is reported.
+norm included); the choice ``cnnkeras train`` makes is compared with the fastest. Then
+``bench train --steps 4`` against ``--steps 64`` per image. Rounds are interleaved; the
+median of rounds is reported.
 
     python tests/benchmarks/epoch_sizes.py --rounds 3 --repeats 3
 """
