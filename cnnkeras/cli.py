@@ -28,7 +28,11 @@ class _Parser(argparse.ArgumentParser):
 
 # Library errors name parameters in backticks (`image_size`); the command line says the flag.
 # Most flags are their parameter with dashes; these are not:
-PARAM_FLAGS = {"cache_budget_mb": "--cache-budget", "unfreeze": "--unfreeze-top"}
+PARAM_FLAGS = {
+    "cache_budget_mb": "--cache-budget",
+    "max_memory_growth_mb": "--max-memory-growth",
+    "unfreeze": "--unfreeze-top",
+}
 _PARAM = re.compile(r"`([a-z][a-z0-9_]*)`")
 
 
@@ -87,29 +91,9 @@ def _human(n: float) -> str:
 
 
 def cmd_models(args) -> None:
-    from cnnkeras.models import count_macs, create_model, list_models, model_info
-    from cnnkeras.models._metadata import STATS
+    from cnnkeras.models import zoo_table
 
-    rows = []
-    for name in list_models(args.pattern):
-        info = model_info(name)
-        if args.measure:
-            model = create_model(name)
-            params, macs = model.count_params(), count_macs(model)
-        else:
-            params, macs = STATS[name].params, STATS[name].macs
-        rows.append(
-            {
-                "name": name,
-                "family": info.family,
-                "paper": info.paper,
-                "input_shape": list(info.input_shape),
-                "num_classes": info.num_classes,
-                "params": params,
-                "macs": macs,
-                "imagenet_weights": info.keras_application is not None,
-            }
-        )
+    rows = zoo_table(args.pattern, measure=args.measure)
     if args.json:
         _print_json({"models": rows})
         return
@@ -123,7 +107,7 @@ def cmd_models(args) -> None:
 
 
 def cmd_summary(args) -> None:
-    from cnnkeras.models import count_macs, create_model, layer_table
+    from cnnkeras.models import create_model, layer_table, model_totals
 
     options = dict(args.set or [])
     if args.input_shape:
@@ -131,12 +115,7 @@ def cmd_summary(args) -> None:
     if args.classes:
         options["num_classes"] = args.classes
     model = create_model(args.name, **options)
-    rows = layer_table(model)
-    total = {
-        "params": int(model.count_params()),
-        "trainable_params": int(sum(int(w.numpy().size) for w in model.trainable_weights)),
-        "macs": count_macs(model),
-    }
+    rows, total = layer_table(model), model_totals(model)
     if args.json:
         _print_json(
             {
@@ -288,7 +267,7 @@ def cmd_evaluate(args) -> None:
     if args.json:
         _print_json(m)
         return
-    from cnnkeras.evaluate._report import summary_lines
+    from cnnkeras.evaluate import summary_lines
 
     print("\n".join(summary_lines(m, f"{args.model} on {dataset} ({args.split})")[2:]))
     print(f"report: {m['report_dir']}/report.html")
@@ -319,12 +298,10 @@ def cmd_bench_train(args) -> None:
 
 
 def cmd_export(args) -> None:
-    from cnnkeras.export import VARIANTS, export_model, parity_cells
+    from cnnkeras.export import export_model, parity_cells
 
-    variants = {"none": ("float32",), "all": VARIANTS}.get(args.quantize)
-    variants = variants or ("float32", args.quantize)
     report = export_model(
-        args.model, variants=variants, dataset=args.dataset, samples=args.samples,
+        args.model, variants=args.quantize, dataset=args.dataset, samples=args.samples,
         out=args.out, int_io=args.int_io, verbose=0 if args.json else 1,
     )  # fmt: skip
     if args.json:
@@ -370,8 +347,7 @@ def cmd_bench_infer(args) -> None:
 
 
 def cmd_tune(args) -> None:
-    from cnnkeras.tuning import Experiment, load_experiment, run_search
-    from cnnkeras.tuning._search import retrain_best
+    from cnnkeras.tuning import Experiment, load_experiment, retrain_best, run_search
 
     overrides = {
         "arch": args.arch, "dataset": args.dataset, "tuner": args.tuner,
@@ -383,10 +359,6 @@ def cmd_tune(args) -> None:
         experiment = load_experiment(args.experiment, **overrides)
     else:
         experiment = Experiment(**{k: v for k, v in overrides.items() if v is not None})
-    if args.workers < 0:
-        raise UserError("--workers must be >= 0")
-    if not args.max_memory_growth >= 0:  # NaN too
-        raise UserError("--max-memory-growth must be >= 0 (MiB; 0: a fresh process per trial)")
     result = run_search(experiment, workers=args.workers, host=args.host,
                         max_memory_growth_mb=args.max_memory_growth,
                         verbose=0 if args.json else 1)  # fmt: skip
@@ -398,9 +370,8 @@ def cmd_tune(args) -> None:
 
 def _training_options(p: argparse.ArgumentParser, d) -> None:
     """The options that train and finetune share."""
-    from cnnkeras.data._pipeline import CACHES, DEFAULT_AUGMENT
-    from cnnkeras.train._config import OPTIMIZERS
-    from cnnkeras.train._plan import SCHEDULES
+    from cnnkeras.data import CACHES, DEFAULT_AUGMENT
+    from cnnkeras.train import OPTIMIZERS, SCHEDULES
 
     p.add_argument(
         "--batch-size",
@@ -486,10 +457,8 @@ def cmd_finetune(args) -> None:
 
 
 def cmd_demo_transfer(args) -> None:
-    from cnnkeras.train._transfer_demo import demo_table, transfer_demo
+    from cnnkeras.train import demo_table, transfer_demo
 
-    if args.k < 1 or args.seeds < 1:
-        raise UserError("--k and --seeds must be >= 1")
     result = transfer_demo(args.k, tuple(range(args.seeds)))
     print(json.dumps(result) if args.json else demo_table(result))
 
@@ -504,7 +473,7 @@ def _auto_int(text: str) -> int | str:
 
 
 def _augment(text: str) -> list[str] | str:
-    from cnnkeras.data._pipeline import AUGMENTATIONS
+    from cnnkeras.data import AUGMENTATIONS
 
     if text == "auto":
         return text
@@ -544,7 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_summary)
 
-    from cnnkeras.train._config import LOSSES, TrainConfig
+    from cnnkeras.train import LOSSES, TrainConfig
 
     d = TrainConfig()
     p = sub.add_parser("train", help="train a model with model.fit into a run folder")
@@ -670,7 +639,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 
-    from cnnkeras.tuning._experiment import MEMORY_GROWTH_MB, TUNERS
+    from cnnkeras.tuning import MEMORY_GROWTH_MB, TUNERS
 
     p = sub.add_parser("tune", help="Keras Tuner search of kernel size, filters, dropout, ...")
     p.add_argument("experiment", nargs="?", help="an experiment file (tuning/*.toml)")

@@ -50,6 +50,7 @@ def test_console_script_is_installed():
         (["train", "--lr", "0"], "--lr must be > 0"),
         (["train", "--cache-budget", "-1"], "--cache-budget must be >= 0"),
         (["explain", "scaling", "--phi", "-1"], "--phi must be >= 0"),
+        (["demo", "transfer", "--k", "0"], "--k must be >= 1"),
     ],
 )
 def test_user_errors_are_one_line_without_traceback(args, message, capsys):

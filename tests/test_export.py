@@ -191,3 +191,12 @@ def test_float32_export_of_every_family(name, rng):
     runner = TFLiteModel(convert(model, "float32"))
     x = rng.uniform(0, 1, (2, size, size, 3)).astype("float32")
     np.testing.assert_allclose(runner.predict(x), model(x, training=False), atol=1e-4)
+
+
+def test_quantization_words():
+    from cnnkeras.export import variants_for
+
+    assert variants_for("none") == ("float32",) and variants_for("all") == VARIANTS
+    assert variants_for("int8") == ("float32", "int8")
+    with pytest.raises(UserError, match="`quantize` must be none, all or one of"):
+        variants_for("int4")

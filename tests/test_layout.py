@@ -88,3 +88,17 @@ def test_family_facts_live_in_the_registry():
     assert outside == [], "read FamilyFacts instead of testing the family: " + ", ".join(outside)
     assert model_info("efficientnet_b0").facts.input_scale == 1.0  # it rescales inside
     assert model_info("vgg16").facts.head_pooling == "flatten"
+
+
+def test_every_public_name_in_the_readme_imports():
+    import importlib
+    import re
+
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    section = text[text.index("## Python API") : text.index("## Layout")]
+    names = set(re.findall(r"`(cnnkeras(?:\.[a-z_]+)+\.[A-Za-z_]+)`", section))
+    assert len(names) >= 25  # the table is read
+    for dotted in sorted(names):
+        module, name = dotted.rsplit(".", 1)
+        assert hasattr(importlib.import_module(module), name), dotted
+        assert not any(part.startswith("_") for part in dotted.split(".")), dotted

@@ -14,6 +14,9 @@ from cnnkeras.data._datasets import (
     load_dataset,
 )
 from cnnkeras.data._pipeline import (
+    AUGMENTATIONS,
+    CACHES,
+    DEFAULT_AUGMENT,
     DecodeTally,
     Preprocessing,
     SplitImages,
@@ -22,6 +25,9 @@ from cnnkeras.data._pipeline import (
 )
 
 __all__ = [
+    "AUGMENTATIONS",
+    "CACHES",
+    "DEFAULT_AUGMENT",
     "DEFAULT_SEED",
     "DecodeTally",
     "ImageDataset",

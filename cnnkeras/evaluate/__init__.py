@@ -2,7 +2,7 @@
 
 from cnnkeras.evaluate._evaluate import evaluate_model
 from cnnkeras.evaluate._metrics import compute_metrics
-from cnnkeras.evaluate._report import write_report
+from cnnkeras.evaluate._report import summary_lines, write_report
 from cnnkeras.saved import Predictor, load_run_model, predict_split, run_split_record
 
 __all__ = [
@@ -12,5 +12,6 @@ __all__ = [
     "load_run_model",
     "predict_split",
     "run_split_record",
+    "summary_lines",
     "write_report",
 ]

@@ -3,7 +3,13 @@ files with labels, preprocessing, golden test inputs, a parity report against th
 and a model card."""
 
 from cnnkeras._litert import VARIANTS, FlexOpsError, TFLiteModel, convert
-from cnnkeras.export._export import bench_infer, export_model, parity, parity_cells
+from cnnkeras.export._export import (
+    bench_infer,
+    export_model,
+    parity,
+    parity_cells,
+    variants_for,
+)
 
 __all__ = [
     "VARIANTS",
@@ -14,4 +20,5 @@ __all__ = [
     "export_model",
     "parity",
     "parity_cells",
+    "variants_for",
 ]

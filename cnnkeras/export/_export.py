@@ -161,27 +161,44 @@ def _score_test_split(test, prep, model, runners: dict) -> tuple[np.ndarray, dic
     )
 
 
+def variants_for(quantize: str) -> tuple[str, ...]:
+    """The files a quantization word asks for: 'none' (float32), 'all', or float32 plus one
+    of float16, dynamic, int8."""
+    words = {"none": ("float32",), "all": VARIANTS}
+    if quantize in words:
+        return words[quantize]
+    if quantize not in VARIANTS:
+        raise UserError(
+            f"`quantize` must be none, all or one of {', '.join(VARIANTS)}, got {quantize!r}"
+        )
+    return ("float32", quantize)
+
+
 def export_model(
     model_path: str | Path,
     *,
-    variants: tuple[str, ...] = ("float32",),
+    variants: str | tuple[str, ...] = ("float32",),
     dataset: str | None = None,
     samples: int = 200,
     out: str | Path | None = None,
     int_io: str = "uint8",
     verbose: int = 1,
 ) -> dict:
-    """Convert a saved .keras model; with a dataset, check parity on its test split."""
+    """Convert a saved .keras model; with a dataset, check parity on its test split.
+
+    ``variants``: a tuple of VARIANTS, or a word of ``variants_for`` ('none', 'all', 'int8')."""
     from cnnkeras.models import count_macs
 
+    if isinstance(variants, str):
+        variants = variants_for(variants)
     model_path = Path(model_path)
     model, prep, names, config = load_run_model(model_path)
     name = model_path.parent.name if model_path.name == "model.keras" else model_path.stem
     out = Path(out) if out else Path("tflite") / name
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
-        raise UserError(f"unknown quantization {', '.join(unknown)}; choose from none, "
-                        "float16, dynamic, int8, all")  # fmt: skip
+        raise UserError(f"unknown variant(s) {', '.join(unknown)} in `variants`; choose from "
+                        f"{', '.join(VARIANTS)}")  # fmt: skip
     if int_io not in ("uint8", "int8"):
         raise UserError("`int_io` must be uint8 or int8")
     dataset = dataset or config.get("dataset")

@@ -10,7 +10,7 @@ from cnnkeras.models._registry import (
     list_models,
     model_info,
 )
-from cnnkeras.models._stats import count_macs, layer_table
+from cnnkeras.models._stats import count_macs, layer_table, model_totals, zoo_table
 from cnnkeras.models._weights import transfer_weights
 
 # The compound-scaling builder; it takes the name of its module in this namespace.
@@ -26,5 +26,7 @@ __all__ = [
     "layer_table",
     "list_models",
     "model_info",
+    "model_totals",
     "transfer_weights",
+    "zoo_table",
 ]

@@ -60,3 +60,41 @@ def layer_table(model: keras.Model) -> list[dict]:
 def count_macs(model: keras.Model) -> int:
     """Total multiply-accumulates of ``model`` for one image."""
     return sum(layer_macs(layer) for layer in model.layers)
+
+
+def model_totals(model: keras.Model) -> dict:
+    """Parameters (all, and trainable) and multiply-accumulates for one image."""
+    return {
+        "params": int(model.count_params()),
+        "trainable_params": int(sum(math.prod(w.shape) for w in model.trainable_weights)),
+        "macs": count_macs(model),
+    }
+
+
+def zoo_table(pattern: str = "*", measure: bool = False) -> list[dict]:
+    """One row per registered model matching ``pattern``: family, paper, canonical input,
+    parameters and MACs (from the pinned table, or built and counted with ``measure``)."""
+    from cnnkeras.models._metadata import STATS
+    from cnnkeras.models._registry import create_model, list_models, model_info
+
+    rows = []
+    for name in list_models(pattern):
+        info = model_info(name)
+        if measure:
+            totals = model_totals(create_model(name))
+            params, macs = totals["params"], totals["macs"]
+        else:
+            params, macs = STATS[name].params, STATS[name].macs
+        rows.append(
+            {
+                "name": name,
+                "family": info.family,
+                "paper": info.paper,
+                "input_shape": list(info.input_shape),
+                "num_classes": info.num_classes,
+                "params": params,
+                "macs": macs,
+                "imagenet_weights": info.keras_application is not None,
+            }
+        )
+    return rows

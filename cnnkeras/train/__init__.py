@@ -7,18 +7,24 @@ A run folder holds everything needed to continue, evaluate or ship a model:
 """
 
 from cnnkeras.train._callbacks import PreciseBatchNorm
-from cnnkeras.train._config import TrainConfig
+from cnnkeras.train._config import LOSSES, OPTIMIZERS, TrainConfig
 from cnnkeras.train._finetune import FinetuneConfig, finetune
-from cnnkeras.train._plan import TrainingPlan, plan_training
+from cnnkeras.train._plan import SCHEDULES, TrainingPlan, plan_training
 from cnnkeras.train._run import resume, train
+from cnnkeras.train._transfer_demo import demo_table, transfer_demo
 
 __all__ = [
+    "LOSSES",
+    "OPTIMIZERS",
+    "SCHEDULES",
     "FinetuneConfig",
     "PreciseBatchNorm",
     "TrainConfig",
     "TrainingPlan",
+    "demo_table",
     "finetune",
     "plan_training",
     "resume",
     "train",
+    "transfer_demo",
 ]

@@ -16,6 +16,7 @@ import numpy as np
 
 from cnnkeras.data import DEFAULT_SEED, Preprocessing, Split, load_dataset, make_pipeline
 from cnnkeras.data._pipeline import DEFAULT_AUGMENT
+from cnnkeras.errors import UserError
 from cnnkeras.models import create_model
 from cnnkeras.saved import predict_split
 from cnnkeras.train._config import TrainConfig
@@ -51,6 +52,8 @@ def transfer_demo(
     model_options: dict | None = None,
     verbose: int = 0,
 ) -> dict:
+    if k < 1 or not seeds:
+        raise UserError("`k` must be >= 1 and `seeds` must hold at least one seed")
     data = load_dataset("mnist5k", seed=DEFAULT_SEED)
     prep = Preprocessing(32, 32, 1)
     old, new = range(0, 5), range(5, 10)

@@ -350,6 +350,12 @@ def run_search(
     None: every trial in this process). With ``workers`` > 0, a chief oracle listens on
     ``host`` (loopback by default) and that many workers run the trials.
     """
+    if workers < 0:
+        raise UserError("`workers` must be >= 0")
+    if max_memory_growth_mb is not None and not max_memory_growth_mb >= 0:  # NaN too
+        raise UserError(
+            "`max_memory_growth_mb` must be >= 0 (0: a fresh process per trial) or None"
+        )
     experiment.out.mkdir(parents=True, exist_ok=True)
     _io.write_json(experiment.out / "experiment.json", experiment.__dict__)
     try:
