@@ -40,6 +40,7 @@ from cnnkeras.train._run import (
     seed_everything,
 )
 from cnnkeras.tuning._experiment import MEMORY_GROWTH_MB, TRAINING_HPS, Experiment
+from cnnkeras.tuning._kt import retries_pending, save_all_trials
 
 PROJECT = "search"
 EXTRA = "cnnkeras.json"  # attempts, wall time, epochs, parameters and memory, per trial folder
@@ -75,7 +76,6 @@ class ZooHyperModel(kt.HyperModel):
         self.prep = prep
         self.info = model_info(experiment.arch)
         self.cache_dir = experiment.out / "cache"
-        self.last: dict = {}
 
     def build(self, hp):
         space = self.experiment.space(self.info.family)
@@ -132,14 +132,18 @@ class ZooHyperModel(kt.HyperModel):
             shuffle=False,
         )
         losses = history.history.get("loss", [])
-        self.last = {
+        # what the trial cost, for the tuner's run_trial: it gets this history (or error) back
+        record = {
             "seconds": time.perf_counter() - started,
             "epochs": len(losses),
             "params": int(model.count_params()),
             "batch_size": plan.batch_size,
         }
         if not losses or not all(math.isfinite(v) for v in losses):
-            raise kt.errors.FailedTrialError("loss became NaN; lower the learning rate")
+            error = kt.errors.FailedTrialError("loss became NaN; lower the learning rate")
+            error.trial_record = record
+            raise error
+        history.trial_record = record
         return history
 
 
@@ -172,9 +176,8 @@ class _Recording:
         """Whether the oracle will only say stop: then this process says it, not a new one."""
         oracle = self.oracle
         trials, limit = getattr(oracle, "trials", None), getattr(oracle, "max_trials", None)
-        return (
-            bool(limit) and trials is not None and len(trials) >= limit and not oracle._retry_queue
-        )
+        created_all = bool(limit) and trials is not None and len(trials) >= limit
+        return created_all and not retries_pending(oracle)
 
     def run_trial(self, trial, *args, **kwargs):
         # one file per trial: workers of a distributed search write side by side
@@ -190,11 +193,15 @@ class _Recording:
         _io.write_json(path, {**record, "started": started + 1})
         # the same trial gives the same model whichever process runs it, after whatever
         keras.utils.set_random_seed(self.hypermodel.experiment.seed + int(trial.trial_id))
-        self.hypermodel.last = {}
-        completed = False
+        completed, measured = False, {}
         try:
             result = super().run_trial(trial, *args, **kwargs)
             completed = True
+            histories = result if isinstance(result, list) else [result]
+            measured = getattr(histories[-1], "trial_record", {})
+        except Exception as error:
+            measured = getattr(error, "trial_record", {})
+            raise
         finally:
             # Keras Tuner clears the session before a build; clearing after the trial too
             # (with a garbage collection) returns its graphs before the next one.
@@ -202,15 +209,27 @@ class _Recording:
             rss = _rss_mb()
             if completed and self._baseline_mb is None:
                 self._baseline_mb = rss
-            record = {**record, **self.hypermodel.last, "rss_mb": round(rss, 1), "pid": os.getpid()}
+            record = {**record, **measured, "rss_mb": round(rss, 1), "pid": os.getpid()}
             _io.write_json(path, {**record, "started": started + 1, "finished": started + 1})
         return result
 
 
+class RecordingRandomSearch(_Recording, kt.RandomSearch):
+    pass
+
+
+class RecordingHyperband(_Recording, kt.Hyperband):
+    pass
+
+
+class RecordingBayesianOptimization(_Recording, kt.BayesianOptimization):
+    pass
+
+
 TUNER_CLASSES = {
-    "random": kt.RandomSearch,
-    "hyperband": kt.Hyperband,
-    "bayesian": kt.BayesianOptimization,
+    "random": RecordingRandomSearch,
+    "hyperband": RecordingHyperband,
+    "bayesian": RecordingBayesianOptimization,
 }
 
 
@@ -218,9 +237,7 @@ def make_tuner(
     experiment: Experiment, hypermodel: ZooHyperModel, max_growth_mb: float | None = None
 ):
     """The experiment's Keras Tuner tuner, reloaded from its folder when one is there."""
-    base = TUNER_CLASSES[experiment.tuner]
-    attrs = {"max_growth_mb": max_growth_mb}
-    cls = type(f"Recording{base.__name__}", (_Recording, base), attrs)
+    cls = TUNER_CLASSES[experiment.tuner]
     common = dict(
         hypermodel=hypermodel,
         objective=kt.Objective(experiment.objective, direction=experiment.direction),
@@ -232,8 +249,11 @@ def make_tuner(
         max_consecutive_failed_trials=3,
     )
     if experiment.tuner == "hyperband":
-        return cls(max_epochs=experiment.epochs, hyperband_iterations=1, **common)
-    return cls(max_trials=experiment.max_trials, **common)
+        tuner = cls(max_epochs=experiment.epochs, hyperband_iterations=1, **common)
+    else:
+        tuner = cls(max_trials=experiment.max_trials, **common)
+    tuner.max_growth_mb = max_growth_mb
+    return tuner
 
 
 def _prepare(experiment: Experiment):
@@ -271,9 +291,7 @@ def _search_process(
     except RuntimeError as err:  # Keras Tuner's stop after too many failures in a row
         if "consecutive" not in str(err):
             raise
-        # Keras Tuner raises before writing the last failed trial to disk
-        for trial in getattr(tuner.oracle, "trials", {}).values():
-            tuner.oracle._save_trial(trial)
+        save_all_trials(tuner.oracle)
         raise UserError(
             f"the search stopped: 3 trials in a row failed; reasons in "
             f"{experiment.out / 'trials.csv'}"
