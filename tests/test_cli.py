@@ -6,15 +6,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_cli
 
 from cnnkeras.cli import main
 from cnnkeras.models import list_models
 
-
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "cnnkeras", *args], capture_output=True, text=True, timeout=300
-    )
+run = run_cli
 
 
 def test_models_json_child_process():

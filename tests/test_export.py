@@ -2,13 +2,12 @@
 Flex detection, predict on generated images, wrong input, re-export, evaluate on .tflite."""
 
 import json
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import run_cli
 from PIL import Image
 
 from cnnkeras.cli import main
@@ -159,8 +158,7 @@ def test_reexport_and_evaluate_tflite(mobilenet_v2_run, tmp_path):
 
 
 def test_export_cli_errors(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "cnnkeras", "export", str(tmp_path / "x.keras")],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    proc = run_cli("export", str(tmp_path / "x.keras"))
     assert proc.returncode == 2 and proc.stderr.strip().endswith("does not exist")
     lenet = create_model("lenet5")
     lenet.save(tmp_path / "lenet.keras")

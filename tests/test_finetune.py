@@ -2,12 +2,11 @@
 run folder is complete, imagenet:NAME goes through the weight-copy path, bad input is refused."""
 
 import json
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
+from helpers import offline_application, run_cli
 from PIL import Image
 
 from cnnkeras.errors import UserError
@@ -113,21 +112,13 @@ def test_new_head_run_folder_and_channel_conversion(lenet_base, tmp_path):
 
 
 def test_imagenet_base_loads_through_the_copy_path(monkeypatch, tmp_path):
-    real_app = keras.applications.MobileNetV2
-    calls = []
-
-    def offline_app(**kwargs):  # stands in for the download of the official weights
-        calls.append(kwargs)
-        local = real_app(**{**kwargs, "weights": None})
-        offline_app.weights = [w.copy() for w in local.get_weights()]
-        return local
-
-    monkeypatch.setattr(keras.applications, "MobileNetV2", offline_app)
+    offline_app = offline_application(monkeypatch, "MobileNetV2")  # no download
     config = FinetuneConfig(base="imagenet:mobilenet_v2", dataset="digits", image_size=32,
                             epochs_head=1)  # fmt: skip
     finetune(config, run_dir=tmp_path / "ft", verbose=0)
-    assert calls[0]["weights"] == "imagenet" and calls[0]["include_top"] is False
-    assert calls[0]["input_shape"] == (32, 32, 3)
+    (call,) = offline_app.calls
+    assert call["weights"] == "imagenet" and call["include_top"] is False
+    assert call["input_shape"] == (32, 32, 3)
     model = keras.saving.load_model(tmp_path / "ft" / "model.keras", safe_mode=True)
     copied = features_of(model).get_weights()
     assert len(copied) == len(offline_app.weights)
@@ -176,10 +167,7 @@ def test_finetune_runs_are_not_resumed_as_training_runs(lenet_base, tmp_path):
 
 
 def test_cli_error_is_one_line(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "cnnkeras", "finetune", "--base", str(tmp_path / "x.keras"),
-         "--dataset", "digits"], capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    proc = run_cli("finetune", "--base", str(tmp_path / "x.keras"), "--dataset", "digits")
     assert proc.returncode == 2
     assert proc.stderr.startswith("cnnkeras: error: base") and proc.stderr.count("\n") == 1
 

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from helpers import offline_application
 
 from cnnkeras.errors import UserError
 from cnnkeras.models import (
@@ -182,18 +183,11 @@ def test_transfer_weights_refuses_mismatched_models():
 def test_imagenet_weights_load_through_the_copy_path(name, monkeypatch, rng):
     """The download is replaced by a local keras.applications model; the rest is real."""
     info = model_info(name)
-    real_app = getattr(keras.applications, info.keras_application)
-    calls = []
-
-    def offline_app(**kwargs):
-        calls.append(kwargs)
-        local = real_app(**{**kwargs, "weights": None})
-        randomise_batch_norm(local, rng)
-        offline_app.model = local
-        return local
-
-    monkeypatch.setattr(keras.applications, info.keras_application, offline_app)
+    offline_app = offline_application(
+        monkeypatch, info.keras_application, prepare=lambda m: randomise_batch_norm(m, rng)
+    )
     model = create_model(name, weights="imagenet", input_shape=(96, 96, 3), include_top=False)
+    calls = offline_app.calls
     assert calls[0]["weights"] == "imagenet" and calls[0]["input_shape"] == (96, 96, 3)
     x = rng.uniform(0, 255, (1, 96, 96, 3)).astype("float32")
     x_reference = x

@@ -13,6 +13,7 @@ import time
 import keras
 import numpy as np
 import pytest
+from helpers import run_cli
 
 from cnnkeras.errors import UserError
 from cnnkeras.train import TrainConfig, resume, train
@@ -110,24 +111,14 @@ def test_resume_after_sigkill(tmp_path):
     done_before = len(history(run))
     assert done_before < 25, "the run finished before it could be killed"
     assert json.loads((run / "config.json").read_text())["status"] == "running"
-    proc = subprocess.run(
-        [sys.executable, "-m", "cnnkeras", "train", "--resume", str(run), "--quiet", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_cli("train", "--resume", str(run), "--quiet", "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["epochs_run"] == 25
     assert [int(r["epoch"]) for r in history(run)] == list(range(25))
     assert json.loads((run / "config.json").read_text())["status"] == "done"
     keras.saving.load_model(run / "model.keras", safe_mode=True)
     # resuming a finished run changes nothing
-    again = subprocess.run(
-        [sys.executable, "-m", "cnnkeras", "train", "--resume", str(run)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    again = run_cli("train", "--resume", str(run))
     assert again.returncode == 0 and "complete" in again.stdout
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import keras_tuner as kt
 import psutil
 import pytest
+from helpers import run_cli
 
 from cnnkeras.errors import UserError
 from cnnkeras.models import create_model, list_models, model_info
@@ -236,9 +237,7 @@ def test_tune_user_errors(tmp_path):
         (["tune", "--max-memory-growth", "-1"], "must be >= 0"),
         (["tune", "--dataset", "nope", "--dir", str(tmp_path)], "unknown dataset"),  # in the child
     ):
-        proc = subprocess.run(
-            [sys.executable, "-m", "cnnkeras", *args], capture_output=True, text=True, timeout=300
-        )
+        proc = run_cli(*args)
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr
         assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
 
