@@ -98,8 +98,11 @@ class TFLiteModel:
     def quantization(self) -> dict:
         def q(detail):
             scale, zero = detail["quantization"]
-            return {"dtype": np.dtype(detail["dtype"]).name, "scale": float(scale),
-                    "zero_point": int(zero)}  # fmt: skip
+            return {
+                "dtype": np.dtype(detail["dtype"]).name,
+                "scale": float(scale),
+                "zero_point": int(zero),
+            }
 
         return {"input": q(self.input), "output": q(self.output)}
 

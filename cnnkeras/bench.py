@@ -87,9 +87,16 @@ def bench_train(
     if val_images and trainable_batch_norms(model):  # train recomputes them before validation
         clean = _synthetic(steps * batch_size, batch_size, shape, num_classes, 2, False)
         callbacks.insert(0, PreciseBatchNorm(clean))
-    model.fit(data, validation_data=val, epochs=repeats + 1, callbacks=callbacks, verbose=0,
-              shuffle=False, steps_per_epoch=steps if endless else None,
-              validation_steps=val_steps if endless and val_images else None)  # fmt: skip
+    model.fit(
+        data,
+        validation_data=val,
+        epochs=repeats + 1,
+        callbacks=callbacks,
+        verbose=0,
+        shuffle=False,
+        steps_per_epoch=steps if endless else None,
+        validation_steps=val_steps if endless and val_images else None,
+    )
     per_epoch = timer.times[1:]  # the first epoch traces
     median = statistics.median(per_epoch)
     return {

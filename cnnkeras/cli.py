@@ -301,20 +301,29 @@ def cmd_export(args) -> None:
     from cnnkeras.export import export_model, parity_cells
 
     report = export_model(
-        args.model, variants=args.quantize, dataset=args.dataset, samples=args.samples,
-        out=args.out, int_io=args.int_io, verbose=0 if args.json else 1,
-    )  # fmt: skip
+        args.model,
+        variants=args.quantize,
+        dataset=args.dataset,
+        samples=args.samples,
+        out=args.out,
+        int_io=args.int_io,
+        verbose=0 if args.json else 1,
+    )
     if args.json:
         _print_json(report)
         return
     if "keras_accuracy" in report:
-        print(f"Keras model: accuracy {report['keras_accuracy']:.4f} on "
-              f"{report['test_images']} test images")  # fmt: skip
+        print(
+            f"Keras model: accuracy {report['keras_accuracy']:.4f} on "
+            f"{report['test_images']} test images"
+        )
     print(f"{'variant':<9}{'KiB':>8}{'accuracy':>10}{'agreement':>11}{'max diff':>10}{'ms':>8}")
     for variant, r in report["variants"].items():
         acc, agree, diff = parity_cells(r)
-        print(f"{variant:<9}{r['bytes'] / 1024:>8.0f}{acc:>10}{agree:>11}{diff:>10}"
-              f"{r['median_ms']:>8.3f}")  # fmt: skip
+        print(
+            f"{variant:<9}{r['bytes'] / 1024:>8.0f}{acc:>10}{agree:>11}{diff:>10}"
+            f"{r['median_ms']:>8.3f}"
+        )
     print(f"files: {report['out']}")
 
 
@@ -341,27 +350,39 @@ def cmd_bench_infer(args) -> None:
     if args.json:
         _print_json(r)
         return
-    print(f"{r['model']} ({r['runtime']}, {r['file_bytes'] / 1024:.0f} KiB): median "
-          f"{r['median_ms']:.3f} ms, p90 {r['p90_ms']:.3f} ms, "
-          f"{r['images_per_sec']:,.0f} images/s")  # fmt: skip
+    print(
+        f"{r['model']} ({r['runtime']}, {r['file_bytes'] / 1024:.0f} KiB): median "
+        f"{r['median_ms']:.3f} ms, p90 {r['p90_ms']:.3f} ms, "
+        f"{r['images_per_sec']:,.0f} images/s"
+    )
 
 
 def cmd_tune(args) -> None:
     from cnnkeras.tuning import Experiment, load_experiment, retrain_best, run_search
 
     overrides = {
-        "arch": args.arch, "dataset": args.dataset, "tuner": args.tuner,
-        "max_trials": args.max_trials, "epochs": args.epochs, "objective": args.objective,
-        "directory": args.dir, "seed": args.seed, "image_size": args.image_size,
+        "arch": args.arch,
+        "dataset": args.dataset,
+        "tuner": args.tuner,
+        "max_trials": args.max_trials,
+        "epochs": args.epochs,
+        "objective": args.objective,
+        "directory": args.dir,
+        "seed": args.seed,
+        "image_size": args.image_size,
         "batch_size": args.batch_size,
-    }  # fmt: skip
+    }
     if args.experiment:
         experiment = load_experiment(args.experiment, **overrides)
     else:
         experiment = Experiment(**{k: v for k, v in overrides.items() if v is not None})
-    result = run_search(experiment, workers=args.workers, host=args.host,
-                        max_memory_growth_mb=args.max_memory_growth,
-                        verbose=0 if args.json else 1)  # fmt: skip
+    result = run_search(
+        experiment,
+        workers=args.workers,
+        host=args.host,
+        max_memory_growth_mb=args.max_memory_growth,
+        verbose=0 if args.json else 1,
+    )
     if args.retrain_best and result:
         result["retrained"] = retrain_best(experiment, verbose=0 if args.json else 1)
     if args.json and result:

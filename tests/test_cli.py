@@ -27,8 +27,12 @@ def test_models_json_child_process():
 def test_console_script_is_installed():
     exe = Path(sys.executable).parent / "cnnkeras"  # where pip puts the environment's scripts
     assert exe.is_file(), "pip install -r requirements.txt installs the cnnkeras command"
-    proc = subprocess.run([exe, "explain", "conv", "--input", "32", "--kernel", "5", "--json"],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [exe, "explain", "conv", "--input", "32", "--kernel", "5", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0 and json.loads(proc.stdout)["output"] == 28
 
 
@@ -89,12 +93,25 @@ def test_summary_with_options(capsys):
     [
         (["conv", "--input", "8", "--kernel", "3", "--stride", "2"], "output", 3),
         (["conv", "--image", "1 2; 3 4", "--filter", "1 0; 0 1"], "feature_map", [[5.0]]),
-        (["separable", "--input", "4", "--kernel", "3", "--in-channels", "2",
-          "--out-channels", "4"], "ratio", pytest.approx(1 / 4 + 1 / 9)),
+        (
+            [
+                "separable",
+                "--input",
+                "4",
+                "--kernel",
+                "3",
+                "--in-channels",
+                "2",
+                "--out-channels",
+                "4",
+            ],
+            "ratio",
+            pytest.approx(1 / 4 + 1 / 9),
+        ),
         (["receptive-field", "--layers", "2"], "kernel", 3),
         (["scaling", "--phi", "2"], "resolution", 296),
     ],
-)  # fmt: skip
+)
 def test_explain_json_is_one_object(args, key, value, capsys):
     assert main(["explain", *args, "--json"]) == 0
     out = capsys.readouterr().out
@@ -109,11 +126,43 @@ def test_explain_text_mentions_keras_floor(capsys):
 
 
 def test_bench_train_times_an_epoch_as_train_runs_it(capsys):
-    assert main(["bench", "train", "--steps", "6", "--val-images", "50", "--repeats", "1",
-                 "--image-size", "16", "--json"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "bench",
+                "train",
+                "--steps",
+                "6",
+                "--val-images",
+                "50",
+                "--repeats",
+                "1",
+                "--image-size",
+                "16",
+                "--json",
+            ]
+        )
+        == 0
+    )
     r = json.loads(capsys.readouterr().out)
     assert r["steps"] == 6 and r["steps_per_execution"] == 6  # divides the epoch
     assert r["val_steps"] % 6 == 0 and r["images_per_sec"] > 0
-    assert main(["bench", "train", "--steps", "6", "--steps-per-execution", "4",
-                 "--repeats", "1", "--image-size", "16", "--json"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "bench",
+                "train",
+                "--steps",
+                "6",
+                "--steps-per-execution",
+                "4",
+                "--repeats",
+                "1",
+                "--image-size",
+                "16",
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["steps_per_execution"] == 4

@@ -198,8 +198,15 @@ def test_folder_check_reads_headers_and_streaming_skips_broken_files(photo_folde
     for name, split in d.splits.items():
         tally = DecodeTally(split)
         training = name == "train"  # training refills a broken file's place, others weigh it 0
-        ds = make_pipeline(split, prep, 6, batch_size=4, training=training, tally=tally,
-                           sample_weights=not training)  # fmt: skip
+        ds = make_pipeline(
+            split,
+            prep,
+            6,
+            batch_size=4,
+            training=training,
+            tally=tally,
+            sample_weights=not training,
+        )
         assert int(ds.cardinality()) == -(-len(split) // 4)  # steps known before any decoding
         for _ in range(2):  # every epoch has all its steps and images
             assert sum(int(batch[0].shape[0]) for batch in ds) == len(split)
@@ -240,8 +247,16 @@ def test_cache_modes_give_the_same_images(photo_folder, tmp_path):
     split, prep = d.splits["train"], Preprocessing(24, 24, 3)
 
     def epoch(cache):
-        ds = make_pipeline(split, prep, 6, batch_size=8, training=True, cache=cache,
-                           cache_dir=tmp_path, positions=True)  # fmt: skip
+        ds = make_pipeline(
+            split,
+            prep,
+            6,
+            batch_size=8,
+            training=True,
+            cache=cache,
+            cache_dir=tmp_path,
+            positions=True,
+        )
         pairs = (zip(xb.numpy(), pb.numpy(), strict=True) for xb, _, pb in ds)
         return {int(p): x for batch in pairs for x, p in batch}
 
@@ -283,8 +298,17 @@ def test_an_endless_pipeline_keeps_epoch_boundaries(tmp_path, cache):
     prep = Preprocessing(16, 16, 3)
     for name, training in (("train", True), ("test", False)):
         split = d.splits[name]
-        ds = make_pipeline(split, prep, 6, batch_size=3, training=training, cache=cache,
-                           cache_dir=tmp_path / name, positions=True, repeat=True)  # fmt: skip
+        ds = make_pipeline(
+            split,
+            prep,
+            6,
+            batch_size=3,
+            training=training,
+            cache=cache,
+            cache_dir=tmp_path / name,
+            positions=True,
+            repeat=True,
+        )
         assert int(ds.cardinality()) == tf.data.INFINITE_CARDINALITY
         steps = -(-len(split) // 3)
         batches = [b[2].numpy() for b in ds.take(3 * steps)]

@@ -23,11 +23,18 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def mobilenet_v2_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("v2")
-    config = TrainConfig(arch="mobilenet_v2", dataset="mnist5k", image_size=32, epochs=10, lr=3e-3,
-                         model_options={"alpha": 0.35})  # fmt: skip
+    config = TrainConfig(
+        arch="mobilenet_v2",
+        dataset="mnist5k",
+        image_size=32,
+        epochs=10,
+        lr=3e-3,
+        model_options={"alpha": 0.35},
+    )
     train(config, run_dir=out / "run", verbose=0)
-    report = export_model(out / "run" / "model.keras", variants=VARIANTS, out=out / "tflite",
-                          verbose=0)  # fmt: skip
+    report = export_model(
+        out / "run" / "model.keras", variants=VARIANTS, out=out / "tflite", verbose=0
+    )
     return out, report
 
 
@@ -81,11 +88,21 @@ def test_int8_file_is_under_30_percent_at_the_canonical_size():
 
 
 def test_v1_export_all_modes(tmp_path):
-    config = TrainConfig(arch="mobilenet_v1", dataset="digits", image_size=32, epochs=3,
-                         model_options={"alpha": 0.25})  # fmt: skip
+    config = TrainConfig(
+        arch="mobilenet_v1",
+        dataset="digits",
+        image_size=32,
+        epochs=3,
+        model_options={"alpha": 0.25},
+    )
     train(config, run_dir=tmp_path / "run", verbose=0)
-    report = export_model(tmp_path / "run" / "model.keras", variants=VARIANTS,
-                          out=tmp_path / "tflite", int_io="int8", verbose=0)  # fmt: skip
+    report = export_model(
+        tmp_path / "run" / "model.keras",
+        variants=VARIANTS,
+        out=tmp_path / "tflite",
+        int_io="int8",
+        verbose=0,
+    )
     assert set(report["variants"]) == set(VARIANTS)
     assert report["variants"]["float32"]["agreement"] >= 0.999
     meta = json.loads((tmp_path / "tflite" / "preprocess.json").read_text())
@@ -148,11 +165,14 @@ def test_predict_generated_images_with_a_corrupt_one(mobilenet_v2_run, tmp_path,
 
 def test_reexport_and_evaluate_tflite(mobilenet_v2_run, tmp_path):
     out, first = mobilenet_v2_run
-    report = export_model(out / "run" / "model.keras", variants=("float32", "dynamic"),
-                          out=tmp_path / "again", verbose=0)  # fmt: skip
+    report = export_model(
+        out / "run" / "model.keras",
+        variants=("float32", "dynamic"),
+        out=tmp_path / "again",
+        verbose=0,
+    )
     assert report["variants"]["dynamic"]["accuracy"] == first["variants"]["dynamic"]["accuracy"]
-    metrics = evaluate_model(out / "tflite" / "model_int8.tflite", "mnist5k",
-                             out=tmp_path / "eval")  # fmt: skip
+    metrics = evaluate_model(out / "tflite" / "model_int8.tflite", "mnist5k", out=tmp_path / "eval")
     assert metrics["accuracy"] == pytest.approx(first["variants"]["int8"]["accuracy"])
     assert (tmp_path / "eval" / "report.html").is_file()
 

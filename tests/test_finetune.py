@@ -18,16 +18,22 @@ from cnnkeras.train._transfer_demo import METHODS, transfer_demo
 @pytest.fixture(scope="module")
 def lenet_base(tmp_path_factory):
     out = tmp_path_factory.mktemp("base")
-    result = train(TrainConfig(dataset="digits", image_size=16, epochs=2), run_dir=out / "run",
-                   verbose=0)  # fmt: skip
+    result = train(
+        TrainConfig(dataset="digits", image_size=16, epochs=2), run_dir=out / "run", verbose=0
+    )
     return out / "run" / "model.keras", result
 
 
 @pytest.fixture(scope="module")
 def mobilenet_base(tmp_path_factory):
     out = tmp_path_factory.mktemp("mbase")
-    config = TrainConfig(arch="mobilenet_v2", dataset="digits", image_size=32, epochs=1,
-                         model_options={"alpha": 0.35})  # fmt: skip
+    config = TrainConfig(
+        arch="mobilenet_v2",
+        dataset="digits",
+        image_size=32,
+        epochs=1,
+        model_options={"alpha": 0.35},
+    )
     train(config, run_dir=out / "run", verbose=0)
     return out / "run" / "model.keras"
 
@@ -51,11 +57,17 @@ def base_weights(path):
 
 def test_phase1_freezes_base_and_batchnorm_statistics(mobilenet_base, tmp_path):
     before = base_weights(mobilenet_base)
-    bn = [layer.name for layer in keras.saving.load_model(mobilenet_base).layers
-          if isinstance(layer, keras.layers.BatchNormalization)]  # fmt: skip
+    bn = [
+        layer.name
+        for layer in keras.saving.load_model(mobilenet_base).layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
     assert f"{bn[0]}/2" in before  # the moving mean is among the compared weights
-    result = finetune(FinetuneConfig(base=str(mobilenet_base), dataset="digits", epochs_head=2),
-                      run_dir=tmp_path / "ft", verbose=0)  # fmt: skip
+    result = finetune(
+        FinetuneConfig(base=str(mobilenet_base), dataset="digits", epochs_head=2),
+        run_dir=tmp_path / "ft",
+        verbose=0,
+    )
     model = keras.saving.load_model(tmp_path / "ft" / "model.keras", safe_mode=True)
     after = layer_weights(features_of(model))
     assert before.keys() == after.keys()
@@ -69,8 +81,14 @@ def test_phase1_freezes_base_and_batchnorm_statistics(mobilenet_base, tmp_path):
 def test_phase2_unfreezes_exactly_the_top_layers(lenet_base, tmp_path):
     path, _ = lenet_base
     before = base_weights(path)
-    config = FinetuneConfig(base=str(path), dataset="digits", epochs_head=1, epochs_finetune=2,
-                            unfreeze="1", lr_finetune=1e-3)  # fmt: skip
+    config = FinetuneConfig(
+        base=str(path),
+        dataset="digits",
+        epochs_head=1,
+        epochs_finetune=2,
+        unfreeze="1",
+        lr_finetune=1e-3,
+    )
     result = finetune(config, run_dir=tmp_path / "ft", verbose=0)
     layers = json.loads((tmp_path / "ft" / "trainable_layers.json").read_text())
     # the base is the convolutional part (c1, c3); its top layer with weights is c3
@@ -97,11 +115,22 @@ def test_new_head_run_folder_and_channel_conversion(lenet_base, tmp_path):
             image[..., channel] = 200 + i
             Image.fromarray(image).save(root / name / f"{i}.png")
     path, _ = lenet_base  # a 1-channel base; the RGB images are converted to grayscale
-    finetune(FinetuneConfig(base=str(path), dataset=f"folder:{root}", epochs_head=2),
-             run_dir=tmp_path / "ft", verbose=0)  # fmt: skip
+    finetune(
+        FinetuneConfig(base=str(path), dataset=f"folder:{root}", epochs_head=2),
+        run_dir=tmp_path / "ft",
+        verbose=0,
+    )
     run = tmp_path / "ft"
-    for name in ("config.json", "model.keras", "labels.txt", "history.csv", "metrics.json",
-                 "report.html", "trainable_layers.json", "training_curves.png"):  # fmt: skip
+    for name in (
+        "config.json",
+        "model.keras",
+        "labels.txt",
+        "history.csv",
+        "metrics.json",
+        "report.html",
+        "trainable_layers.json",
+        "training_curves.png",
+    ):
         assert (run / name).is_file(), name
     model = keras.saving.load_model(run / "model.keras", safe_mode=True)
     assert model.output_shape == (None, 2)
@@ -113,8 +142,9 @@ def test_new_head_run_folder_and_channel_conversion(lenet_base, tmp_path):
 
 def test_imagenet_base_loads_through_the_copy_path(monkeypatch, tmp_path):
     offline_app = offline_application(monkeypatch, "MobileNetV2")  # no download
-    config = FinetuneConfig(base="imagenet:mobilenet_v2", dataset="digits", image_size=32,
-                            epochs_head=1)  # fmt: skip
+    config = FinetuneConfig(
+        base="imagenet:mobilenet_v2", dataset="digits", image_size=32, epochs_head=1
+    )
     finetune(config, run_dir=tmp_path / "ft", verbose=0)
     (call,) = offline_app.calls
     assert call["weights"] == "imagenet" and call["include_top"] is False

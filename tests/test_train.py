@@ -232,9 +232,13 @@ def test_batch_norm_model_learns_a_small_folder_of_real_photos(real_photos, tmp_
     everything (test accuracy 0.18, chance 0.17) because its batch-norm statistics were still
     their initial values; one file breaks only when decoded, and is skipped and counted."""
     config = TrainConfig(
-        arch="mobilenet_v2", model_options={"alpha": 0.35}, dataset=f"folder:{real_photos}",
-        image_size=32, epochs=12, out=str(tmp_path),
-    )  # fmt: skip
+        arch="mobilenet_v2",
+        model_options={"alpha": 0.35},
+        dataset=f"folder:{real_photos}",
+        image_size=32,
+        epochs=12,
+        out=str(tmp_path),
+    )
     result = train(config, verbose=0)
     run = tmp_path / os.listdir(tmp_path)[0]
     record = json.loads((run / "config.json").read_text())
@@ -256,16 +260,33 @@ def test_a_folder_run_keeps_its_split_through_resume_and_evaluate(real_photos, t
     folder = tmp_path / "photos"
     shutil.copytree(real_photos, folder)
     out = tmp_path / "runs"
-    args = [sys.executable, "-m", "cnnkeras", "train", "--dataset", f"folder:{folder}",
-            "--image-size", "32", "--epochs", "30", "--out", str(out), "--quiet"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "cnnkeras",
+        "train",
+        "--dataset",
+        f"folder:{folder}",
+        "--image-size",
+        "32",
+        "--epochs",
+        "30",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     run = kill_after_epochs(args, out, "lenet5-photos-*", 2)
     assert len(history(run)) < 30, "the run finished before it could be killed"
     recorded = json.loads((run / "splits.json").read_text())
     for i in range(10):  # new images arrive: the run must not see them
         shutil.copy(folder / "flag" / "flag_001.jpg", folder / "flag" / f"new_{i}.jpg")
     (folder / "dahlia" / "dahlia_003.jpg").unlink()  # one of the run's images disappears
-    proc = subprocess.run([*args[:4], "--resume", str(run), "--quiet", "--json"],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [*args[:4], "--resume", str(run), "--quiet", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads((run / "splits.json").read_text()) == recorded
     trained = json.loads((run / "metrics.json").read_text())
@@ -310,8 +331,10 @@ def test_memory_does_not_grow_with_the_folder(tmp_path, rng):
     def peak_mib(root, cache):
         proc = subprocess.run(
             [sys.executable, "-c", MEMORY_CHILD, str(root), str(tmp_path / "runs"), cache],
-            capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert proc.returncode == 0, proc.stderr
         return int(proc.stdout.split()[-1])
 

@@ -196,9 +196,13 @@ def read_tfds(source: TfdsSource):
 
     try:
         return tfds.load(
-            source.name, split=source.split, data_dir=source.data_dir, as_supervised=True,
-            shuffle_files=False, decoders={"image": tfds.decode.SkipDecoding()},
-        )  # fmt: skip
+            source.name,
+            split=source.split,
+            data_dir=source.data_dir,
+            as_supervised=True,
+            shuffle_files=False,
+            decoders={"image": tfds.decode.SkipDecoding()},
+        )
     except (ValueError, KeyError):
         return None
     except Exception as err:  # a download that needs a network, a corrupt cache...

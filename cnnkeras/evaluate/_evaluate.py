@@ -44,10 +44,20 @@ def evaluate_model(
     scores, kept = predict_split(predictor, chosen, predictor.prep)
     out = Path(out) if out else Path(model_path).parent / f"eval-{data.name}-{split}"
     title = f"{Path(model_path).name} on {dataset} ({split} split)"
-    extra = {"model": str(model_path), "dataset": dataset, "split": split, "report_dir": str(out),
-             "decode_failures": len(chosen) - len(kept)}  # fmt: skip
+    extra = {
+        "model": str(model_path),
+        "dataset": dataset,
+        "split": split,
+        "report_dir": str(out),
+        "decode_failures": len(chosen) - len(kept),
+    }
     images = SplitImages(chosen.subset(kept), predictor.prep)
     return write_report(
-        out, chosen.labels[kept], scores, data.class_names, images=images, title=title,
+        out,
+        chosen.labels[kept],
+        scores,
+        data.class_names,
+        images=images,
+        title=title,
         extra=extra,
-    )  # fmt: skip
+    )

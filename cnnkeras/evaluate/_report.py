@@ -128,8 +128,10 @@ def write_report(
     body.append("</table>")
     for name, data in pngs.items():
         b64 = base64.b64encode(data).decode("ascii")
-        body.append(f'<h2>{name[:-4].replace("_", " ")}</h2><img alt="{name}" '
-                    f'src="data:image/png;base64,{b64}">')  # fmt: skip
+        body.append(
+            f'<h2>{name[:-4].replace("_", " ")}</h2><img alt="{name}" '
+            f'src="data:image/png;base64,{b64}">'
+        )
     style = (
         "body{font-family:sans-serif;max-width:60em;margin:2em auto}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px}"

@@ -197,8 +197,10 @@ def export_model(
     out = Path(out) if out else Path("tflite") / name
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
-        raise UserError(f"unknown variant(s) {', '.join(unknown)} in `variants`; choose from "
-                        f"{', '.join(VARIANTS)}")  # fmt: skip
+        raise UserError(
+            f"unknown variant(s) {', '.join(unknown)} in `variants`; choose from "
+            f"{', '.join(VARIANTS)}"
+        )
     if int_io not in ("uint8", "int8"):
         raise UserError("`int_io` must be uint8 or int8")
     dataset = dataset or config.get("dataset")
@@ -208,8 +210,10 @@ def export_model(
     if data is None and "int8" in variants:
         raise UserError("int8 needs calibration images: pass `dataset`")
     if data is not None and data.num_classes != model.output_shape[-1]:
-        raise UserError(f"{dataset} has {data.num_classes} classes; the model has "
-                        f"{model.output_shape[-1]} outputs")  # fmt: skip
+        raise UserError(
+            f"{dataset} has {data.num_classes} classes; the model has "
+            f"{model.output_shape[-1]} outputs"
+        )
     class_names = names or (data.class_names if data else None)
     out.mkdir(parents=True, exist_ok=True)
     representative = (
@@ -285,13 +289,17 @@ def _check_bar(variant: str, row: dict, keras_accuracy: float) -> str | None:
     if variant == "int8":
         loss = keras_accuracy - row["accuracy"]
         if loss > INT8_MAX_ACCURACY_LOSS:
-            return (f"int8 loses {100 * loss:.1f} points of accuracy (bar: 1.0); use the "
-                    "float16 or dynamic file, or calibrate with more `samples`")  # fmt: skip
+            return (
+                f"int8 loses {100 * loss:.1f} points of accuracy (bar: 1.0); use the "
+                "float16 or dynamic file, or calibrate with more `samples`"
+            )
         return None
     bar = AGREEMENT_BARS[variant]
     if row["agreement"] < bar:
-        return (f"{variant} agrees with Keras on {100 * row['agreement']:.2f}% of test images "
-                f"(bar: {100 * bar:.1f}%)")  # fmt: skip
+        return (
+            f"{variant} agrees with Keras on {100 * row['agreement']:.2f}% of test images "
+            f"(bar: {100 * bar:.1f}%)"
+        )
     return None
 
 
@@ -304,21 +312,32 @@ def _model_card(name, model, params, macs, report, meta) -> str:
         f"- parameters: {params:,}; multiply-accumulates per image: {macs:,}",
     ]
     if "keras_accuracy" in report:
-        lines.append(f"- Keras model test accuracy: {report['keras_accuracy']:.4f} "
-                     f"on {report['test_images']} images ({meta['dataset']})")  # fmt: skip
+        lines.append(
+            f"- Keras model test accuracy: {report['keras_accuracy']:.4f} "
+            f"on {report['test_images']} images ({meta['dataset']})"
+        )
     lines.append(f"- Keras single-image latency: {report['keras_latency']['median_ms']:.2f} ms")
-    lines += ["", "| variant | size | accuracy | agreement with Keras | max output diff | "
-              "median latency | p90 latency |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines += [
+        "",
+        "| variant | size | accuracy | agreement with Keras | max output diff | "
+        "median latency | p90 latency |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for variant, row in report["variants"].items():
         acc, agree, diff = parity_cells(row)
-        lines.append(f"| {variant} | {row['bytes'] / 1024:.0f} KiB | {acc} | {agree} | {diff} | "
-                     f"{row['median_ms']:.3f} ms | {row['p90_ms']:.3f} ms |")  # fmt: skip
+        lines.append(
+            f"| {variant} | {row['bytes'] / 1024:.0f} KiB | {acc} | {agree} | {diff} | "
+            f"{row['median_ms']:.3f} ms | {row['p90_ms']:.3f} ms |"
+        )
     if report["warnings"]:
         lines += ["", *(f"**Warning:** {w}" for w in report["warnings"])]
     q = meta["variants"].get("int8")
     if q:
-        lines += ["", f"int8 input: {q['input']['dtype']} with scale {q['input']['scale']:.6g} "
-                  f"and zero point {q['input']['zero_point']}; output: {q['output']['dtype']} "
-                  f"with scale {q['output']['scale']:.6g} and zero point "
-                  f"{q['output']['zero_point']} (real = scale * (q - zero_point))."]  # fmt: skip
+        lines += [
+            "",
+            f"int8 input: {q['input']['dtype']} with scale {q['input']['scale']:.6g} "
+            f"and zero point {q['input']['zero_point']}; output: {q['output']['dtype']} "
+            f"with scale {q['output']['scale']:.6g} and zero point "
+            f"{q['output']['zero_point']} (real = scale * (q - zero_point)).",
+        ]
     return "\n".join(lines) + "\n"

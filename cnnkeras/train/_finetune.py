@@ -189,13 +189,22 @@ def finetune(config: FinetuneConfig, *, run_dir: str | Path | None = None, verbo
     compile_for_training(model, config, plan)
     config = dataclasses.replace(config, arch="finetune-" + model.name.removesuffix("_transfer"))
     run = Path(run_dir) if run_dir else _default_run_dir(config, data.name)
-    record = start_run(run, {**config.to_dict(), "base_described": described}, data, prep,
-                       model, plan, verbose)  # fmt: skip
+    record = start_run(
+        run, {**config.to_dict(), "base_described": described}, data, prep, model, plan, verbose
+    )
     started = time.perf_counter()
     checkpoint = fit_epochs(
-        model, config, plan, data, prep, run, start_epoch=0, epochs=config.epochs_head,
-        verbose=verbose, extra={"phase": 1},
-    )  # fmt: skip
+        model,
+        config,
+        plan,
+        data,
+        prep,
+        run,
+        start_epoch=0,
+        epochs=config.epochs_head,
+        verbose=verbose,
+        extra={"phase": 1},
+    )
     done = len(read_history(run / "history.csv"))
     if config.epochs_finetune and checkpoint.nan_epoch is None:
         phases["phase2_unfrozen"] = set_trainable(features, config.unfreeze, config.train_bn)
@@ -204,13 +213,27 @@ def finetune(config: FinetuneConfig, *, run_dir: str | Path | None = None, verbo
         plan = dataclasses.replace(plan, epochs=config.epochs_finetune)  # its own schedule
         compile_for_training(model, tuned, plan)  # a change of trainable weights needs a compile
         checkpoint = fit_epochs(
-            model, tuned, plan, data, prep, run, start_epoch=done,
-            epochs=done + config.epochs_finetune, verbose=verbose,
-            best=(checkpoint.best, checkpoint.best_epoch), extra={"phase": 2},
-        )  # fmt: skip
+            model,
+            tuned,
+            plan,
+            data,
+            prep,
+            run,
+            start_epoch=done,
+            epochs=done + config.epochs_finetune,
+            verbose=verbose,
+            best=(checkpoint.best, checkpoint.best_epoch),
+            extra={"phase": 2},
+        )
     _io.write_json(run / "trainable_layers.json", phases)
     status = "nan" if checkpoint.nan_epoch is not None else "done"
     return finish_run(
-        run, data, prep, record, status=status, seconds=time.perf_counter() - started,
-        title=f"{described} fine-tuned on {config.dataset}: test split", verbose=verbose,
-    )  # fmt: skip
+        run,
+        data,
+        prep,
+        record,
+        status=status,
+        seconds=time.perf_counter() - started,
+        title=f"{described} fine-tuned on {config.dataset}: test split",
+        verbose=verbose,
+    )

@@ -64,8 +64,9 @@ def execution_plan(train_steps: int, n_val: int) -> tuple[int, int, int]:
     short by the end of the data takes a slow path (BENCHMARKS.md), so no epoch may end in one.
     The validation batch is free to choose: it has no effect on the result. Without
     validation (``n_val`` 0) the validation batch and steps are 0."""
-    divisors = [d for d in range(min(train_steps, MAX_STEPS_PER_EXECUTION), 0, -1)
-                if train_steps % d == 0]  # fmt: skip
+    divisors = [
+        d for d in range(min(train_steps, MAX_STEPS_PER_EXECUTION), 0, -1) if train_steps % d == 0
+    ]
     if n_val == 0:
         return divisors[0], 0, 0
     for spe in divisors:

@@ -117,8 +117,10 @@ def load_data(config: TrainConfig, run: Path | None = None, verbose: int = 1):
     record = _io.read_json(run / SPLITS_FILE) if run is not None else {}
     data = load_dataset(config.dataset, seed=config.seed, record=record or None, verbose=verbose)
     if data.skipped:
-        _io.log(verbose, f"skipped {len(data.skipped)} file(s) that are not images, e.g. "
-                f"{data.skipped[0]}")  # fmt: skip
+        _io.log(
+            verbose,
+            f"skipped {len(data.skipped)} file(s) that are not images, e.g. {data.skipped[0]}",
+        )
     return data
 
 
@@ -191,8 +193,18 @@ def _legacy_plan(record: dict) -> TrainingPlan:
     batch = int(record["batch_size"])
     steps = math.ceil(record["splits"]["train"] / batch)
     val = record["splits"]["val"]
-    return TrainingPlan(batch, steps, 32, 256, math.ceil(val / 256), "memory", "plateau", 0,
-                        int(record["epochs"]), tuple(record["augment"]))  # fmt: skip
+    return TrainingPlan(
+        batch_size=batch,
+        steps_per_epoch=steps,
+        steps_per_execution=32,
+        val_batch_size=256,
+        val_steps=math.ceil(val / 256),
+        cache="memory",
+        schedule="plateau",
+        warmup_epochs=0,
+        epochs=int(record["epochs"]),
+        augment=tuple(record["augment"]),
+    )
 
 
 def resume(run_dir: str | Path, *, verbose: int = 1) -> dict:
@@ -224,8 +236,18 @@ def resume(run_dir: str | Path, *, verbose: int = 1) -> dict:
     rows = [r for r in read_history(run / "history.csv") if r["epoch"] <= epoch]
     write_history(run / "history.csv", rows)
     _io.log(verbose, f"resuming {run} after epoch {epoch + 1} of {plan.epochs}")
-    return _fit(model, config, plan, data, prep, run, record, start_epoch=epoch + 1,
-                verbose=verbose, history=rows)  # fmt: skip
+    return _fit(
+        model,
+        config,
+        plan,
+        data,
+        prep,
+        run,
+        record,
+        start_epoch=epoch + 1,
+        verbose=verbose,
+        history=rows,
+    )
 
 
 def _restored_state(rows: list[dict], model: keras.Model, run: Path, counts_from: int):
@@ -282,17 +304,36 @@ def plan_pipelines(model, data, prep, plan, *, seed, augment, cache_dir, tallies
     common = dict(cache=plan.cache, cache_dir=cache_dir, repeat=True)
     train = data.splits["train"]
     train_ds = make_pipeline(
-        train, prep, data.num_classes, batch_size=plan.batch_size, training=True,
-        augment=augment, seed=seed, tally=tallies.get("train"), **common,
-    )  # fmt: skip
+        train,
+        prep,
+        data.num_classes,
+        batch_size=plan.batch_size,
+        training=True,
+        augment=augment,
+        seed=seed,
+        tally=tallies.get("train"),
+        **common,
+    )
     val_ds = make_pipeline(
-        data.splits["val"], prep, data.num_classes, batch_size=plan.val_batch_size,
-        tally=tallies.get("val"), sample_weights=True, **common,
-    )  # fmt: skip
+        data.splits["val"],
+        prep,
+        data.num_classes,
+        batch_size=plan.val_batch_size,
+        tally=tallies.get("val"),
+        sample_weights=True,
+        **common,
+    )
     callbacks = []
     if trainable_batch_norms(model):
-        clean = make_pipeline(train, prep, data.num_classes, batch_size=plan.batch_size,
-                              training=True, seed=seed + 1, cache="none")  # fmt: skip
+        clean = make_pipeline(
+            train,
+            prep,
+            data.num_classes,
+            batch_size=plan.batch_size,
+            training=True,
+            seed=seed + 1,
+            cache="none",
+        )
         callbacks.append(PreciseBatchNorm(clean))
     return FitData(train_ds, val_ds, callbacks, plan.steps_per_epoch, plan.val_steps)
 
@@ -321,34 +362,58 @@ def fit_epochs(
     checkpoint = RunCheckpoint(run, *(best or state.get("best", ())), extra=extra)
     tallies = {name: DecodeTally(data.splits[name]) for name in ("train", "val")}
     fit_data = plan_pipelines(
-        model, data, prep, plan, seed=config.seed, augment=plan.augment,
-        cache_dir=run / CACHE_DIR, tallies=tallies,
-    )  # fmt: skip
-    plateau = [
-        ResumableReduceLR(
-            monitor=MONITOR, mode="max", factor=0.5, patience=max(2, config.patience // 3),
-            min_lr=config.lr / 100, restore=state.get("plateau"),
-        )
-    ] if plan.schedule == "plateau" else []  # fmt: skip
+        model,
+        data,
+        prep,
+        plan,
+        seed=config.seed,
+        augment=plan.augment,
+        cache_dir=run / CACHE_DIR,
+        tallies=tallies,
+    )
+    plateau = (
+        [
+            ResumableReduceLR(
+                monitor=MONITOR,
+                mode="max",
+                factor=0.5,
+                patience=max(2, config.patience // 3),
+                min_lr=config.lr / 100,
+                restore=state.get("plateau"),
+            )
+        ]
+        if plan.schedule == "plateau"
+        else []
+    )
     callbacks = [
         *fit_data.callbacks,  # first: validation must see the recomputed statistics
         ResumableEarlyStopping(
-            monitor=MONITOR, mode="max", patience=config.patience,
-            start_from_epoch=plan.early_stop_from, restore=state.get("early_stop"),
+            monitor=MONITOR,
+            mode="max",
+            patience=config.patience,
+            start_from_epoch=plan.early_stop_from,
+            restore=state.get("early_stop"),
         ),
         *plateau,
         keras.callbacks.TensorBoard(log_dir=str(run / "logs"), write_graph=False),
         checkpoint,  # last: it records the learning rate after any reduction
-    ]  # fmt: skip
+    ]
     if start_epoch < epochs:
         model.fit(
-            **fit_data.fit_kwargs(), epochs=epochs, initial_epoch=start_epoch,
-            callbacks=callbacks, verbose=2 if verbose else 0, shuffle=False,
-        )  # fmt: skip
+            **fit_data.fit_kwargs(),
+            epochs=epochs,
+            initial_epoch=start_epoch,
+            callbacks=callbacks,
+            verbose=2 if verbose else 0,
+            shuffle=False,
+        )
         _report_decode_failures(run, [tallies["train"], tallies["val"]], verbose)
     if checkpoint.nan_epoch is not None:
-        _io.log(1, f"loss became NaN at epoch {checkpoint.nan_epoch + 1}; stopped and kept the "
-                f"best model (epoch {checkpoint.best_epoch + 1}); try a lower `lr`")  # fmt: skip
+        _io.log(
+            1,
+            f"loss became NaN at epoch {checkpoint.nan_epoch + 1}; stopped and kept the "
+            f"best model (epoch {checkpoint.best_epoch + 1}); try a lower `lr`",
+        )
     return checkpoint
 
 
@@ -361,8 +426,11 @@ def _report_decode_failures(run: Path, tallies: list[DecodeTally], verbose: int)
         record = _io.read_json(run / CONFIG_FILE)
         record["decode_failures"] = len(failed)
         _io.write_json(run / CONFIG_FILE, record)
-        _io.log(verbose, f"skipped {len(failed)} file(s) that failed to decode, e.g. "
-                f"{failed[0]}; list in {run / 'skipped.txt'}")  # fmt: skip
+        _io.log(
+            verbose,
+            f"skipped {len(failed)} file(s) that failed to decode, e.g. "
+            f"{failed[0]}; list in {run / 'skipped.txt'}",
+        )
     return failed
 
 
@@ -379,9 +447,13 @@ def finish_run(run, data, prep, record, *, status, seconds, title, verbose) -> d
     if len(kept) < len(test):
         _io.log(verbose, f"{len(test) - len(kept)} test image(s) failed to decode; left out")
     metrics = write_report(
-        run, test.labels[kept], scores, data.class_names,
-        images=SplitImages(test.subset(kept), prep), title=title,
-    )  # fmt: skip
+        run,
+        test.labels[kept],
+        scores,
+        data.class_names,
+        images=SplitImages(test.subset(kept), prep),
+        title=title,
+    )
     best_i = max(range(len(rows)), key=lambda i: score(rows[i])) if rows else -1
     result = {
         "run_dir": str(run),
@@ -401,9 +473,12 @@ def finish_run(run, data, prep, record, *, status, seconds, title, verbose) -> d
     if (run / CHECKPOINTS).is_dir():
         (run / CHECKPOINTS).rmdir()
     shutil.rmtree(run / CACHE_DIR, ignore_errors=True)
-    _io.log(verbose, f"test accuracy {result['test_accuracy']:.4f} (macro F1 "
-                  f"{result['test_macro_f1']:.4f}, mAP {result['test_mAP']:.4f}); "
-                  f"report: {run / 'report.html'}")  # fmt: skip
+    _io.log(
+        verbose,
+        f"test accuracy {result['test_accuracy']:.4f} (macro F1 "
+        f"{result['test_macro_f1']:.4f}, mAP {result['test_mAP']:.4f}); "
+        f"report: {run / 'report.html'}",
+    )
     return result
 
 
@@ -411,9 +486,17 @@ def _fit(model, config, plan, data, prep, run, record, *, start_epoch, verbose, 
     state = _restored_state(history or [], model, run, plan.early_stop_from)
     started = time.perf_counter()
     checkpoint = fit_epochs(
-        model, config, plan, data, prep, run, start_epoch=start_epoch, epochs=plan.epochs,
-        verbose=verbose, state=state,
-    )  # fmt: skip
+        model,
+        config,
+        plan,
+        data,
+        prep,
+        run,
+        start_epoch=start_epoch,
+        epochs=plan.epochs,
+        verbose=verbose,
+        state=state,
+    )
     rows = read_history(run / "history.csv")
     if checkpoint.nan_epoch is not None:
         status = "nan"
@@ -422,6 +505,12 @@ def _fit(model, config, plan, data, prep, run, record, *, start_epoch, verbose, 
     else:
         status = "done"
     return finish_run(
-        run, data, prep, record, status=status, seconds=time.perf_counter() - started,
-        title=f"{config.arch} on {config.dataset}: test split", verbose=verbose,
-    )  # fmt: skip
+        run,
+        data,
+        prep,
+        record,
+        status=status,
+        seconds=time.perf_counter() - started,
+        title=f"{config.arch} on {config.dataset}: test split",
+        verbose=verbose,
+    )

@@ -35,8 +35,10 @@ def _classes(split: Split, keep: range) -> Split:
 
 def _k_shot(split: Split, k: int, seed: int) -> Split:
     rng = np.random.default_rng(seed)
-    picks = [rng.choice(np.flatnonzero(split.labels == c), k, replace=False)
-             for c in np.unique(split.labels)]  # fmt: skip
+    picks = [
+        rng.choice(np.flatnonzero(split.labels == c), k, replace=False)
+        for c in np.unique(split.labels)
+    ]
     return split.subset(np.sort(np.concatenate(picks)))
 
 
@@ -63,8 +65,15 @@ def transfer_demo(
 
     def fit(model, split, epochs, lr, seed):
         compile_for_training(model, dataclasses.replace(config, lr=lr))
-        ds = make_pipeline(split, prep, 5, batch_size=config.batch_size, training=True,
-                           augment=config.augment, seed=seed)  # fmt: skip
+        ds = make_pipeline(
+            split,
+            prep,
+            5,
+            batch_size=config.batch_size,
+            training=True,
+            augment=config.augment,
+            seed=seed,
+        )
         model.fit(ds, epochs=epochs, verbose=verbose, shuffle=False)
 
     def accuracy(model) -> float:
@@ -78,9 +87,11 @@ def transfer_demo(
         compile_for_training(base, TrainConfig())
         base.fit(
             make_pipeline(pre_train, prep, 5, training=True, augment=config.augment, seed=seed),
-            validation_data=make_pipeline(pre_val, prep, 5), epochs=pretrain_epochs,
-            verbose=verbose, shuffle=False,
-        )  # fmt: skip
+            validation_data=make_pipeline(pre_val, prep, 5),
+            epochs=pretrain_epochs,
+            verbose=verbose,
+            shuffle=False,
+        )
         shots = _k_shot(new_train, k, seed)
         features, pool = feature_extractor(base)
         model = build_transfer_model(features, pool, [], prep, 5, head_dropout=0.2)
@@ -97,10 +108,12 @@ def transfer_demo(
             {"seed": seed, METHODS[0]: frozen, METHODS[1]: tuned, METHODS[2]: accuracy(scratch)}
         )
     summary = {
-        m: {"mean": statistics.mean(r[m] for r in runs),
-            "std": statistics.pstdev(r[m] for r in runs)}
+        m: {
+            "mean": statistics.mean(r[m] for r in runs),
+            "std": statistics.pstdev(r[m] for r in runs),
+        }
         for m in METHODS
-    }  # fmt: skip
+    }
     return {
         "k": k,
         "test_images": len(new_test),

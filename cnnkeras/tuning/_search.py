@@ -108,20 +108,31 @@ class ZooHyperModel(kt.HyperModel):
         initial_epoch = int(kwargs.get("initial_epoch", 0))
         epochs = epochs or experiment.epochs
         config = TrainConfig(
-            arch=experiment.arch, dataset=experiment.dataset, epochs=max(1, epochs - initial_epoch),
+            arch=experiment.arch,
+            dataset=experiment.dataset,
+            epochs=max(1, epochs - initial_epoch),
             batch_size=picked.get("batch_size", experiment.batch_size),
-            lr=picked.get("lr", 1e-3), optimizer=picked.get("optimizer", "adam"),
-            schedule=experiment.schedule, warmup_epochs=experiment.warmup_epochs,
-            cache=experiment.cache, seed=experiment.seed,
-        )  # fmt: skip
+            lr=picked.get("lr", 1e-3),
+            optimizer=picked.get("optimizer", "adam"),
+            schedule=experiment.schedule,
+            warmup_epochs=experiment.warmup_epochs,
+            cache=experiment.cache,
+            seed=experiment.seed,
+        )
         splits = self.data.splits
-        plan = plan_training(config, len(splits["train"]), len(splits["val"]), self.prep,
-                             config.cache_budget_mb)  # fmt: skip
+        plan = plan_training(
+            config, len(splits["train"]), len(splits["val"]), self.prep, config.cache_budget_mb
+        )
         compile_for_training(model, config, plan)
         fit_data = plan_pipelines(
-            model, self.data, self.prep, plan, seed=experiment.seed, augment=(),
+            model,
+            self.data,
+            self.prep,
+            plan,
+            seed=experiment.seed,
+            augment=(),
             cache_dir=self.cache_dir,
-        )  # fmt: skip
+        )
         started = time.perf_counter()
         history = model.fit(
             **fit_data.fit_kwargs(),

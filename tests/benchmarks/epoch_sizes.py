@@ -31,8 +31,10 @@ print(json.dumps({"ips": r["images_per_sec"], "spe": r["steps_per_execution"]}))
 def measure(steps: int, val: int, spe: int, repeats: int) -> dict:
     out = subprocess.run(
         [sys.executable, "-c", CHILD, str(steps), str(val), str(spe), str(repeats)],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return json.loads(out.splitlines()[-1])
 
 
@@ -58,8 +60,9 @@ def main() -> None:
             results.setdefault(("default", steps), []).append(
                 measure(steps, 0, 0, args.repeats)["ips"]
             )
-    print("| epoch steps | validation images | steps per execution | images/s (median) | "
-          "vs fastest |")  # fmt: skip
+    print(
+        "| epoch steps | validation images | steps per execution | images/s (median) | vs fastest |"
+    )
     print("|---|---|---|---|---|")
     for steps, candidates in cases.items():
         val = steps * 64 // 9
@@ -71,8 +74,10 @@ def main() -> None:
             print(f"| {steps} | {val} | {spe}{mark} | {ips:,.0f} | {ips / best:.2f} |")
     small = statistics.median(results[("default", 4)])
     large = statistics.median(results[("default", 64)])
-    print(f"\nbench train --steps 4: {small:,.0f} images/s; --steps 64: {large:,.0f} images/s; "
-          f"ratio {small / large:.2f}")  # fmt: skip
+    print(
+        f"\nbench train --steps 4: {small:,.0f} images/s; --steps 64: {large:,.0f} images/s; "
+        f"ratio {small / large:.2f}"
+    )
 
 
 if __name__ == "__main__":

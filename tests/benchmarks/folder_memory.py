@@ -31,9 +31,25 @@ def make_folder(root: Path, n: int) -> Path:
 
 
 def peak_mib(folder: Path, out: Path, extra: list[str]) -> float:
-    cmd = ["/usr/bin/time", "-f", "%M", sys.executable, "-m", "cnnkeras", "train",
-           "--dataset", f"folder:{folder}", "--image-size", "224", "--epochs", "1",
-           "--out", str(out), "--quiet", *extra]  # fmt: skip
+    cmd = [
+        "/usr/bin/time",
+        "-f",
+        "%M",
+        sys.executable,
+        "-m",
+        "cnnkeras",
+        "train",
+        "--dataset",
+        f"folder:{folder}",
+        "--image-size",
+        "224",
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+        "--quiet",
+        *extra,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return int(proc.stderr.strip().splitlines()[-1]) / 1024
 

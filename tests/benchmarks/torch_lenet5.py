@@ -19,11 +19,19 @@ from torch import nn
 def lenet5(num_classes: int = 10) -> nn.Module:
     # the cnnkeras lenet5 defaults: tanh, average-pool subsampling, dense C5/F6: 61,706 params
     return nn.Sequential(
-        nn.Conv2d(1, 6, 5), nn.Tanh(), nn.AvgPool2d(2),
-        nn.Conv2d(6, 16, 5), nn.Tanh(), nn.AvgPool2d(2),
-        nn.Flatten(), nn.Linear(400, 120), nn.Tanh(), nn.Linear(120, 84), nn.Tanh(),
+        nn.Conv2d(1, 6, 5),
+        nn.Tanh(),
+        nn.AvgPool2d(2),
+        nn.Conv2d(6, 16, 5),
+        nn.Tanh(),
+        nn.AvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(400, 120),
+        nn.Tanh(),
+        nn.Linear(120, 84),
+        nn.Tanh(),
         nn.Linear(84, num_classes),
-    )  # fmt: skip
+    )
 
 
 def main() -> None:

@@ -18,15 +18,22 @@ from cnnkeras.tuning import Experiment, run_search
 from cnnkeras.tuning._experiment import MEMORY_GROWTH_MB
 
 # every search in a child process of its own, so that no search inherits another's growth
-MODES = {"one process": math.inf, f"hand over at +{MEMORY_GROWTH_MB:.0f} MiB": MEMORY_GROWTH_MB,
-         "fresh process per trial": 0.0}  # fmt: skip
+MODES = {
+    "one process": math.inf,
+    f"hand over at +{MEMORY_GROWTH_MB:.0f} MiB": MEMORY_GROWTH_MB,
+    "fresh process per trial": 0.0,
+}
 
 
 def one_search(growth, trials: int, folder: Path) -> tuple[float, list[float], list[str]]:
     e = Experiment(
-        arch="lenet5", dataset="digits", image_size=16, epochs=1, max_trials=trials,
+        arch="lenet5",
+        dataset="digits",
+        image_size=16,
+        epochs=1,
+        max_trials=trials,
         directory=str(folder),
-    )  # fmt: skip
+    )
     started = time.perf_counter()
     run_search(e, max_memory_growth_mb=growth, verbose=0)
     seconds = time.perf_counter() - started
@@ -55,8 +62,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for mode in MODES:
         t, rss = statistics.median(times[mode]), memory[mode]
-        print(f"| {mode} | {t:.1f} | {t / base:.2f} | {rss[0]:.0f} MiB | {max(rss):.0f} MiB | "
-              f"{rss[-1]:.0f} MiB |")  # fmt: skip
+        print(
+            f"| {mode} | {t:.1f} | {t / base:.2f} | {rss[0]:.0f} MiB | {max(rss):.0f} MiB | "
+            f"{rss[-1]:.0f} MiB |"
+        )
     print("\nrss after each trial (MiB), last round:")
     for mode in MODES:
         print(f"- {mode}: " + " ".join(f"{v:.0f}" for v in memory[mode]))
