@@ -18,9 +18,17 @@ from helpers import run_cli
 
 from cnnkeras.errors import UserError
 from cnnkeras.models import create_model, list_models, model_info
-from cnnkeras.tuning import SEARCH_SPACES, Experiment, ZooHyperModel, load_experiment, run_search
+from cnnkeras.tuning import (
+    SEARCH_SPACES,
+    Experiment,
+    ZooHyperModel,
+    load_experiment,
+    retrain_best,
+    run_search,
+)
 from cnnkeras.tuning._experiment import TRAINING_HPS
-from cnnkeras.tuning._search import EXTRA, _prepare, retrain_best
+from cnnkeras.tuning._processes import _prepare
+from cnnkeras.tuning._tuner import EXTRA
 
 TINY = dict(arch="lenet5", dataset="digits", image_size=16, epochs=1)
 TUNE = [sys.executable, "-m", "cnnkeras", "tune", "--arch", "lenet5", "--dataset", "digits"]

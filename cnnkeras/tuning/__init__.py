@@ -8,7 +8,9 @@ from cnnkeras.tuning._experiment import (
     Experiment,
     load_experiment,
 )
-from cnnkeras.tuning._search import ZooHyperModel, retrain_best, run_search, write_results
+from cnnkeras.tuning._hypermodel import ZooHyperModel
+from cnnkeras.tuning._processes import run_search
+from cnnkeras.tuning._results import retrain_best, write_results
 
 __all__ = [
     "MEMORY_GROWTH_MB",

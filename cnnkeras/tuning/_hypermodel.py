@@ -1,0 +1,131 @@
+"""The hypermodel: samples an experiment's search space, builds the architecture through
+``create_model`` and trains each trial as ``cnnkeras train`` would (same plan, pipelines and
+precise batch norm)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import keras
+import keras_tuner as kt
+
+from cnnkeras.errors import UserError
+from cnnkeras.models import create_model, model_info
+from cnnkeras.train._config import TrainConfig
+from cnnkeras.train._plan import plan_training
+from cnnkeras.train._run import (
+    compile_for_training,
+    plan_pipelines,
+)
+from cnnkeras.tuning._experiment import TRAINING_HPS, Experiment
+
+
+def sample(hp: kt.HyperParameters, name: str, spec):
+    """A hyperparameter from its spec: a list or {values}, or {min, max[, step, sampling]}."""
+    if isinstance(spec, list):
+        spec = {"values": spec}
+    if "values" in spec:
+        return hp.Choice(name, spec["values"])
+    low, high = spec["min"], spec["max"]
+    if isinstance(low, int) and isinstance(high, int) and "sampling" not in spec:
+        return hp.Int(name, low, high, step=spec.get("step", 1))
+    return hp.Float(
+        name,
+        float(low),
+        float(high),
+        step=spec.get("step"),
+        sampling=spec.get("sampling", "linear"),
+    )
+
+
+class ZooHyperModel(kt.HyperModel):
+    """Builds the experiment's architecture with sampled options through ``create_model``."""
+
+    def __init__(self, experiment: Experiment, data, prep):
+        super().__init__(name=experiment.name)
+        self.experiment = experiment
+        self.data = data
+        self.prep = prep
+        self.info = model_info(experiment.arch)
+        self.cache_dir = experiment.out / "cache"
+
+    def build(self, hp):
+        space = self.experiment.space(self.info.family)
+        options = {k: sample(hp, k, v) for k, v in space.items() if k not in TRAINING_HPS}
+        unknown = sorted(set(options) - set(self.info.options))
+        if unknown:
+            raise UserError(
+                f"{self.experiment.arch} has no option(s) {', '.join(unknown)} to "
+                f"search; it takes {', '.join(self.info.options)}"
+            )
+        for name in TRAINING_HPS:  # sampled here too, so that every trial records them
+            if name in space:
+                sample(hp, name, space[name])
+        return create_model(
+            self.experiment.arch,
+            input_shape=self.prep.input_shape,
+            num_classes=self.data.num_classes,
+            **self.experiment.model_options,
+            **options,
+        )
+
+    def fit(self, hp, model, *args, callbacks=None, epochs=None, **kwargs):
+        """Train as ``cnnkeras train`` would: the same plan ('auto' batch size, steps per
+        execution, schedule), pipelines and precise batch-norm statistics. Each trial builds
+        its own pipelines, so that it sees the same shuffles whatever ran before it in its
+        process (and a search gives the same results however it is split into processes)."""
+        experiment = self.experiment
+        space = experiment.space(self.info.family)
+        picked = {k: sample(hp, k, space[k]) for k in TRAINING_HPS if k in space}
+        initial_epoch = int(kwargs.get("initial_epoch", 0))
+        epochs = epochs or experiment.epochs
+        config = TrainConfig(
+            arch=experiment.arch,
+            dataset=experiment.dataset,
+            epochs=max(1, epochs - initial_epoch),
+            batch_size=picked.get("batch_size", experiment.batch_size),
+            lr=picked.get("lr", 1e-3),
+            optimizer=picked.get("optimizer", "adam"),
+            schedule=experiment.schedule,
+            warmup_epochs=experiment.warmup_epochs,
+            cache=experiment.cache,
+            seed=experiment.seed,
+        )
+        splits = self.data.splits
+        plan = plan_training(
+            config, len(splits["train"]), len(splits["val"]), self.prep, config.cache_budget_mb
+        )
+        compile_for_training(model, config, plan)
+        fit_data = plan_pipelines(
+            model,
+            self.data,
+            self.prep,
+            plan,
+            seed=experiment.seed,
+            augment=(),
+            cache_dir=self.cache_dir,
+        )
+        started = time.perf_counter()
+        history = model.fit(
+            **fit_data.fit_kwargs(),
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            callbacks=[*fit_data.callbacks, *(callbacks or []), keras.callbacks.TerminateOnNaN()],
+            verbose=0,
+            shuffle=False,
+        )
+        losses = history.history.get("loss", [])
+        # what the trial cost, for the tuner's run_trial: it gets this history (or error) back
+        record = {
+            "seconds": time.perf_counter() - started,
+            "epochs": len(losses),
+            "params": int(model.count_params()),
+            "batch_size": plan.batch_size,
+        }
+        if not losses or not all(math.isfinite(v) for v in losses):
+            error = kt.errors.FailedTrialError("loss became NaN; lower the learning rate")
+            error.trial_record = record
+            raise error
+        history.trial_record = record
+        return history

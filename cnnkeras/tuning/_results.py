@@ -1,0 +1,145 @@
+"""A search's results: the trials table (CSV and Markdown), plots, the best trial, and
+training the best configuration into a run folder."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from cnnkeras import _io
+from cnnkeras.errors import UserError
+from cnnkeras.models import model_info
+from cnnkeras.train._config import TrainConfig
+from cnnkeras.tuning._experiment import TRAINING_HPS, Experiment
+from cnnkeras.tuning._tuner import EXTRA, PROJECT
+
+
+def _load_trials(experiment: Experiment) -> tuple[list[dict], list[str]]:
+    """Every trial as Keras Tuner saved it, in trial order, and the hyperparameters' names."""
+    root = experiment.out / PROJECT
+    order = list(experiment.space(model_info(experiment.arch).family))
+    rows, hp_names = [], {}
+    for path in sorted(root.glob("trial_*/trial.json")):
+        t = json.loads(path.read_text())
+        found = t["hyperparameters"]["values"]
+        names = [k for k in order if k in found] + sorted(
+            k for k in found if k not in order and not k.startswith("tuner/")
+        )
+        hp_names.update(dict.fromkeys(names))
+        more = _io.read_json(path.parent / EXTRA)
+        message = (t.get("message") or "").strip().splitlines()
+        rows.append(
+            {
+                "trial_id": t["trial_id"],
+                "status": t["status"],
+                **{k: found[k] for k in names},
+                experiment.objective: t.get("score"),
+                "epochs": more.get("epochs"),
+                "seconds": round(more["seconds"], 2) if "seconds" in more else None,
+                "params": more.get("params"),
+                "rss_mb": more.get("rss_mb"),
+                "message": message[-1] if message else "",
+            }
+        )
+    return rows, list(hp_names)
+
+
+def write_results(experiment: Experiment, verbose: int = 1) -> dict:
+    """trials.csv, best_hyperparameters.json, plots and summary.md from the search folder."""
+    import csv
+
+    from cnnkeras.tuning._plots import objective_plots
+
+    rows, hp_names = _load_trials(experiment)
+    if not rows:
+        raise UserError(f"no trials found in {experiment.out}")
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    _io.write_text(experiment.out / "trials.csv", buf.getvalue())
+    done = [r for r in rows if r["status"] == "COMPLETED" and r[experiment.objective] is not None]
+    sign = 1 if experiment.maximize else -1
+    best = max(done, key=lambda r: sign * r[experiment.objective]) if done else None
+    result = {
+        "experiment": experiment.name,
+        "trials": len(rows),
+        "completed": len(done),
+        "failed": sum(r["status"] == "FAILED" for r in rows),
+        "best": best,
+        "out": str(experiment.out),
+    }
+    if best:
+        _io.write_json(
+            experiment.out / "best_hyperparameters.json",
+            {k: best[k] for k in hp_names if best.get(k) is not None}
+            | {experiment.objective: best[experiment.objective], "trial_id": best["trial_id"]},
+        )
+    plots = objective_plots(rows, hp_names, experiment.objective, experiment.maximize)
+    for name, png in plots.items():
+        _io.write_bytes(experiment.out / name, png)
+    lines = [
+        f"# {experiment.name}: {experiment.tuner} search of {experiment.arch} on "
+        f"{experiment.dataset}",
+        "",
+        f"- trials: {len(rows)} ({len(done)} completed, {result['failed']} failed)",
+    ]
+    if best:
+        lines.append(
+            f"- best {experiment.objective}: {best[experiment.objective]:.4f} "
+            f"(trial {best['trial_id']}: " + ", ".join(f"{k}={best[k]}" for k in hp_names) + ")"
+        )
+    lines += ["", "| " + " | ".join(columns[:-1]) + " |", "|" + "---|" * (len(columns) - 1)]
+    for r in rows:
+        lines.append(
+            "| "
+            + " | ".join(
+                "" if r[c] is None else (f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]))
+                for c in columns[:-1]
+            )
+            + " |"
+        )
+    lines += [
+        "",
+        "![objective per trial](objective_per_trial.png)",
+        "![objective against each hyperparameter](objective_vs_hyperparameters.png)",
+    ]
+    _io.write_text(experiment.out / "summary.md", "\n".join(lines) + "\n")
+    if verbose and best:
+        print(
+            f"best {experiment.objective} {best[experiment.objective]:.4f} "
+            f"(trial {best['trial_id']}); results in {experiment.out}"
+        )
+    return result
+
+
+def retrain_best(experiment: Experiment, epochs: int | None = None, verbose: int = 1) -> dict:
+    """Retrain the best configuration with ``cnnkeras train`` into saved_models/."""
+    from cnnkeras.train import train
+
+    best_path = experiment.out / "best_hyperparameters.json"
+    if not best_path.is_file():
+        raise UserError(f"no best_hyperparameters.json in {experiment.out}; run the search first")
+    best = json.loads(best_path.read_text())
+    family = model_info(experiment.arch).family
+    space = experiment.space(family)
+    options = {k: best[k] for k in space if k in best and k not in TRAINING_HPS}
+    config = TrainConfig(
+        arch=experiment.arch,
+        dataset=experiment.dataset,
+        image_size=experiment.image_size,
+        epochs=epochs or 4 * experiment.epochs,
+        lr=best.get("lr", 1e-3),
+        optimizer=best.get("optimizer", "adam"),
+        batch_size=best.get("batch_size", experiment.batch_size),
+        schedule=experiment.schedule,
+        warmup_epochs=experiment.warmup_epochs,
+        cache=experiment.cache,
+        seed=experiment.seed,
+        model_options={**experiment.model_options, **options},
+    )
+    if "dropout" in options:
+        config.dropout = options.pop("dropout")
+        config.model_options.pop("dropout", None)
+    return train(config, verbose=verbose)
