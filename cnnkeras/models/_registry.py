@@ -62,10 +62,6 @@ class ModelInfo:
         params = inspect.signature(self.builder).parameters.values()
         return tuple(p.name for p in params if p.kind is p.KEYWORD_ONLY)
 
-    def defaults(self) -> dict:
-        params = inspect.signature(self.builder).parameters.values()
-        return {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY}
-
     @property
     def facts(self) -> FamilyFacts:
         return FAMILIES[self.family]
