@@ -126,43 +126,10 @@ def test_explain_text_mentions_keras_floor(capsys):
 
 
 def test_bench_train_times_an_epoch_as_train_runs_it(capsys):
-    assert (
-        main(
-            [
-                "bench",
-                "train",
-                "--steps",
-                "6",
-                "--val-images",
-                "50",
-                "--repeats",
-                "1",
-                "--image-size",
-                "16",
-                "--json",
-            ]
-        )
-        == 0
-    )
+    small = ["--repeats", "1", "--image-size", "16", "--json"]
+    assert main(["bench", "train", "--steps", "6", "--val-images", "50", *small]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["steps"] == 6 and r["steps_per_execution"] == 6  # divides the epoch
     assert r["val_steps"] % 6 == 0 and r["images_per_sec"] > 0
-    assert (
-        main(
-            [
-                "bench",
-                "train",
-                "--steps",
-                "6",
-                "--steps-per-execution",
-                "4",
-                "--repeats",
-                "1",
-                "--image-size",
-                "16",
-                "--json",
-            ]
-        )
-        == 0
-    )
+    assert main(["bench", "train", "--steps", "6", "--steps-per-execution", "4", *small]) == 0
     assert json.loads(capsys.readouterr().out)["steps_per_execution"] == 4

@@ -13,7 +13,7 @@ import time
 import keras
 import numpy as np
 import pytest
-from helpers import run_cli
+from helpers import CLI, run_cli
 
 from cnnkeras.errors import UserError
 from cnnkeras.train import TrainConfig, resume, train
@@ -91,9 +91,7 @@ def test_same_seed_same_result(tmp_path):
 def test_resume_after_sigkill(tmp_path):
     """A real child process is killed mid-run; --resume finishes with every epoch once."""
     args = [
-        sys.executable,
-        "-m",
-        "cnnkeras",
+        *CLI,
         "train",
         "--dataset",
         "digits",
@@ -261,9 +259,7 @@ def test_a_folder_run_keeps_its_split_through_resume_and_evaluate(real_photos, t
     shutil.copytree(real_photos, folder)
     out = tmp_path / "runs"
     args = [
-        sys.executable,
-        "-m",
-        "cnnkeras",
+        *CLI,
         "train",
         "--dataset",
         f"folder:{folder}",
