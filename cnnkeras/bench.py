@@ -118,4 +118,15 @@ def bench_train(
     }
 
 
-__all__ = ["bench_train"]
+def bench_train_text(r: dict) -> str:
+    """A ``bench_train`` result in one line."""
+    shape = "x".join(map(str, r["input_shape"]))
+    val = f" + {r['val_images']} validation images" if r["val_images"] else ""
+    return (
+        f"{r['arch']} {shape}, batch {r['batch_size']}: {r['images_per_sec']:,.0f} images/s "
+        f"({r['step_ms_median']:.2f} ms/step; median of {r['repeats']} epochs of {r['steps']} "
+        f"steps{val}, {r['steps_per_execution']} steps per execution)"
+    )
+
+
+__all__ = ["bench_train", "bench_train_text"]

@@ -92,10 +92,10 @@ def parse_matrix(text: str, what: str) -> np.ndarray:
     try:
         rows = [[float(v) for v in row.replace(",", " ").split()] for row in text.split(";")]
     except ValueError:
-        raise UserError(f"--{what} must hold numbers like '1 2; 3 4', got {text!r}") from None
+        raise UserError(f"`{what}` must hold numbers like '1 2; 3 4', got {text!r}") from None
     rows = [row for row in rows if row]
     if not rows or len({len(row) for row in rows}) != 1:
-        raise UserError(f"--{what} rows must all have the same number of values: {text!r}")
+        raise UserError(f"`{what}` rows must all have the same number of values: {text!r}")
     return np.array(rows, dtype=np.float64)
 
 
@@ -227,3 +227,79 @@ def compound_scaling(phi: float | None = None) -> dict:
         result["resolution"] = round(224 * GAMMA**phi)
         result["flops_factor"] = product**phi
     return result
+
+
+# ---------------------------------------------------------------- the text the CLI prints
+
+
+def conv_output_text(r: dict) -> str:
+    """A ``conv_output`` result as the lecture writes it."""
+    lines = [f"output size = (W - F + 2P) / S + 1 = {r['formula']}"]
+    if "note" in r:
+        lines.append(r["note"])
+    lines.append(f"output: {r['output']}x{r['output']} (Keras Conv2D: {r['keras_output']})")
+    p = r["same_padding_stride1"]
+    keep = f"P = (F - 1) / 2 = {p:g}" if p.is_integer() else f"{p:g} (an even kernel pads unevenly)"
+    lines.append(f"padding that keeps the size at stride 1: {keep}")
+    return "\n".join(lines)
+
+
+def conv_feature_map_text(r: dict) -> str:
+    """A ``conv_feature_map`` result: each output value as its sum, then the map."""
+    lines = [f"out[{s['row']}][{s['col']}] = {s['sum']} = {s['value']:g}" for s in r["steps"]]
+    lines.append("feature map:")
+    lines += ["  " + " ".join(f"{v:8g}" for v in row) for row in r["feature_map"]]
+    lines.append(f"Keras Conv2D gives the same map: {r['agrees_with_keras']}")
+    return "\n".join(lines)
+
+
+def separable_cost_text(r: dict) -> str:
+    """A ``separable_cost`` result: both costs and their ratio."""
+    w, f, m, n = r["input"], r["kernel"], r["in_channels"], r["out_channels"]
+    return "\n".join(
+        [
+            f"standard {f}x{f} conv, {m}->{n} channels on {w}x{w}:",
+            f"  params {r['standard']['params']:,}, MACs {r['standard']['macs']:,}",
+            f"depthwise {f}x{f} ({m} filters) + pointwise 1x1 ({m}->{n}):",
+            f"  params {r['separable']['params']:,}, MACs {r['separable']['macs']:,}",
+            f"ratio {r['ratio']:.4f} = {r['ratio_formula']}: {r['speedup']:.1f}x fewer MACs",
+        ]
+    )
+
+
+def receptive_field_text(r: dict) -> str:
+    """A ``receptive_field`` result as a table of stacks against one large conv."""
+    k, c = r["kernel"], r["channels"]
+    lines = [
+        f"stacks of {k}x{k} convs, {c} channels in and out:",
+        f"{'layers':>6}  {'sees':>6}  {'stack params':>14}  {'one conv':>9}  "
+        f"{'params':>14}  saving",
+    ]
+    for row in r["rows"]:
+        lines.append(
+            f"{row['layers']:>6}  {row['receptive_field']:>4}px  {row['stack_params']:>14,}  "
+            f"{row['single_conv']:>9}  {row['single_params']:>14,}  {row['saving']:.0%}"
+        )
+    lines.append("and each extra layer adds a non-linearity (Simonyan & Zisserman 2015, Sec. 2.3)")
+    return "\n".join(lines)
+
+
+def compound_scaling_text(r: dict) -> str:
+    """A ``compound_scaling`` result: the rule, its FLOPs constraint and the B0..B7 grid."""
+    lines = [
+        f"depth d = {r['alpha']}^phi, width w = {r['beta']}^phi, resolution r = {r['gamma']}^phi",
+        f"alpha * beta^2 * gamma^2 = {r['alpha_beta2_gamma2']:.4f} ~ 2: "
+        "each +1 of phi roughly doubles the FLOPs",
+    ]
+    if "phi" in r:
+        lines.append(
+            f"phi={r['phi']:g}: depth x{r['depth']:.3f}, width x{r['width']:.3f}, "
+            f"resolution {r['resolution']}, FLOPs x{r['flops_factor']:.2f}"
+        )
+    lines.append(f"{'model':<17}{'width':>6}{'depth':>6}{'res':>5}{'dropout':>8}   rule: w, d, r")
+    for t in r["table"]:
+        lines.append(
+            f"{t['model']:<17}{t['width']:>6}{t['depth']:>6}{t['resolution']:>5}{t['dropout']:>8}"
+            f"   {t['rule_width']}, {t['rule_depth']}, {t['rule_resolution']}"
+        )
+    return "\n".join(lines)

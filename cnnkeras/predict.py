@@ -44,3 +44,12 @@ def predict_files(model_path: str | Path, images: list[str], top_k: int = 3) -> 
         top = [{"label": names[i], "score": float(scores[i])} for i in order]
         results.append({"image": image_path, "top": top})
     return results
+
+
+def predict_text(results: list[dict]) -> str:
+    """The predictions of ``predict_files`` a line each (files that failed are left out)."""
+    return "\n".join(
+        f"{r['image']}: " + ", ".join(f"{p['label']} {p['score']:.3f}" for p in r["top"])
+        for r in results
+        if "top" in r
+    )

@@ -1,17 +1,20 @@
 """A saved model with what was recorded beside it: the one place that opens a run's
-``model.keras`` or an exported ``model_*.tflite``.
+``model.keras`` or an exported ``model_*.tflite`` and the record beside it.
 
-``train`` writes ``config.json`` (every option and the preprocessing), ``labels.txt`` and
-``splits.json`` beside ``model.keras``; ``export`` writes ``preprocess.json``, ``labels.txt``
-and a copy of ``splits.json`` beside its ``.tflite`` files. ``evaluate``, ``export``,
-``predict``, ``finetune`` and reports read them through here, so that each file's format is
-known in one module.
+One record schema serves both (``RECORD_FORMAT``): ``train`` writes it as ``config.json``
+beside ``model.keras`` (with every training option after the shared fields), ``export`` as
+``preprocess.json`` beside its ``.tflite`` files (with the quantization of each file, for
+apps). The shared fields are ``format``, ``kind`` ("run" or "export"), ``preprocessing``
+(height, width, channels, scale, offset, color_order), ``class_names``, ``num_classes``,
+``dataset`` and ``seed``. ``labels.txt`` and ``splits.json`` sit beside both. Records
+written before the schema (an export's flat ``preprocess.json``) are read as the schema.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -19,11 +22,37 @@ from cnnkeras import _io
 from cnnkeras.data import DEFAULT_SEED, Preprocessing, make_pipeline
 from cnnkeras.errors import UserError
 
-CONFIG_FILE = "config.json"  # a training run's record (train)
-PREPROCESS_FILE = "preprocess.json"  # an export's record (export)
+CONFIG_FILE = "config.json"  # the record of a training run (train)
+PREPROCESS_FILE = "preprocess.json"  # the record of an export (export)
 LABELS_FILE = "labels.txt"  # class names, one a line, in output order
 SPLITS_FILE = "splits.json"  # the split a run trained on (train; export copies it)
 PREDICT_BATCH = 64  # a batch's activations, not its images, set the memory of a prediction
+RECORD_FORMAT = 1
+_PREP_KEYS = ("height", "width", "channels", "scale", "offset", "color_order")
+
+
+def model_record(
+    kind: str, prep: Preprocessing, class_names: list[str] | None, dataset, seed: int
+) -> dict:
+    """The shared fields of a record, as train and export write them first."""
+    return {
+        "format": RECORD_FORMAT,
+        "kind": kind,
+        "preprocessing": prep.to_dict(),
+        "class_names": class_names,
+        "num_classes": len(class_names) if class_names else None,
+        "dataset": dataset,
+        "seed": seed,
+    }
+
+
+def read_record(path: str | Path) -> dict:
+    """The record file ``path`` in the current schema ({} when there is none)."""
+    record = _io.read_json(path)
+    if record and "preprocessing" not in record and "height" in record:  # an early export
+        prep = {k: record.pop(k) for k in _PREP_KEYS if k in record}
+        record = {"format": 0, "kind": "export", "preprocessing": prep, **record}
+    return record
 
 
 def read_labels(folder: str | Path) -> list[str] | None:
@@ -38,8 +67,17 @@ def run_split_record(path: str | Path) -> dict | None:
     return record or None
 
 
-def load_run_model(path: str | Path):
-    """(model, preprocessing, class names or None, config) of a saved ``.keras`` model.
+class LoadedModel(NamedTuple):
+    """A loaded ``.keras`` model with its preprocessing, class names and record."""
+
+    model: object  # keras.Model; not imported here, so that this module stays light
+    prep: Preprocessing
+    class_names: list[str] | None
+    record: dict
+
+
+def load_run_model(path: str | Path) -> LoadedModel:
+    """A saved ``.keras`` model with what its run recorded.
 
     The preprocessing comes from the run's config.json; a bare model file gets the plain
     0..1 scaling of its input shape. Loading is ``safe_mode=True``: no Lambda code runs."""
@@ -54,19 +92,19 @@ def load_run_model(path: str | Path):
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as err:  # zip, JSON and deserialisation errors all mean "not a model"
         raise UserError(f"could not load {path} as a Keras model: {err}") from err
-    config = _io.read_json(path.parent / CONFIG_FILE)
-    if "preprocessing" in config:
-        prep = Preprocessing.from_dict(config["preprocessing"])
+    record = read_record(path.parent / CONFIG_FILE)
+    if "preprocessing" in record:
+        prep = Preprocessing.from_dict(record["preprocessing"])
     else:
         h, w, c = model.input_shape[1:]
         prep = Preprocessing(h, w, c)
-    return model, prep, read_labels(path.parent), config
+    return LoadedModel(model, prep, read_labels(path.parent), record)
 
 
 class Predictor:
     """A .keras or .tflite model behind one interface: float model input in, scores out,
     with its preprocessing, class names and record (``meta``: config.json of a run,
-    preprocess.json of an export)."""
+    preprocess.json of an export, in one schema)."""
 
     def __init__(self, path: str | Path):
         path = Path(path)
@@ -80,8 +118,8 @@ class Predictor:
                 raise UserError(
                     f"no {PREPROCESS_FILE} beside {path}; export the model with cnnkeras export"
                 )
-            self.meta = _io.read_json(meta_path)
-            self.prep = Preprocessing.from_dict(self.meta)
+            self.meta = read_record(meta_path)
+            self.prep = Preprocessing.from_dict(self.meta["preprocessing"])
             self.class_names = read_labels(path.parent)
             self.num_outputs = int(self.model.output["shape"][-1])
             self._predict = self.model.predict
@@ -135,10 +173,14 @@ __all__ = [
     "LABELS_FILE",
     "PREDICT_BATCH",
     "PREPROCESS_FILE",
+    "RECORD_FORMAT",
     "SPLITS_FILE",
+    "LoadedModel",
     "Predictor",
     "load_run_model",
+    "model_record",
     "predict_split",
     "read_labels",
+    "read_record",
     "run_split_record",
 ]

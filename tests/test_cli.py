@@ -133,3 +133,77 @@ def test_bench_train_times_an_epoch_as_train_runs_it(capsys):
     assert r["val_steps"] % 6 == 0 and r["images_per_sec"] > 0
     assert main(["bench", "train", "--steps", "6", "--steps-per-execution", "4", *small]) == 0
     assert json.loads(capsys.readouterr().out)["steps_per_execution"] == 4
+
+
+def _subcommand(parser, name):
+    import argparse
+
+    (subs,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return subs.choices[name]
+
+
+def test_config_options_are_generated_from_the_dataclasses():
+    from dataclasses import fields
+
+    from cnnkeras.cli import build_parser
+    from cnnkeras.train import FinetuneConfig, TrainConfig
+    from cnnkeras.tuning import Experiment
+
+    parser = build_parser()
+    for command, cls in (
+        ("train", TrainConfig),
+        ("finetune", FinetuneConfig),
+        ("tune", Experiment),
+    ):
+        actions = {}
+        for action in _subcommand(parser, command)._actions:
+            actions.setdefault(action.dest, action)  # --augment before --no-augment
+        options = [f for f in fields(cls) if "help" in f.metadata]
+        assert len(options) >= 10
+        for f in fields(cls):
+            if "help" in f.metadata:  # every documented field is a flag, with the field's help
+                assert actions[f.name].help.startswith(f.metadata["help"]), (command, f.name)
+            else:  # internal fields are not
+                assert f.name not in actions, (command, f.name)
+        for action in actions.values():
+            assert "--json" in action.option_strings or action.dest in {
+                *(f.name for f in options),
+                "help",
+                "quiet",
+                "resume",
+                "experiment",
+                "workers",
+                "host",
+                "max_memory_growth_mb",
+                "retrain_best",
+            }, (command, action.dest)
+
+
+def test_given_options_become_config_values_and_absent_ones_stay_defaults(tmp_path):
+    from cnnkeras._options import given
+    from cnnkeras.cli import build_parser
+    from cnnkeras.train import TrainConfig
+    from cnnkeras.tuning import Experiment, load_experiment
+
+    parser = build_parser()
+    argv = ["train", "--batch-size", "32", "--augment", "flip,zoom", "--set", "activation=relu"]
+    argv += ["--cache-budget", "64", "--epochs", "auto", "--warmup-epochs", "2"]
+    values = given(parser.parse_args(argv), TrainConfig)
+    assert values == {
+        "batch_size": 32,
+        "augment": ("flip", "zoom"),
+        "model_options": {"activation": "relu"},
+        "cache_budget_mb": 64.0,
+        "epochs": "auto",
+        "warmup_epochs": 2,
+    }
+    config = TrainConfig(**values)
+    config.validate()
+    assert (config.arch, config.lr) == (TrainConfig.arch, TrainConfig.lr)  # absent: defaults
+    assert given(parser.parse_args(["train", "--no-augment"]), TrainConfig) == {"augment": ()}
+    # tune: a flag overrides the experiment file; an absent flag leaves the file's value
+    path = tmp_path / "exp.toml"
+    path.write_text('arch = "lenet5"\nmax_trials = 7\nepochs = 3\n')
+    args = parser.parse_args(["tune", str(path), "--epochs", "2"])
+    experiment = load_experiment(args.experiment, **given(args, Experiment))
+    assert (experiment.max_trials, experiment.epochs, experiment.name) == (7, 2, "exp")

@@ -47,8 +47,13 @@ def test_v2_export_files(mobilenet_v2_run):
         assert (folder / name).is_file()
     assert (folder / "labels.txt").read_text().split() == [str(i) for i in range(10)]
     meta = json.loads((folder / "preprocess.json").read_text())
-    assert (meta["height"], meta["width"], meta["channels"]) == (32, 32, 1)
-    assert meta["scale"] == pytest.approx(1 / 255) and meta["dataset"] == "mnist5k"
+    prep = meta["preprocessing"]  # the record schema train writes too
+    assert (prep["height"], prep["width"], prep["channels"]) == (32, 32, 1)
+    assert prep["scale"] == pytest.approx(1 / 255) and meta["dataset"] == "mnist5k"
+    run_record = json.loads((out / "run" / "config.json").read_text())
+    shared = ("format", "preprocessing", "class_names", "num_classes", "dataset", "seed")
+    assert {k: meta[k] for k in shared} == {k: run_record[k] for k in shared}
+    assert (meta["kind"], run_record["kind"]) == ("export", "run")
     int8 = meta["variants"]["int8"]
     assert int8["input"]["dtype"] == "uint8" and int8["output"]["dtype"] == "uint8"
     assert int8["input"]["scale"] > 0
@@ -59,7 +64,7 @@ def test_v2_export_files(mobilenet_v2_run):
     # an app's self-check: the golden PNG through the recorded preprocessing gives the scores
     runner = TFLiteModel(folder / "model_float32.tflite")
     pixels = np.asarray(Image.open(folder / golden[0]["image"]), np.float32)[None, ..., None]
-    scores = runner.predict(tf.image.resize(pixels * meta["scale"], (32, 32)).numpy())
+    scores = runner.predict(tf.image.resize(pixels * prep["scale"], (32, 32)).numpy())
     np.testing.assert_allclose(scores[0], golden[0]["float32"], atol=1e-4)
 
 
@@ -161,6 +166,31 @@ def test_predict_generated_images_with_a_corrupt_one(mobilenet_v2_run, tmp_path,
         answered = [r for r in results if "top" in r]
         correct = sum(r["top"][0]["label"] == str(test.labels[i]) for i, r in enumerate(answered))
         assert correct >= 2  # a trained model reads resized, recoloured digits
+
+
+def test_records_written_before_the_schema_still_load(mobilenet_v2_run, tmp_path):
+    # an export's preprocess.json once held the preprocessing at its top level, and a run's
+    # config.json had no format or kind: both still load, to the same preprocessing
+    import shutil
+
+    from cnnkeras.saved import Predictor, load_run_model
+
+    out, _ = mobilenet_v2_run
+    bundle = shutil.copytree(out / "tflite", tmp_path / "old_export")
+    meta = json.loads((bundle / "preprocess.json").read_text())
+    flat = {**meta.pop("preprocessing"), **meta}
+    for key in ("format", "kind", "class_names", "num_classes", "source"):
+        flat.pop(key)
+    (bundle / "preprocess.json").write_text(json.dumps(flat))
+    old, new = Predictor(bundle / "model_int8.tflite"), Predictor(out / "tflite/model_int8.tflite")
+    assert old.prep == new.prep and old.dataset == new.dataset == "mnist5k"
+    x = np.random.default_rng(0).random((2, 32, 32, 1), np.float32)
+    np.testing.assert_array_equal(old(x), new(x))
+    run = shutil.copytree(out / "run", tmp_path / "old_run")
+    record = json.loads((run / "config.json").read_text())
+    del record["format"], record["kind"]
+    (run / "config.json").write_text(json.dumps(record))
+    assert load_run_model(run / "model.keras").prep == load_run_model(out / "run/model.keras").prep
 
 
 def test_reexport_and_evaluate_tflite(mobilenet_v2_run, tmp_path):

@@ -255,5 +255,5 @@ def test_the_objective_says_which_way_is_better():
     # a metric trials do not record is refused before any trial runs
     assert Experiment(objective="val_loss").direction == "min"
     assert Experiment(objective="val_accuracy").maximize
-    with pytest.raises(UserError, match="objective must be one of val_accuracy"):
+    with pytest.raises(UserError, match="`objective` must be one of val_accuracy"):
         Experiment(objective="val_auc")

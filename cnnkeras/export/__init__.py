@@ -5,7 +5,9 @@ and a model card."""
 from cnnkeras._litert import VARIANTS, FlexOpsError, TFLiteModel, convert
 from cnnkeras.export._export import (
     bench_infer,
+    bench_infer_text,
     export_model,
+    export_text,
     parity,
     parity_cells,
     variants_for,
@@ -16,8 +18,10 @@ __all__ = [
     "FlexOpsError",
     "TFLiteModel",
     "bench_infer",
+    "bench_infer_text",
     "convert",
     "export_model",
+    "export_text",
     "parity",
     "parity_cells",
     "variants_for",

@@ -19,6 +19,7 @@ from cnnkeras.saved import (
     PREPROCESS_FILE,
     SPLITS_FILE,
     load_run_model,
+    model_record,
     run_split_record,
 )
 
@@ -239,7 +240,8 @@ def export_model(
     if record and data is not None and record["spec"] == data.spec:
         _io.write_json(out / SPLITS_FILE, record)  # evaluate of a .tflite sees the same split
     meta = {
-        **prep.to_dict(),
+        **model_record("export", prep, class_names, dataset, seed),
+        "source": str(model_path),
         "layout": "NHWC",
         "input": "pixel * scale + offset, pixel in 0..255, resized to height x width",
         "dataset": dataset,
@@ -285,6 +287,35 @@ def parity_cells(row: dict) -> tuple[str, str, str]:
     )
 
 
+def export_text(report: dict) -> str:
+    """An ``export_model`` report as the table ``cnnkeras export`` prints."""
+    lines = []
+    if "keras_accuracy" in report:
+        lines.append(
+            f"Keras model: accuracy {report['keras_accuracy']:.4f} on "
+            f"{report['test_images']} test images"
+        )
+    lines.append(
+        f"{'variant':<9}{'KiB':>8}{'accuracy':>10}{'agreement':>11}{'max diff':>10}{'ms':>8}"
+    )
+    for variant, r in report["variants"].items():
+        acc, agree, diff = parity_cells(r)
+        lines.append(
+            f"{variant:<9}{r['bytes'] / 1024:>8.0f}{acc:>10}{agree:>11}{diff:>10}"
+            f"{r['median_ms']:>8.3f}"
+        )
+    lines.append(f"files: {report['out']}")
+    return "\n".join(lines)
+
+
+def bench_infer_text(r: dict) -> str:
+    """A ``bench_infer`` result in one line."""
+    return (
+        f"{r['model']} ({r['runtime']}, {r['file_bytes'] / 1024:.0f} KiB): median "
+        f"{r['median_ms']:.3f} ms, p90 {r['p90_ms']:.3f} ms, {r['images_per_sec']:,.0f} images/s"
+    )
+
+
 def _check_bar(variant: str, row: dict, keras_accuracy: float) -> str | None:
     if variant == "int8":
         loss = keras_accuracy - row["accuracy"]
@@ -304,11 +335,12 @@ def _check_bar(variant: str, row: dict, keras_accuracy: float) -> str | None:
 
 
 def _model_card(name, model, params, macs, report, meta) -> str:
+    p = meta["preprocessing"]
     lines = [
         f"# {name}",
         "",
-        f"- input: {meta['height']}x{meta['width']}x{meta['channels']} ({meta['color_order']}), "
-        f"float = pixel * {meta['scale']:.6g} + {meta['offset']:g}",
+        f"- input: {p['height']}x{p['width']}x{p['channels']} ({p['color_order']}), "
+        f"float = pixel * {p['scale']:.6g} + {p['offset']:g}",
         f"- parameters: {params:,}; multiply-accumulates per image: {macs:,}",
     ]
     if "keras_accuracy" in report:

@@ -10,7 +10,14 @@ from cnnkeras.models._registry import (
     list_models,
     model_info,
 )
-from cnnkeras.models._stats import count_macs, layer_table, model_totals, zoo_table
+from cnnkeras.models._stats import (
+    count_macs,
+    layer_table,
+    model_totals,
+    summary_text,
+    zoo_table,
+    zoo_text,
+)
 from cnnkeras.models._weights import transfer_weights
 
 # The compound-scaling builder; it takes the name of its module in this namespace.
@@ -27,6 +34,8 @@ __all__ = [
     "list_models",
     "model_info",
     "model_totals",
+    "summary_text",
     "transfer_weights",
     "zoo_table",
+    "zoo_text",
 ]

@@ -6,7 +6,8 @@ so that weights can be copied between models by layer name (see ``_weights.py``)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Sequence
 
 import keras
 from keras import layers
@@ -148,6 +149,26 @@ def classic_top(
         pooling=pooling,
         classifier_activation=classifier_activation,
         top_pool=None,
+    )
+
+
+MIN_SIZE = 32  # the smallest input side most families take (five stride-2 stages)
+
+
+def check_options(model: str, builder: Callable, min_size: int, options: dict) -> None:
+    """Check the options every family shares, as given or as ``builder``'s defaults; the
+    registry calls this before every registered entry point (one place, not each builder)."""
+    params = inspect.signature(builder).parameters.values()
+    values = {p.name: p.default for p in params if p.default is not p.empty} | options
+    check_common(
+        model,
+        values["input_shape"],
+        min_size,
+        num_classes=values["num_classes"],
+        pooling=values.get("pooling"),
+        classifier_activation=values.get("classifier_activation", "softmax"),
+        dropout=values.get("dropout") or 0.0,
+        act=values.get("activation"),
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from pathlib import Path
 import keras
 
 from cnnkeras.errors import UserError
+from cnnkeras.models._layers import MIN_SIZE, check_options
 
 
 @dataclass(frozen=True)
@@ -81,10 +83,14 @@ def register_model(
     builder: Callable[..., keras.Model],
     input_shape: tuple[int, int, int] = (224, 224, 3),
     num_classes: int = 1000,
-    min_size: int = 32,
+    min_size: int = MIN_SIZE,
     keras_application: str | None = None,
 ):
-    """Register a small entry function under its own name; a second registration fails."""
+    """Register a small entry function under its own name; a second registration fails.
+
+    The registration holds the model's canonical input, classes and minimum size: the entry
+    point returned takes them as defaults and checks the options every family shares (see
+    ``check_options``) before it builds, so the builders need neither."""
 
     def decorate(fn: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
         name = fn.__name__
@@ -92,6 +98,13 @@ def register_model(
             raise ValueError(f"model {name!r} is already registered")
         if family not in FAMILIES:
             raise ValueError(f"family {family!r} of {name!r} has no entry in FAMILIES")
+
+        @functools.wraps(fn)
+        def entry(**options) -> keras.Model:
+            options = {"input_shape": tuple(input_shape), "num_classes": num_classes, **options}
+            check_options(name, builder, min_size, options)
+            return fn(**options)
+
         _REGISTRY[name] = ModelInfo(
             name=name,
             family=family,
@@ -99,11 +112,11 @@ def register_model(
             input_shape=tuple(input_shape),
             num_classes=num_classes,
             min_size=min_size,
-            entry=fn,
+            entry=entry,
             builder=builder,
             keras_application=keras_application,
         )
-        return fn
+        return entry
 
     return decorate
 

@@ -98,3 +98,36 @@ def zoo_table(pattern: str = "*", measure: bool = False) -> list[dict]:
             }
         )
     return rows
+
+
+def human(n: float) -> str:
+    """1234567 -> '1.23M': the papers' way of writing parameter and MAC counts."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return str(int(n))
+
+
+def zoo_text(rows: list[dict]) -> str:
+    """The rows of ``zoo_table`` as the table ``cnnkeras models`` prints."""
+    lines = [f"{'name':<17}{'family':<14}{'input':<13}{'params':>10}{'MACs':>10}  paper"]
+    for r in rows:
+        shape = "x".join(map(str, r["input_shape"]))
+        lines.append(
+            f"{r['name']:<17}{r['family']:<14}{shape:<13}{human(r['params']):>10}"
+            f"{human(r['macs']):>10}  {r['paper']}"
+        )
+    return "\n".join(lines)
+
+
+def summary_text(rows: list[dict], total: dict) -> str:
+    """``layer_table`` and ``model_totals`` as the table ``cnnkeras summary`` prints."""
+    lines = [f"{'layer':<32}{'type':<24}{'output':<20}{'params':>12}{'MACs':>14}"]
+    for r in rows:
+        shape = "x".join(str(d) for d in r["output_shape"]) if r["output_shape"] else "-"
+        lines.append(f"{r['name']:<32}{r['type']:<24}{shape:<20}{r['params']:>12,}{r['macs']:>14,}")
+    lines.append(
+        f"total: {total['params']:,} parameters ({total['trainable_params']:,} trainable), "
+        f"{total['macs']:,} MACs ({human(total['macs'])}) for one image"
+    )
+    return "\n".join(lines)

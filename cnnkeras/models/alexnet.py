@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from cnnkeras.models._layers import check_common, classic_top, conv_bn_act, inputs
+from cnnkeras.models._layers import classic_top, conv_bn_act, inputs
 from cnnkeras.models._registry import register_model
 
 # Krizhevsky et al. 2012, Sec. 3.5 and Fig. 2, both GPU halves merged:
@@ -23,8 +23,8 @@ ALEXNET_DENSE = (("fc6", 4096), ("fc7", 4096))
 def _alexnet(
     name: str,
     *,
-    input_shape=(227, 227, 3),
-    num_classes: int = 1000,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
     include_top: bool = True,
     pooling: str | None = None,
     dropout: float = 0.5,
@@ -32,16 +32,6 @@ def _alexnet(
     activation: str = "relu",
     batch_norm: bool = False,
 ) -> keras.Model:
-    check_common(
-        name,
-        input_shape,
-        67,
-        num_classes=num_classes,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-        dropout=dropout,
-        act=activation,
-    )
     img = inputs(input_shape)
     x = img
     for i, (filters, kernel, stride, pool) in enumerate(ALEXNET_CONVS, start=1):

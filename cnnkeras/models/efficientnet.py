@@ -13,7 +13,14 @@ import keras
 from keras import layers
 
 from cnnkeras.errors import UserError
-from cnnkeras.models._layers import check_common, correct_pad, head, inputs, make_divisible
+from cnnkeras.models._layers import (
+    MIN_SIZE,
+    check_options,
+    correct_pad,
+    head,
+    inputs,
+    make_divisible,
+)
 from cnnkeras.models._registry import register_model
 
 # Tan & Le 2019, Table 1 (EfficientNet-B0): kernel, repeats, channels in, channels out,
@@ -114,8 +121,8 @@ def _efficientnet(
     name: str,
     phi: float,
     *,
-    input_shape=None,
-    num_classes: int = 1000,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
     include_top: bool = True,
     pooling: str | None = None,
     dropout: float | None = None,
@@ -124,18 +131,8 @@ def _efficientnet(
     imagenet_stddev_fix: bool = False,
 ) -> keras.Model:
     """``imagenet_stddev_fix`` adds keras.applications' correction layer for its checkpoints."""
-    width, depth, resolution, default_dropout = scaling(phi)
-    input_shape = input_shape or (resolution, resolution, 3)
+    width, depth, _, default_dropout = scaling(phi)
     dropout = default_dropout if dropout is None else dropout
-    check_common(
-        name,
-        input_shape,
-        32,
-        num_classes=num_classes,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-        dropout=dropout,
-    )
     stages = [
         (k, math.ceil(depth * n), make_divisible(cin * width), make_divisible(cout * width), e, s)
         for k, n, cin, cout, e, s in EFFICIENTNET_B0_STAGES
@@ -198,8 +195,13 @@ def _efficientnet(
 
 
 def efficientnet(phi: float = 0, **options) -> keras.Model:
-    """EfficientNet for any compound coefficient ``phi`` (B0..B7 at phi = 0..7)."""
+    """EfficientNet for any compound coefficient ``phi`` (B0..B7 at phi = 0..7), by default
+    at the rule's resolution with 1000 classes; the options are those of the registered
+    ``efficientnet_b*`` models, checked the same way."""
     label = f"b{int(phi)}" if float(phi).is_integer() and 0 <= phi <= 7 else f"phi{phi:g}"
+    resolution = scaling(phi)[2]
+    options = {"input_shape": (resolution, resolution, 3), "num_classes": 1000, **options}
+    check_options(f"efficientnet_{label}", _efficientnet, MIN_SIZE, options)
     return _efficientnet(f"efficientnet_{label}", phi, **options)
 
 
@@ -210,20 +212,19 @@ def _register(phi: int) -> None:
     resolution = EFFICIENTNET_PUBLISHED[phi][2]
 
     def entry(**options) -> keras.Model:
-        return efficientnet(phi, **options)
+        return _efficientnet(f"efficientnet_b{phi}", phi, **options)
 
     entry.__name__ = entry.__qualname__ = f"efficientnet_b{phi}"
     entry.__doc__ = (
         f"EfficientNet-B{phi}: compound coefficient phi={phi}, {resolution}x{resolution}."
     )
-    register_model(
+    globals()[entry.__name__] = register_model(
         family="efficientnet",
         paper=_PAPER,
         builder=_efficientnet,
         input_shape=(resolution, resolution, 3),
         keras_application=f"EfficientNetB{phi}",
     )(entry)
-    globals()[entry.__name__] = entry
 
 
 for _phi in range(8):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from cnnkeras.models._layers import check_common, conv_bn_act, head, inputs
+from cnnkeras.errors import UserError
+from cnnkeras.models._layers import conv_bn_act, head, inputs
 from cnnkeras.models._registry import register_model
 
 # Szegedy et al. 2014, Table 1, one row per inception module:
@@ -41,6 +42,9 @@ def inception_module(x, spec: tuple[int, ...], *, act: str, batch_norm: bool, na
     return layers.Concatenate(name=f"{name}_concat")([b1, b2, b3, b4])
 
 
+AUX_MIN_SIZE = 80  # the 5x5/3 aux pool needs a 5x5 map at stage 4
+
+
 def aux_head(x, num_classes: int, *, act: str, classifier_activation, name: str):
     """Auxiliary classifier of Sec. 5: 5x5/3 average pool, 1x1 conv 128, fc 1024, 70% dropout."""
     x = layers.AveragePooling2D(5, strides=3, name=f"{name}_pool")(x)
@@ -56,8 +60,8 @@ def aux_head(x, num_classes: int, *, act: str, classifier_activation, name: str)
 def _googlenet(
     name: str,
     *,
-    input_shape=(224, 224, 3),
-    num_classes: int = 1000,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
     include_top: bool = True,
     pooling: str | None = None,
     dropout: float = 0.4,
@@ -67,17 +71,11 @@ def _googlenet(
     aux_heads: bool = False,
 ) -> keras.Model:
     """With ``aux_heads`` (training only, as in the paper) the model has three outputs."""
-    min_size = 80 if aux_heads else 32  # the 5x5/3 aux pool needs a 5x5 map at stage 4
-    check_common(
-        name,
-        input_shape,
-        min_size,
-        num_classes=num_classes,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-        dropout=dropout,
-        act=activation,
-    )
+    if aux_heads and min(input_shape[:2]) < AUX_MIN_SIZE:
+        raise UserError(
+            f"{name}: aux_heads need an input of at least {AUX_MIN_SIZE}x{AUX_MIN_SIZE}, got "
+            f"{input_shape[0]}x{input_shape[1]}"
+        )
     conv = dict(act=activation, batch_norm=batch_norm)
     img = inputs(input_shape)
     x = conv_bn_act(img, 64, 7, strides=2, name="conv1_7x7", **conv)  # 112x112x64

@@ -6,7 +6,7 @@ import keras
 from keras import layers
 
 from cnnkeras.errors import UserError
-from cnnkeras.models._layers import check_common, classic_top, conv_bn_act, inputs
+from cnnkeras.models._layers import classic_top, conv_bn_act, inputs
 from cnnkeras.models._registry import register_model
 
 # LeCun et al. 1998, Fig. 2: C1 6@5x5, S2, C3 16@5x5 (full connectivity here), S4,
@@ -18,8 +18,8 @@ LENET5_DENSE = (("c5", 120), ("f6", 84))
 def _lenet(
     name: str,
     *,
-    input_shape=(32, 32, 1),
-    num_classes: int = 10,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
     include_top: bool = True,
     pooling: str | None = None,
     dropout: float = 0.0,
@@ -30,16 +30,6 @@ def _lenet(
     filters: int = 6,
     kernel_size: int = 5,
 ) -> keras.Model:
-    check_common(
-        name,
-        input_shape,
-        16,
-        num_classes=num_classes,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-        dropout=dropout,
-        act=activation,
-    )
     if filters < 1 or kernel_size < 1:
         raise UserError(f"{name}: filters and kernel_size must be positive")
     if subsampling not in ("avg", "max"):

@@ -10,7 +10,7 @@ import keras
 from keras import layers
 
 from cnnkeras.errors import UserError
-from cnnkeras.models._layers import check_common, correct_pad, head, inputs, make_divisible
+from cnnkeras.models._layers import correct_pad, head, inputs, make_divisible
 from cnnkeras.models._registry import register_model
 
 # Howard et al. 2017, Table 1: (pointwise filters, stride) of the 13 separable blocks
@@ -78,8 +78,8 @@ def depthwise_separable_block(x, filters: int, *, stride: int, depth_multiplier:
 def _mobilenet_v1(
     name: str,
     *,
-    input_shape=(224, 224, 3),
-    num_classes: int = 1000,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
     include_top: bool = True,
     pooling: str | None = None,
     dropout: float = 1e-3,
@@ -87,15 +87,6 @@ def _mobilenet_v1(
     alpha: float = 1.0,
     depth_multiplier: int = 1,
 ) -> keras.Model:
-    check_common(
-        name,
-        input_shape,
-        32,
-        num_classes=num_classes,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-        dropout=dropout,
-    )
     _check_alpha(name, alpha, depth_multiplier)
     img = inputs(input_shape)
     x = layers.Conv2D(int(32 * alpha), 3, strides=2, padding="same", use_bias=False, name="conv1")(
@@ -149,23 +140,14 @@ def inverted_residual_block(x, *, expansion: int, filters: int, stride: int, blo
 def _mobilenet_v2(
     name: str,
     *,
-    input_shape=(224, 224, 3),
-    num_classes: int = 1000,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
     include_top: bool = True,
     pooling: str | None = None,
     dropout: float = 0.0,
     classifier_activation: str | None = "softmax",
     alpha: float = 1.0,
 ) -> keras.Model:
-    check_common(
-        name,
-        input_shape,
-        32,
-        num_classes=num_classes,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-        dropout=dropout,
-    )
     _check_alpha(name, alpha)
     bn = dict(epsilon=1e-3, momentum=BN_MOMENTUM)
     img = inputs(input_shape)

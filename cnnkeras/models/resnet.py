@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from cnnkeras.models._layers import check_common, conv_bn_act, head, inputs
+from cnnkeras.models._layers import conv_bn_act, head, inputs
 from cnnkeras.models._registry import register_model
 
 # He et al. 2015, Table 1: residual blocks in stages conv2_x .. conv5_x.
@@ -58,22 +58,13 @@ def _resnet(
     name: str,
     depth: int,
     *,
-    input_shape=(224, 224, 3),
-    num_classes: int = 1000,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
     include_top: bool = True,
     pooling: str | None = None,
     dropout: float = 0.0,
     classifier_activation: str | None = "softmax",
 ) -> keras.Model:
-    check_common(
-        name,
-        input_shape,
-        32,
-        num_classes=num_classes,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-        dropout=dropout,
-    )
     kind, blocks = RESNET_STAGES[depth]
     use_bias = kind == "bottleneck"
     img = inputs(input_shape)

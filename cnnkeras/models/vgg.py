@@ -6,7 +6,7 @@ import keras
 from keras import layers
 
 from cnnkeras.models._layers import activation as act_layer
-from cnnkeras.models._layers import check_common, classic_top, inputs
+from cnnkeras.models._layers import classic_top, inputs
 from cnnkeras.models._registry import register_model
 
 # Simonyan & Zisserman 2015, Table 1: 3x3 convs per block, configurations D and E;
@@ -20,8 +20,8 @@ def _vgg(
     name: str,
     depth: int,
     *,
-    input_shape=(224, 224, 3),
-    num_classes: int = 1000,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
     include_top: bool = True,
     pooling: str | None = None,
     dropout: float = 0.0,
@@ -32,16 +32,6 @@ def _vgg(
     kernel_size: int = 3,
     dense_units: int = 4096,
 ) -> keras.Model:
-    check_common(
-        name,
-        input_shape,
-        32,
-        num_classes=num_classes,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-        dropout=dropout,
-        act=activation,
-    )
     img = inputs(input_shape)
     x = img
     for b, (times, convs) in enumerate(zip(VGG_WIDTHS, VGG_DEPTHS[depth], strict=True), start=1):

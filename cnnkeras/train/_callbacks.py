@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import keras
 import tensorflow as tf
@@ -88,9 +89,38 @@ class RunCheckpoint(keras.callbacks.Callback):
             _io.save_model(self.model, self.run_dir / "model.keras")
 
 
-class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-    """EarlyStopping on the run's ``score`` whose wait counter and best value can be restored
-    after a restart."""
+class EarlyStopState(NamedTuple):
+    """Early stopping's counters after an epoch: epochs without improvement, the best score
+    and its epoch."""
+
+    wait: int
+    best: tuple[float, float]
+    best_epoch: int
+
+
+class PlateauState(NamedTuple):
+    """The plateau rule's counters: epochs since the best or the last reduction, best value."""
+
+    wait: int
+    best: float
+
+
+class _Restorable(keras.callbacks.Callback):
+    """A Keras callback whose counters are set from ``restore`` (a named state) when
+    training begins, as they were after the last completed epoch before a restart."""
+
+    def __init__(self, *args, restore: NamedTuple | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._restore = restore
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        for name, value in (self._restore._asdict() if self._restore else {}).items():
+            setattr(self, name, value)
+
+
+class ResumableEarlyStopping(_Restorable, keras.callbacks.EarlyStopping):
+    """EarlyStopping on the run's ``score``; ``restore`` is an ``EarlyStopState``."""
 
     def get_monitor_value(self, logs):
         return score(logs or {})
@@ -98,25 +128,9 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     def _is_improvement(self, monitor_value, reference_value):
         return reference_value is None or tuple(monitor_value) > tuple(reference_value)
 
-    def __init__(self, *args, restore: tuple[int, float, int] | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._restore = restore
 
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        if self._restore:
-            self.wait, self.best, self.best_epoch = self._restore
-
-
-class ResumableReduceLR(keras.callbacks.ReduceLROnPlateau):
-    def __init__(self, *args, restore: tuple[int, float] | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._restore = restore
-
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        if self._restore:
-            self.wait, self.best = self._restore
+class ResumableReduceLR(_Restorable, keras.callbacks.ReduceLROnPlateau):
+    """ReduceLROnPlateau; ``restore`` is a ``PlateauState``."""
 
 
 def trainable_batch_norms(model: keras.Model) -> list[keras.layers.BatchNormalization]:

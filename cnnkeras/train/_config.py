@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
+from cnnkeras._options import check_choices, option
 from cnnkeras.data import DEFAULT_SEED
-from cnnkeras.data._pipeline import CACHE_BUDGET_MB, CACHES
+from cnnkeras.data._pipeline import AUGMENTATIONS, CACHE_BUDGET_MB, CACHES, DEFAULT_AUGMENT
 from cnnkeras.errors import UserError
 from cnnkeras.train._plan import SCHEDULES
 
@@ -15,28 +16,60 @@ LOSSES = ("crossentropy", "mse")
 
 @dataclass
 class TrainConfig:
-    """Defaults are the README's main job: LeNet-5 on the embedded MNIST sample."""
+    """Defaults are the README's main job: LeNet-5 on the embedded MNIST sample. The help
+    texts are the command line's (``cnnkeras train --help``)."""
 
-    arch: str = "lenet5"
-    dataset: str = "mnist5k"
-    epochs: int | str = "auto"  # auto: 60, or more where an epoch has few steps
-    batch_size: int | str = "auto"  # "auto": 64, 32 or 16, whichever gives >= 50 steps
-    image_size: int | None = None  # None: the architecture's canonical input size
-    optimizer: str = "adam"
-    lr: float = 1e-3  # the peak of a schedule
-    schedule: str = "cosine"
-    warmup_epochs: int | None = None  # None: min(3, epochs // 10)
-    momentum: float = 0.9
-    loss: str = "crossentropy"
-    label_smoothing: float = 0.0
-    dropout: float | None = None  # None: the architecture's default
-    augment: tuple[str, ...] | str = "auto"  # auto: rotation, zoom, translation; + flip for colour
-    seed: int = DEFAULT_SEED
-    patience: int = 15  # early stopping: epochs without a better validation accuracy
-    cache: str = "auto"
-    cache_budget_mb: float = CACHE_BUDGET_MB
-    model_options: dict = field(default_factory=dict)
-    out: str | None = None
+    arch: str = option("lenet5", help="a registered model name (see `cnnkeras models`)")
+    dataset: str = option(
+        "mnist5k", help="digits, mnist5k, tfds:NAME or folder:PATH", metavar="SPEC"
+    )
+    epochs: int | str = option(
+        "auto", help="auto: 60, or enough for 1,500 steps when epochs are short", metavar="auto|N"
+    )
+    batch_size: int | str = option(
+        "auto",
+        help="auto: 64, 32 or 16, the largest that gives 50 steps an epoch",
+        metavar="auto|N",
+    )
+    image_size: int | None = option(None, help="pixels a side; default: the architecture's")
+    optimizer: str = option("adam", help="the optimizer", choices=OPTIMIZERS)
+    lr: float = option(1e-3, help="the peak of the learning-rate schedule")
+    schedule: str = option(
+        "cosine",
+        help="learning rate: cosine decay after a linear warm-up, onecycle, plateau (halve "
+        "when validation stalls) or constant",
+        choices=SCHEDULES,
+    )
+    warmup_epochs: int | None = option(None, help="default: min(3, epochs / 10)", metavar="N")
+    momentum: float = option(0.9, help="sgd and rmsprop")
+    loss: str = option("crossentropy", help="the loss", choices=LOSSES)
+    label_smoothing: float = option(0.0, help="crossentropy's label smoothing")
+    dropout: float | None = option(None, help="default: the architecture's")
+    augment: tuple[str, ...] | str = option(
+        "auto",
+        help=f"comma list of {','.join(AUGMENTATIONS)}, or auto: "
+        f"{','.join(DEFAULT_AUGMENT)}, and flip for colour images",
+        metavar="LIST",
+        off="--no-augment",
+    )
+    seed: int = option(DEFAULT_SEED, help="of the split, the weights and the augmentation")
+    patience: int = option(15, help="early stopping: epochs without a better val_accuracy")
+    cache: str = option(
+        "auto",
+        help="decoded images: in memory, in a disk file in the run folder, none, or auto "
+        "(memory when they fit the cache budget)",
+        choices=CACHES,
+    )
+    cache_budget_mb: float = option(
+        CACHE_BUDGET_MB, help="the cache budget", flags=("--cache-budget",), metavar="MIB"
+    )
+    model_options: dict = option(
+        help="a model builder option, e.g. --set activation=relu",
+        flags=("--set",),
+        metavar="KEY=VALUE",
+        default_factory=dict,
+    )
+    out: str | None = option(None, help="parent of the run folder (saved_models)", metavar="DIR")
 
     def validate(self) -> None:
         def auto_or_positive(value) -> bool:
@@ -46,19 +79,24 @@ class TrainConfig:
             (auto_or_positive(self.epochs), "`epochs` must be auto or >= 1"),
             (auto_or_positive(self.batch_size), "`batch_size` must be auto or >= 1"),
             (self.image_size is None or self.image_size >= 1, "`image_size` must be >= 1"),
-            (self.optimizer in OPTIMIZERS, f"`optimizer` must be one of {', '.join(OPTIMIZERS)}"),
-            (self.loss in LOSSES, f"`loss` must be one of {', '.join(LOSSES)}"),
             (self.lr > 0, "`lr` must be > 0"),
             (0 <= self.label_smoothing < 1, "`label_smoothing` must be in [0, 1)"),
             (self.patience >= 1, "`patience` must be >= 1"),
-            (self.schedule in SCHEDULES, f"`schedule` must be one of {', '.join(SCHEDULES)}"),
             (self.warmup_epochs is None or self.warmup_epochs >= 0, "`warmup_epochs` must be >= 0"),
-            (self.cache in CACHES, f"`cache` must be one of {', '.join(CACHES)}"),
             (self.cache_budget_mb >= 0, "`cache_budget_mb` must be >= 0"),
         ]
+        unknown = set() if self.augment == "auto" else set(self.augment) - set(AUGMENTATIONS)
+        checks.append(
+            (
+                not unknown,
+                f"`augment`: unknown augmentation {', '.join(sorted(unknown))}; "
+                f"choose from {', '.join(AUGMENTATIONS)}",
+            )
+        )
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
+        check_choices(self)
 
     def to_dict(self) -> dict:
         d = asdict(self)

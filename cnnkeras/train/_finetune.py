@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from cnnkeras import _io
+from cnnkeras._options import option
 from cnnkeras.data import Preprocessing
 from cnnkeras.errors import UserError
 from cnnkeras.models import create_model, model_info
@@ -24,6 +25,7 @@ from cnnkeras.saved import load_run_model
 from cnnkeras.train._config import TrainConfig
 from cnnkeras.train._history import read_history
 from cnnkeras.train._run import (
+    ResumeState,
     _default_run_dir,
     compile_for_training,
     finish_run,
@@ -41,15 +43,31 @@ CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 @dataclass
 class FinetuneConfig(TrainConfig):
-    """``arch`` is unused; ``base`` is a .keras file or ``imagenet:NAME``."""
+    """The training options of ``TrainConfig`` for a new head on a pre-trained ``base``. The
+    architecture, epochs, loss, dropout and builder options come from the base and the
+    phases, so they are internal here (not command-line options)."""
 
-    base: str = ""
-    epochs_head: int = 10
-    epochs_finetune: int = 0
-    lr_finetune: float = 1e-4
-    head_dropout: float = 0.2
-    unfreeze: str | None = None  # None, "all" or a number of layers (with weights) from the top
-    train_bn: bool = False
+    base: str = option("", help="a .keras model file or imagenet:NAME", required=True)
+    dataset: str = option(
+        "", help="digits, mnist5k, tfds:NAME or folder:PATH", metavar="SPEC", required=True
+    )
+    image_size: int | None = option(None, help="imagenet bases: the size to build at")
+    epochs_head: int = option(10, help="phase 1: epochs of the new head on the frozen base")
+    epochs_finetune: int = option(0, help="phase 2: epochs with the top of the base unfrozen")
+    lr_finetune: float = option(1e-4, help="phase 2's learning rate")
+    head_dropout: float = option(0.2, help="dropout before the new classifier")
+    unfreeze: str | None = option(
+        None,
+        help="in phase 2, train the whole base (all) or its top N layers with weights",
+        flags=("--unfreeze", "--unfreeze-top"),
+        metavar="all|N",
+    )
+    train_bn: bool = option(False, help="let batch-norm layers train too in phase 2")
+    arch: str = "finetune"  # set from the base's name
+    epochs: int | str = "auto"
+    loss: str = "crossentropy"
+    dropout: float | None = None
+    model_options: dict = field(default_factory=dict)
 
 
 def imagenet_input_layers(style: str | None) -> list[keras.layers.Layer]:
@@ -171,6 +189,10 @@ def trainable_names(model: keras.Model) -> list[str]:
 def finetune(config: FinetuneConfig, *, run_dir: str | Path | None = None, verbose: int = 1):
     """Phase 1 (frozen base, new head) and optional phase 2 (fine-tune) into a run folder."""
     config.validate()
+    if not config.base or not config.dataset:
+        raise UserError("finetune needs a `base` (a .keras file or imagenet:NAME) and a `dataset`")
+    if config.unfreeze not in (None, "all") and not str(config.unfreeze).isdigit():
+        raise UserError(f"`unfreeze` must be all or a number of layers, got {config.unfreeze!r}")
     if config.epochs_head < 1:
         raise UserError("`epochs_head` must be >= 1")
     if config.epochs_finetune and config.unfreeze is None:
@@ -188,24 +210,15 @@ def finetune(config: FinetuneConfig, *, run_dir: str | Path | None = None, verbo
     plan = make_plan(dataclasses.replace(config, epochs=config.epochs_head), data, prep, verbose)
     compile_for_training(model, config, plan)
     config = dataclasses.replace(config, arch="finetune-" + model.name.removesuffix("_transfer"))
-    run = Path(run_dir) if run_dir else _default_run_dir(config, data.name)
-    record = start_run(
-        run, {**config.to_dict(), "base_described": described}, data, prep, model, plan, verbose
-    )
+    folder = Path(run_dir) if run_dir else _default_run_dir(config, data.name)
+    options = {**config.to_dict(), "base_described": described}
+    title = f"{described} fine-tuned on {config.dataset}: test split"
+    run = start_run(folder, config, options, data, prep, model, plan, title=title, verbose=verbose)
     started = time.perf_counter()
     checkpoint = fit_epochs(
-        model,
-        config,
-        plan,
-        data,
-        prep,
-        run,
-        start_epoch=0,
-        epochs=config.epochs_head,
-        verbose=verbose,
-        extra={"phase": 1},
+        run, start_epoch=0, epochs=config.epochs_head, verbose=verbose, extra={"phase": 1}
     )
-    done = len(read_history(run / "history.csv"))
+    done = len(read_history(folder / "history.csv"))
     if config.epochs_finetune and checkpoint.nan_epoch is None:
         phases["phase2_unfrozen"] = set_trainable(features, config.unfreeze, config.train_bn)
         phases["phase2"] = trainable_names(model)
@@ -213,27 +226,13 @@ def finetune(config: FinetuneConfig, *, run_dir: str | Path | None = None, verbo
         plan = dataclasses.replace(plan, epochs=config.epochs_finetune)  # its own schedule
         compile_for_training(model, tuned, plan)  # a change of trainable weights needs a compile
         checkpoint = fit_epochs(
-            model,
-            tuned,
-            plan,
-            data,
-            prep,
-            run,
+            dataclasses.replace(run, config=tuned, plan=plan),
             start_epoch=done,
             epochs=done + config.epochs_finetune,
             verbose=verbose,
-            best=(checkpoint.best, checkpoint.best_epoch),
+            state=ResumeState(best=(checkpoint.best, checkpoint.best_epoch)),
             extra={"phase": 2},
         )
-    _io.write_json(run / "trainable_layers.json", phases)
+    _io.write_json(folder / "trainable_layers.json", phases)
     status = "nan" if checkpoint.nan_epoch is not None else "done"
-    return finish_run(
-        run,
-        data,
-        prep,
-        record,
-        status=status,
-        seconds=time.perf_counter() - started,
-        title=f"{described} fine-tuned on {config.dataset}: test split",
-        verbose=verbose,
-    )
+    return finish_run(run, status=status, seconds=time.perf_counter() - started, verbose=verbose)

@@ -15,6 +15,7 @@ import math
 import platform
 import shutil
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -24,16 +25,18 @@ import numpy as np
 import tensorflow as tf
 
 from cnnkeras import _io
-from cnnkeras.data import Preprocessing, load_dataset, make_pipeline
+from cnnkeras.data import ImageDataset, Preprocessing, load_dataset, make_pipeline
 from cnnkeras.data._pipeline import DecodeTally, SplitImages
 from cnnkeras.errors import UserError
 from cnnkeras.evaluate import write_report
 from cnnkeras.evaluate._plots import training_curves_png
 from cnnkeras.models import create_model, model_info
-from cnnkeras.saved import CONFIG_FILE, LABELS_FILE, SPLITS_FILE, predict_split
+from cnnkeras.saved import CONFIG_FILE, LABELS_FILE, SPLITS_FILE, model_record, predict_split
 from cnnkeras.train._callbacks import (
     CHECKPOINTS,
     MONITOR,
+    EarlyStopState,
+    PlateauState,
     PreciseBatchNorm,
     ResumableEarlyStopping,
     ResumableReduceLR,
@@ -133,19 +136,43 @@ def make_plan(config: TrainConfig, data, prep: Preprocessing, verbose: int) -> T
     return plan
 
 
-def start_run(run: Path, options: dict, data, prep, model, plan: TrainingPlan, verbose: int):
+@dataclass
+class Run:
+    """A run folder and what trains into it. ``train``, ``resume`` and ``finetune`` make one;
+    ``fit_epochs`` and ``finish_run`` take it."""
+
+    folder: Path
+    config: TrainConfig
+    plan: TrainingPlan
+    data: ImageDataset
+    prep: Preprocessing
+    model: keras.Model
+    record: dict  # what config.json holds
+    title: str  # of the test-split report
+
+
+def start_run(
+    folder: Path,
+    config: TrainConfig,
+    options: dict,
+    data,
+    prep,
+    model,
+    plan,
+    *,
+    title: str,
+    verbose: int,
+) -> Run:
     """Create the run folder with config.json, splits.json and labels.txt; refuse to
     overwrite a run."""
-    if (run / CONFIG_FILE).exists():
-        raise UserError(f"{run} already holds a run; continue it with `resume`")
-    run.mkdir(parents=True, exist_ok=True)
+    if (folder / CONFIG_FILE).exists():
+        raise UserError(f"{folder} already holds a run; continue it with `resume`")
+    folder.mkdir(parents=True, exist_ok=True)
     split = data.split_record()
-    _io.write_json(run / SPLITS_FILE, split)
+    _io.write_json(folder / SPLITS_FILE, split)
     record = {
+        **model_record("run", prep, data.class_names, config.dataset, config.seed),
         **options,
-        "preprocessing": prep.to_dict(),
-        "class_names": data.class_names,
-        "num_classes": data.num_classes,
         "splits": {k: len(v) for k, v in data.splits.items()},
         "split": {"file": SPLITS_FILE, "seed": data.seed, "sha256": split["sha256"]},
         "plan": plan.to_dict(),
@@ -155,10 +182,14 @@ def start_run(run: Path, options: dict, data, prep, model, plan: TrainingPlan, v
         "created": datetime.now().isoformat(timespec="seconds"),
         "status": "running",
     }
-    _io.write_json(run / CONFIG_FILE, record)
-    _io.write_text(run / LABELS_FILE, "\n".join(data.class_names) + "\n")
-    _io.log(verbose, f"run folder: {run}")
-    return record
+    _io.write_json(folder / CONFIG_FILE, record)
+    _io.write_text(folder / LABELS_FILE, "\n".join(data.class_names) + "\n")
+    _io.log(verbose, f"run folder: {folder}")
+    return Run(folder, config, plan, data, prep, model, record, title)
+
+
+def _title(config: TrainConfig) -> str:
+    return f"{config.arch} on {config.dataset}: test split"
 
 
 def train(config: TrainConfig, *, run_dir: str | Path | None = None, verbose: int = 1) -> dict:
@@ -182,10 +213,12 @@ def train(config: TrainConfig, *, run_dir: str | Path | None = None, verbose: in
     )
     plan = make_plan(config, data, prep, verbose)
     compile_for_training(model, config, plan)
-    run = Path(run_dir) if run_dir else _default_run_dir(config, data.name)
+    folder = Path(run_dir) if run_dir else _default_run_dir(config, data.name)
     options = {**config.to_dict(), "image_size": size}
-    record = start_run(run, options, data, prep, model, plan, verbose)
-    return _fit(model, config, plan, data, prep, run, record, start_epoch=0, verbose=verbose)
+    run = start_run(
+        folder, config, options, data, prep, model, plan, title=_title(config), verbose=verbose
+    )
+    return _fit(run, start_epoch=0, verbose=verbose)
 
 
 def _legacy_plan(record: dict) -> TrainingPlan:
@@ -236,43 +269,43 @@ def resume(run_dir: str | Path, *, verbose: int = 1) -> dict:
     rows = [r for r in read_history(run / "history.csv") if r["epoch"] <= epoch]
     write_history(run / "history.csv", rows)
     _io.log(verbose, f"resuming {run} after epoch {epoch + 1} of {plan.epochs}")
-    return _fit(
-        model,
-        config,
-        plan,
-        data,
-        prep,
-        run,
-        record,
-        start_epoch=epoch + 1,
-        verbose=verbose,
-        history=rows,
-    )
+    state = ResumeState.from_history(rows, model, run, plan.early_stop_from)
+    resumed = Run(run, config, plan, data, prep, model, record, _title(config))
+    return _fit(resumed, start_epoch=epoch + 1, verbose=verbose, state=state)
 
 
-def _restored_state(rows: list[dict], model: keras.Model, run: Path, counts_from: int):
-    """The best model's score and epoch, and the early-stopping and plateau counters, rebuilt
-    from the history rows as the callbacks would hold them after the last row's epoch."""
-    if not rows:
-        return None
-    values = [score(r) or (-math.inf, -math.inf) for r in rows]
-    best_i = max(range(len(values)), key=values.__getitem__)
-    last_epoch = int(rows[-1]["epoch"])
-    best_epoch = int(rows[best_i]["epoch"])
-    if best_epoch == last_epoch:  # killed after the checkpoint, before the best model was saved
-        _io.save_model(model, run / "model.keras")
-    counted = [i for i, r in enumerate(rows) if r["epoch"] >= counts_from]  # early stopping's
-    early_stop = None
-    if counted:
-        i = max(counted, key=values.__getitem__)
-        early_stop = (last_epoch - int(rows[i]["epoch"]), values[i], int(rows[i]["epoch"]))
-    lr_changes = [int(r["epoch"]) for a, r in itertools.pairwise(rows) if r["lr"] < a["lr"]]
-    since_lr = last_epoch - max([best_epoch, *lr_changes])
-    return {
-        "best": (values[best_i], best_epoch),
-        "early_stop": early_stop,
-        "plateau": (since_lr, rows[best_i][MONITOR]),
-    }
+@dataclass(frozen=True)
+class ResumeState:
+    """What the callbacks held after the last completed epoch, rebuilt from the history rows:
+    the best model's score and epoch, and the early-stopping and plateau counters."""
+
+    best: tuple[tuple[float, float], int] | None = None  # (score, epoch)
+    early_stop: EarlyStopState | None = None
+    plateau: PlateauState | None = None
+
+    @classmethod
+    def from_history(
+        cls, rows: list[dict], model: keras.Model, run: Path, counts_from: int
+    ) -> ResumeState:
+        """``counts_from``: the first epoch early stopping counts (the plan's)."""
+        if not rows:
+            return cls()
+        values = [score(r) or (-math.inf, -math.inf) for r in rows]
+        best_i = max(range(len(values)), key=values.__getitem__)
+        last_epoch = int(rows[-1]["epoch"])
+        best_epoch = int(rows[best_i]["epoch"])
+        if best_epoch == last_epoch:  # killed after the checkpoint, before the best model
+            _io.save_model(model, run / "model.keras")
+        counted = [i for i, r in enumerate(rows) if r["epoch"] >= counts_from]
+        early_stop = None
+        if counted:
+            i = max(counted, key=values.__getitem__)
+            epoch = int(rows[i]["epoch"])
+            early_stop = EarlyStopState(wait=last_epoch - epoch, best=values[i], best_epoch=epoch)
+        lr_changes = [int(r["epoch"]) for a, r in itertools.pairwise(rows) if r["lr"] < a["lr"]]
+        since_lr = last_epoch - max([best_epoch, *lr_changes])
+        plateau = PlateauState(wait=since_lr, best=rows[best_i][MONITOR])
+        return cls((values[best_i], best_epoch), early_stop, plateau)
 
 
 class FitData(NamedTuple):
@@ -339,36 +372,27 @@ def plan_pipelines(model, data, prep, plan, *, seed, augment, cache_dir, tallies
 
 
 def fit_epochs(
-    model,
-    config,
-    plan: TrainingPlan,
-    data,
-    prep,
-    run,
+    run: Run,
     *,
-    start_epoch,
-    epochs,
-    verbose,
-    state=None,
-    best=None,
-    extra=None,
+    start_epoch: int,
+    epochs: int,
+    verbose: int,
+    state: ResumeState = ResumeState(),
+    extra: dict | None = None,
 ) -> RunCheckpoint:
-    """``model.fit`` from ``start_epoch`` to ``epochs`` with the run's callbacks.
-
-    ``state`` restores early stopping and plateau counters after a restart; ``best`` carries
-    (value, epoch) of the best model over from an earlier phase.
-    """
-    state = state or {}
-    checkpoint = RunCheckpoint(run, *(best or state.get("best", ())), extra=extra)
+    """``model.fit`` from ``start_epoch`` to ``epochs`` with the run's callbacks, which start
+    from ``state`` (after a restart, or the best model of an earlier phase)."""
+    config, plan, data, folder = run.config, run.plan, run.data, run.folder
+    checkpoint = RunCheckpoint(folder, *(state.best or ()), extra=extra)
     tallies = {name: DecodeTally(data.splits[name]) for name in ("train", "val")}
     fit_data = plan_pipelines(
-        model,
+        run.model,
         data,
-        prep,
+        run.prep,
         plan,
         seed=config.seed,
         augment=plan.augment,
-        cache_dir=run / CACHE_DIR,
+        cache_dir=folder / CACHE_DIR,
         tallies=tallies,
     )
     plateau = (
@@ -379,7 +403,7 @@ def fit_epochs(
                 factor=0.5,
                 patience=max(2, config.patience // 3),
                 min_lr=config.lr / 100,
-                restore=state.get("plateau"),
+                restore=state.plateau,
             )
         ]
         if plan.schedule == "plateau"
@@ -392,14 +416,14 @@ def fit_epochs(
             mode="max",
             patience=config.patience,
             start_from_epoch=plan.early_stop_from,
-            restore=state.get("early_stop"),
+            restore=state.early_stop,
         ),
         *plateau,
-        keras.callbacks.TensorBoard(log_dir=str(run / "logs"), write_graph=False),
+        keras.callbacks.TensorBoard(log_dir=str(folder / "logs"), write_graph=False),
         checkpoint,  # last: it records the learning rate after any reduction
     ]
     if start_epoch < epochs:
-        model.fit(
+        run.model.fit(
             **fit_data.fit_kwargs(),
             epochs=epochs,
             initial_epoch=start_epoch,
@@ -407,7 +431,7 @@ def fit_epochs(
             verbose=2 if verbose else 0,
             shuffle=False,
         )
-        _report_decode_failures(run, [tallies["train"], tallies["val"]], verbose)
+        _report_decode_failures(folder, [tallies["train"], tallies["val"]], verbose)
     if checkpoint.nan_epoch is not None:
         _io.log(
             1,
@@ -434,8 +458,9 @@ def _report_decode_failures(run: Path, tallies: list[DecodeTally], verbose: int)
     return failed
 
 
-def finish_run(run, data, prep, record, *, status, seconds, title, verbose) -> dict:
+def finish_run(run: Run, *, status: str, seconds: float, verbose: int) -> dict:
     """Training curves, the test-split report of the best model, and the final config.json."""
+    data, prep, record, title, run = run.data, run.prep, run.record, run.title, run.folder
     rows = read_history(run / "history.csv")
     if not (run / "model.keras").is_file():
         raise UserError(f"training stopped before any epoch completed ({status}); try a lower `lr`")
@@ -482,35 +507,17 @@ def finish_run(run, data, prep, record, *, status, seconds, title, verbose) -> d
     return result
 
 
-def _fit(model, config, plan, data, prep, run, record, *, start_epoch, verbose, history=None):
-    state = _restored_state(history or [], model, run, plan.early_stop_from)
+def _fit(run: Run, *, start_epoch: int, verbose: int, state: ResumeState = ResumeState()):
     started = time.perf_counter()
+    plan = run.plan
     checkpoint = fit_epochs(
-        model,
-        config,
-        plan,
-        data,
-        prep,
-        run,
-        start_epoch=start_epoch,
-        epochs=plan.epochs,
-        verbose=verbose,
-        state=state,
+        run, start_epoch=start_epoch, epochs=plan.epochs, verbose=verbose, state=state
     )
-    rows = read_history(run / "history.csv")
+    rows = read_history(run.folder / "history.csv")
     if checkpoint.nan_epoch is not None:
         status = "nan"
     elif len(rows) < plan.epochs:
         status = "early_stopped"
     else:
         status = "done"
-    return finish_run(
-        run,
-        data,
-        prep,
-        record,
-        status=status,
-        seconds=time.perf_counter() - started,
-        title=f"{config.arch} on {config.dataset}: test split",
-        verbose=verbose,
-    )
+    return finish_run(run, status=status, seconds=time.perf_counter() - started, verbose=verbose)

@@ -6,7 +6,8 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from cnnkeras.data import DEFAULT_SEED
+from cnnkeras._options import check_choices, option
+from cnnkeras.data import CACHES, DEFAULT_SEED
 from cnnkeras.errors import UserError
 from cnnkeras.train._plan import SCHEDULES
 
@@ -43,45 +44,56 @@ SEARCH_SPACES = {
 
 @dataclass
 class Experiment:
-    """What to search, on what, how long, and where the results go."""
+    """What to search, on what, how long, and where the results go. The help texts are the
+    command line's (``cnnkeras tune --help``); an experiment file sets the same fields."""
 
-    name: str = ""
-    arch: str = "lenet5"
-    dataset: str = "digits"
-    tuner: str = "random"
-    max_trials: int = 10
-    epochs: int = 5
-    objective: str = "val_accuracy"
-    seed: int = DEFAULT_SEED
-    image_size: int | None = None
-    batch_size: int | str = "auto"  # as cnnkeras train: 64, 32 or 16 by the training set's size
-    schedule: str = "cosine"
-    warmup_epochs: int | None = None  # None: as cnnkeras train
-    cache: str = "auto"
-    directory: str | None = None
+    name: str = option("", help="default: the experiment file's name, or ARCH_DATASET")
+    arch: str = option("lenet5", help="a registered model name")
+    dataset: str = option(
+        "digits", help="digits, mnist5k, tfds:NAME or folder:PATH", metavar="SPEC"
+    )
+    tuner: str = option("random", help="the Keras Tuner oracle", choices=TUNERS)
+    max_trials: int = option(10, help="configurations to try")
+    epochs: int = option(5, help="per trial (hyperband: the most per trial)")
+    objective: str = option(
+        "val_accuracy", help="what trials are ranked by", choices=tuple(OBJECTIVES)
+    )
+    seed: int = option(DEFAULT_SEED, help="of the split, the tuner and the weights")
+    image_size: int | None = option(None, help="pixels a side; default: the architecture's")
+    batch_size: int | str = option(
+        "auto", help="auto: 64, 32 or 16 by the training set's size", metavar="auto|N"
+    )
+    schedule: str = option("cosine", help="learning-rate schedule", choices=SCHEDULES)
+    warmup_epochs: int | None = option(None, help="default: as cnnkeras train", metavar="N")
+    cache: str = option("auto", help="decoded images, as cnnkeras train", choices=CACHES)
+    directory: str | None = option(
+        None, help="default: tuning/runs/<name>/", flags=("--dir",), metavar="DIR"
+    )
     search_space: dict = field(default_factory=dict)  # empty: the family's default
-    model_options: dict = field(default_factory=dict)  # fixed builder options
-    retry_failed: int = 1  # extra attempts of a failed trial before it is recorded FAILED
+    model_options: dict = option(
+        help="a fixed builder option, e.g. --set activation=relu",
+        flags=("--set",),
+        metavar="KEY=VALUE",
+        default_factory=dict,
+    )
+    retry_failed: int = option(1, help="extra attempts of a failed trial before it is FAILED")
 
     def __post_init__(self):
         if not self.name:
             safe = self.dataset.split(":")[-1].rstrip("/").split("/")[-1]
             self.name = f"{self.arch}_{safe}"
-        if self.tuner not in TUNERS:
-            raise UserError(f"tuner must be one of {', '.join(TUNERS)}, got {self.tuner!r}")
+        if self.objective not in OBJECTIVES:
+            raise UserError(
+                f"`objective` must be one of {', '.join(OBJECTIVES)} (what trials record), "
+                f"got {self.objective!r}"
+            )
+        check_choices(self)
         if self.max_trials < 1 or self.epochs < 1:
-            raise UserError("max_trials and epochs must be >= 1")
+            raise UserError("`max_trials` and `epochs` must be >= 1")
         if self.batch_size != "auto" and not (
             isinstance(self.batch_size, int) and self.batch_size >= 1
         ):
-            raise UserError(f"batch_size must be auto or >= 1, got {self.batch_size!r}")
-        if self.schedule not in SCHEDULES:
-            raise UserError(f"schedule must be one of {', '.join(SCHEDULES)}")
-        if self.objective not in OBJECTIVES:
-            raise UserError(
-                f"objective must be one of {', '.join(OBJECTIVES)} (what trials record), "
-                f"got {self.objective!r}"
-            )
+            raise UserError(f"`batch_size` must be auto or >= 1, got {self.batch_size!r}")
 
     @property
     def direction(self) -> str:

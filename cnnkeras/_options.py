@@ -1,0 +1,131 @@
+"""Config fields that are also command-line options.
+
+A config dataclass (``TrainConfig``, ``FinetuneConfig``, ``Experiment``) declares each
+user-facing field with ``option(...)``: its help text and choices sit beside its default.
+``add_options`` makes the argparse options of the CLI from them, ``given`` reads the values
+back, and ``check_choices`` refuses a value outside the choices with the same words for Python
+and command-line users. A field without help is internal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import typing
+from dataclasses import MISSING, field, fields
+from typing import Any
+
+from cnnkeras.errors import UserError
+
+
+def option(
+    default: Any = MISSING,
+    *,
+    help: str,
+    choices: tuple | dict | None = None,
+    flags: tuple[str, ...] = (),
+    metavar: str | None = None,
+    off: str | None = None,
+    required: bool = False,
+    default_factory: Any = MISSING,
+) -> Any:
+    """A dataclass field that the CLI shows as an option.
+
+    ``flags`` replaces the flag made from the name (``--cache-budget`` for
+    ``cache_budget_mb``); ``off`` adds a flag that sets an empty value (``--no-augment``)."""
+    metadata = {
+        "help": help,
+        "choices": tuple(choices) if choices is not None else None,
+        "flags": flags,
+        "metavar": metavar,
+        "off": off,
+        "required": required,
+    }
+    return field(default=default, default_factory=default_factory, metadata=metadata)
+
+
+def check_choices(config) -> None:
+    """Refuse a field value outside its ``choices``, naming the field."""
+    for f in fields(config):
+        choices = f.metadata.get("choices")
+        value = getattr(config, f.name)
+        if choices and value is not None and value not in choices:
+            raise UserError(
+                f"`{f.name}` must be one of {', '.join(map(str, choices))}, got {value!r}"
+            )
+
+
+def key_value(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, {"none": None, "true": True, "false": False}.get(value.lower(), value)
+
+
+def _auto_int(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto or a number, got {text!r}") from None
+
+
+def _auto_list(text: str) -> tuple[str, ...] | str:
+    return text if text == "auto" else tuple(k.strip() for k in text.split(",") if k.strip())
+
+
+def _value_type(hint) -> typing.Callable[[str], object]:
+    """How to read a config field of type ``hint`` from its flag's text."""
+    kinds = set(typing.get_args(hint) or (hint,)) - {type(None)}
+    if kinds == {int, str}:
+        return _auto_int
+    if any(typing.get_origin(k) is tuple for k in kinds):
+        return _auto_list
+    return next((t for t in (int, float) if t in kinds), str)
+
+
+def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One argparse option per field of ``cls`` declared with ``option``.
+
+    Absent options stay absent (``SUPPRESS``), so the dataclass or an experiment file keeps
+    its default; the help says what that default is."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        meta = f.metadata
+        if "help" not in meta:
+            continue
+        flags = meta["flags"] or ("--" + f.name.replace("_", "-"),)
+        kwargs = {"dest": f.name, "default": argparse.SUPPRESS, "help": meta["help"]}
+        if f.default not in (dataclasses.MISSING, None, "") and f.default is not False:
+            kwargs["help"] += f" (default: {f.default})"
+        if hints[f.name] is bool:
+            kwargs["action"] = "store_true"
+        elif hints[f.name] is dict:
+            kwargs.update(type=key_value, action="append")
+        else:
+            kwargs["type"] = _value_type(hints[f.name])
+        if meta["choices"]:
+            kwargs["choices"] = meta["choices"]
+        if meta["metavar"]:
+            kwargs["metavar"] = meta["metavar"]
+        parser.add_argument(*flags, required=meta["required"], **kwargs)
+        if meta["off"]:
+            parser.add_argument(
+                meta["off"],
+                dest=f.name,
+                action="store_const",
+                const=(),
+                default=argparse.SUPPRESS,
+                help=f"no {f.name.replace('_', ' ')}",
+            )
+
+
+def given(args: argparse.Namespace, cls: type) -> dict:
+    """The fields of ``cls`` that were given on the command line."""
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if f.name in args}
+    return {k: dict(v) if isinstance(v, list) else v for k, v in given.items()}
