@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import typing
 from dataclasses import MISSING, field, fields
 from typing import Any
@@ -129,3 +130,25 @@ def given(args: argparse.Namespace, cls: type) -> dict:
     """The fields of ``cls`` that were given on the command line."""
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if f.name in args}
     return {k: dict(v) if isinstance(v, list) else v for k, v in given.items()}
+
+
+# ---------------------------------------------------------------- parameters -> flags
+_PARAM = re.compile(r"`([a-z][a-z0-9_]*)`")
+
+
+def _option_flags(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Parameter (argparse dest) -> its longest flag, over every subcommand."""
+    flags: dict[str, str] = {}
+    for action in parser._actions:  # argparse has no public listing of its options
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                flags.update(_option_flags(sub))
+        elif action.option_strings and action.dest not in flags:
+            flags[action.dest] = max(action.option_strings, key=len)
+    return flags
+
+
+def as_flags(message: str, parser: argparse.ArgumentParser) -> str:
+    """A library message with its `parameters` named as the command line's flags."""
+    flags = _option_flags(parser)
+    return _PARAM.sub(lambda m: flags.get(m[1], m[1]), message)

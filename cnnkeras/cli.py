@@ -12,16 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from collections.abc import Sequence
 
-from cnnkeras._options import add_options, given, key_value
+from cnnkeras._options import add_options, as_flags, given, key_value
 from cnnkeras._spawn import import_tensorflow_quietly
 from cnnkeras.errors import UserError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-_PARAM = re.compile(r"`([a-z][a-z0-9_]*)`")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,24 +27,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):  # type: ignore[override]
         raise UserError(f"{message} (see `{self.prog} --help`)")
-
-
-def _option_flags(parser: argparse.ArgumentParser) -> dict[str, str]:
-    """Parameter (argparse dest) -> its longest flag, over every subcommand."""
-    flags: dict[str, str] = {}
-    for action in parser._actions:  # argparse has no public listing of its options
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                flags.update(_option_flags(sub))
-        elif action.option_strings and action.dest not in flags:
-            flags[action.dest] = max(action.option_strings, key=len)
-    return flags
-
-
-def as_flags(message: str, parser: argparse.ArgumentParser) -> str:
-    """A library message with its `parameters` named as the command line's flags."""
-    flags = _option_flags(parser)
-    return _PARAM.sub(lambda m: flags.get(m[1], m[1]), message)
 
 
 # ---------------------------------------------------------------- argument types
@@ -159,10 +139,20 @@ def cmd_demo(args):
 def cmd_evaluate(args):
     from cnnkeras.evaluate import evaluate_model, summary_lines
 
-    m = evaluate_model(args.model, args.dataset, split=args.split, out=args.out)
+    options = {"split": args.split, "out": args.out, "top_losses": args.top_losses}
+    m = evaluate_model(args.model, args.dataset, **options)
     title = f"{args.model} on {m['dataset']} ({args.split})"
     text = [*summary_lines(m, title)[2:], f"report: {m['report_dir']}/report.html"]
     return m, "\n".join(text)
+
+
+def cmd_inspect(args):
+    from cnnkeras.interpret import inspect_images, inspect_text
+
+    layers = args.layers.split(",") if args.layers else None
+    options = {"top_k": args.top_k, "class_name": args.class_name, "layer": args.layer}
+    r = inspect_images(args.model, args.images, out=args.out, layers=layers, **options)
+    return r, inspect_text(r)
 
 
 def cmd_export(args):
@@ -261,6 +251,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", metavar="SPEC", help="default: the one it was trained on")
     p.add_argument("--split", choices=("train", "val", "test"), default="test")
     p.add_argument("--out", metavar="DIR")
+    p.add_argument("--top-losses", type=int, default=16, metavar="N", help="images shown")
+
+    p = command(sub, "inspect", cmd_inspect, "Grad-CAM, feature maps and filters of a model")
+    p.add_argument("model", help="a .keras file of a run (its preprocessing and labels are used)")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--out", metavar="DIR", help="default: inspect/ beside the model")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--class", dest="class_name", metavar="NAME", help="Grad-CAM of this too")
+    cam_help = "Grad-CAM's layer (default: the last whose map is at least 2x2)"
+    p.add_argument("--layer", metavar="NAME", help=cam_help)
+    p.add_argument("--layers", metavar="A,B,C", help="feature maps of (default: each stage)")
 
     bench = sub.add_parser("bench", help="measure speed")
     bsub = bench.add_subparsers(dest="what", required=True, parser_class=_Parser)

@@ -123,8 +123,10 @@ class Predictor:
             self.class_names = read_labels(path.parent)
             self.num_outputs = int(self.model.output["shape"][-1])
             self._predict = self.model.predict
+            self.keras_model = None  # no gradients: no Grad-CAM
         else:
             model, self.prep, self.class_names, self.meta = load_run_model(path)
+            self.keras_model = model
             self.num_outputs = model.output_shape[-1]
             self._predict = lambda x: np.asarray(model(x, training=False))
 

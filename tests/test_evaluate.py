@@ -80,7 +80,63 @@ def test_report_files(tmp_path):
     for png in ("confusion_matrix", "confusion_matrix_normalized", "pr_curves", "misclassified"):
         assert (tmp_path / f"{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = (tmp_path / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 4 and "<table>" in html
+    # four plots, then top losses and worst classes (no model here: no Grad-CAM)
+    assert html.count("data:image/png;base64,") == 6 and "<table>" in html
     md = (tmp_path / "report.md").read_text()
     assert "| bird | 0.0000 | 0.0000 | 0.0000 |" in md and "accuracy: **0.5000**" in md
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+
+
+def test_report_learns_from_its_errors(tmp_path):
+    from html.parser import HTMLParser
+
+    import keras
+
+    from cnnkeras.models import create_model
+
+    # most confused by hand: cat->dog 1, bird->cat 1, bird->dog 1 (ties in class order)
+    m = write_report(tmp_path / "fixed", Y_TRUE, Y_SCORE, NAMES)
+    assert m["confused_pairs"] == [
+        {"true": "cat", "predicted": "dog", "count": 1},
+        {"true": "bird", "predicted": "cat", "count": 1},
+        {"true": "bird", "predicted": "dog", "count": 1},
+    ]
+    keras.utils.set_random_seed(0)
+    model = create_model("lenet5", input_shape=(16, 16, 1), num_classes=3)
+    images = np.random.default_rng(0).uniform(0, 1, (30, 16, 16, 1)).astype("float32")
+    y_true = np.arange(30) % 3
+    scores = np.asarray(model(images))
+    about = {"model": "lenet5 (test)", "data": "30 random images"}
+    m = write_report(
+        tmp_path / "r", y_true, scores, NAMES, images=images, model=model, top_losses=5, about=about
+    )
+    losses = [row["loss"] for row in m["top_losses"]]
+    assert len(losses) == 5 and losses == sorted(losses, reverse=True)
+    worst = int(np.argmax(-np.log(scores[np.arange(30), y_true])))
+    assert m["top_losses"][0]["index"] == worst
+    assert m["top_losses_note"] == "Grad-CAM of the predicted class"
+    saved = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert saved["top_losses"] == m["top_losses"]
+
+    class Page(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.ids, self.srcs, self.text = set(), [], ""
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            self.ids.add(attrs.get("id"))
+            if tag == "img":
+                self.srcs.append(attrs["src"])
+
+        def handle_data(self, data):
+            self.text += data
+
+    page = Page()
+    page.feed((tmp_path / "r" / "report.html").read_text())
+    assert {"about", "confused", "top-losses", "worst-classes"} <= page.ids
+    assert page.srcs and all(src.startswith("data:image/png;base64,") for src in page.srcs)
+    assert "lenet5 (test)" in page.text and "Most confused pairs" in page.text
+    assert (tmp_path / "r" / "top_losses.png").read_bytes()[:4] == b"\x89PNG"
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "## Top losses" in md and "## Most confused pairs" in md

@@ -205,6 +205,9 @@ def test_reexport_and_evaluate_tflite(mobilenet_v2_run, tmp_path):
     metrics = evaluate_model(out / "tflite" / "model_int8.tflite", "mnist5k", out=tmp_path / "eval")
     assert metrics["accuracy"] == pytest.approx(first["variants"]["int8"]["accuracy"])
     assert (tmp_path / "eval" / "report.html").is_file()
+    # no gradients in a .tflite file: top losses without Grad-CAM, and the report says why
+    assert len(metrics["top_losses"]) == 16 and "no gradients" in metrics["top_losses_note"]
+    assert "no gradients" in (tmp_path / "eval" / "report.html").read_text()
 
 
 def test_export_cli_errors(tmp_path):

@@ -76,6 +76,19 @@ def test_phase1_freezes_base_and_batchnorm_statistics(mobilenet_base, tmp_path):
     assert result["epochs_run"] == 2
     layers = json.loads((tmp_path / "ft" / "trainable_layers.json").read_text())
     assert layers == {"phase1": ["predictions"]}
+    # looking inside a transfer model: its layers inside the nested base are base/layer
+    from cnnkeras import interpret
+
+    cam_layer = interpret.default_cam_layer(model)
+    assert cam_layer.startswith(features_of(model).name + "/")
+    x = np.random.default_rng(0).random(model.input_shape[1:]).astype("float32")
+    assert interpret.grad_cam(model, x).shape == model.input_shape[1:3]
+    maps = interpret.feature_maps(model, x)
+    assert maps and all(name.startswith(features_of(model).name + "/") for name in maps)
+    fields = list(interpret.receptive_fields(model).values())
+    assert fields[0] == 3 and fields == sorted(fields)  # a chain: each layer sees at least as much
+    report = json.loads((tmp_path / "ft" / "metrics.json").read_text())
+    assert report["top_losses_note"] == "Grad-CAM of the predicted class"
 
 
 def test_phase2_unfreezes_exactly_the_top_layers(lenet_base, tmp_path):

@@ -7,6 +7,7 @@ from pathlib import Path
 from cnnkeras.data import load_dataset
 from cnnkeras.data._pipeline import SplitImages
 from cnnkeras.errors import UserError
+from cnnkeras.evaluate._errors import NO_CAM_TFLITE
 from cnnkeras.evaluate._report import write_report
 from cnnkeras.saved import Predictor, predict_split, run_split_record
 
@@ -18,6 +19,7 @@ def evaluate_model(
     split: str = "test",
     out: str | Path | None = None,
     seed: int | None = None,
+    top_losses: int = 16,
 ) -> dict:
     """Evaluate a saved .keras or .tflite model on a dataset split; write the report.
 
@@ -51,7 +53,10 @@ def evaluate_model(
         "report_dir": str(out),
         "decode_failures": len(chosen) - len(kept),
     }
+    if top_losses < 0:
+        raise UserError("`top_losses` must be >= 0")
     images = SplitImages(chosen.subset(kept), predictor.prep)
+    curves = Path(model_path).parent / "training_curves.png"  # beside a run's model
     return write_report(
         out,
         chosen.labels[kept],
@@ -60,4 +65,9 @@ def evaluate_model(
         images=images,
         title=title,
         extra=extra,
+        model=predictor.keras_model,
+        cam_note=None if predictor.keras_model is not None else NO_CAM_TFLITE,
+        top_losses=top_losses,
+        about={"model": str(model_path), "data": f"{dataset}, {split} split ({len(kept)} images)"},
+        curves=curves.read_bytes() if curves.is_file() else None,
     )

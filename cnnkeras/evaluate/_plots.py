@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import precision_recall_curve
 
-from cnnkeras._figures import plt, png_bytes
+from cnnkeras._figures import plt, png_bytes, show_image
 
 
 def confusion_matrix_png(cm: np.ndarray, class_names: list[str], normalized: bool) -> bytes:
@@ -55,11 +55,8 @@ def misclassified_png(
     for ax in axes.ravel():
         ax.axis("off")
     for ax, i in zip(axes.ravel(), wrong, strict=False):
-        image = images[i].astype(np.float64)
-        lo, hi = image.min(), image.max()
-        image = (image - lo) / (hi - lo) if hi > lo else image * 0
-        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray")
-        ax.set_title(f"true {class_names[y_true[i]]}\npred {class_names[y_pred[i]]}", fontsize=8)
+        title = f"true {class_names[y_true[i]]}\npred {class_names[y_pred[i]]}"
+        show_image(ax, images[i], title)
     if not len(wrong):
         axes[0, 0].text(0, 0.5, "no misclassified images", fontsize=12)
     return png_bytes(fig)

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from cnnkeras import _io
-from cnnkeras.evaluate import _plots
+from cnnkeras.errors import UserError
+from cnnkeras.evaluate import _errors, _plots
 from cnnkeras.evaluate._metrics import compute_metrics
 
 
@@ -79,14 +80,24 @@ def write_report(
     images: np.ndarray | None = None,
     title: str = "Evaluation report",
     extra: dict | None = None,
+    model=None,
+    cam_note: str | None = None,
+    top_losses: int = 16,
+    about: dict | None = None,
+    curves: bytes | None = None,
 ) -> dict:
-    """Compute the metrics and write every report file into ``out_dir``; return the metrics."""
+    """Compute the metrics and write every report file into ``out_dir``; return the metrics.
+
+    With ``images`` the report learns from its errors: the ``top_losses`` images with the
+    highest loss (with the Grad-CAM of the predicted class when ``model`` is a Keras model;
+    ``cam_note`` says why not otherwise), the most confused class pairs, and right and wrong
+    examples of the worst classes. ``about`` (model, data, ...) and the training ``curves``
+    open the page, so that one file tells the story of a run."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     m = compute_metrics(y_true, y_score, class_names)
     if extra:
         m.update(extra)
-    _io.write_json(out / "metrics.json", m)
     _io.write_text(out / "confusion_matrix.csv", _cm_csv(m["confusion_matrix"], class_names, "d"))
     _io.write_text(
         out / "confusion_matrix_normalized.csv",
@@ -104,34 +115,94 @@ def write_report(
             np.asarray(y_true), np.asarray(y_score), class_names, m["average_precision"]
         ),
     }
+    m["confused_pairs"] = _errors.confused_pairs(m["confusion_matrix"], class_names)
+    errors = {}
     if images is not None:
         pngs["misclassified.png"] = _plots.misclassified_png(
             images, np.asarray(y_true), y_pred, class_names
         )
-    for name, data in pngs.items():
+        rows = _errors.top_losses(np.asarray(y_true), np.asarray(y_score), class_names, top_losses)
+        m["top_losses"] = rows
+        cams = None
+        if model is not None and rows:
+            from cnnkeras.interpret import grad_cams
+
+            batch = np.stack([images[r["index"]] for r in rows])
+            try:
+                cams = grad_cams(model, batch, [class_names.index(r["predicted"]) for r in rows])
+            except UserError as err:  # e.g. no feature map of 2x2 or more at this input size
+                cam_note = f"no Grad-CAM: {err}"
+        errors["top_losses.png"] = _errors.top_losses_png(images, rows, cams)
+        errors["worst_classes.png"] = _errors.gallery_png(
+            images, np.asarray(y_true), y_pred, m["f1"]["per_class"], class_names
+        )
+        m["top_losses_note"] = cam_note if cams is None else "Grad-CAM of the predicted class"
+    if curves is not None:
+        pngs["training_curves.png"] = curves
+    for name, data in {**pngs, **errors}.items():
         _io.write_bytes(out / name, data)
+    _io.write_json(out / "metrics.json", m)
 
     lines = summary_lines(m, title)
+    about = about or {}
     table = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     table += ["| " + " | ".join(row) + " |" for row in _table_rows(m)]
-    md = [*lines, "", "## Per class", "", *table, ""]
-    md += [f"![{name}]({name})" for name in pngs]
+    pairs = [(p["true"], p["predicted"], str(p["count"])) for p in m["confused_pairs"]]
+    md = [f"# {title}", "", *(f"- {k}: {v}" for k, v in about.items()), *lines[1:]]
+    md += ["", "## Per class", "", *table, "", "## Most confused pairs", ""]
+    md += ["| true | predicted as | images |", "|---|---|---|"]
+    md += [f"| {t} | {p} | {c} |" for t, p, c in pairs] or ["(none)"]
+    if "top_losses" in m:
+        md += [
+            "",
+            "## Top losses",
+            "",
+            m["top_losses_note"] or "",
+            "",
+            "![top losses](top_losses.png)",
+        ]
+        md += ["", "## Worst classes: right and wrong", "", "![worst classes](worst_classes.png)"]
+    md += ["", *(f"![{name}]({name})" for name in pngs)]
     _io.write_text(out / "report.md", "\n".join(md) + "\n")
 
-    body = [f"<h1>{html.escape(title)}</h1>", "<ul>"]
-    body += [f"<li>{html.escape(line[2:]).replace('**', '')}</li>" for line in lines[2:]]
-    body += ["</ul>", "<h2>Per class</h2>", "<table>"]
-    body.append("<tr>" + "".join(f"<th>{h}</th>" for h in HEADER) + "</tr>")
-    for row in _table_rows(m):
-        cells = "".join(f"<td>{html.escape(c.replace('**', ''))}</td>" for c in row)
-        body.append(f"<tr>{cells}</tr>")
-    body.append("</table>")
-    for name, data in pngs.items():
+    def img(name: str, data: bytes) -> str:
         b64 = base64.b64encode(data).decode("ascii")
-        body.append(
-            f'<h2>{name[:-4].replace("_", " ")}</h2><img alt="{name}" '
-            f'src="data:image/png;base64,{b64}">'
-        )
+        return f'<img alt="{name}" src="data:image/png;base64,{b64}">'
+
+    def html_table(header, rows) -> list[str]:
+        out = ["<table>", "<tr>" + "".join(f"<th>{h}</th>" for h in header) + "</tr>"]
+        for row in rows:
+            out.append(
+                "<tr>"
+                + "".join(f"<td>{html.escape(c.replace('**', ''))}</td>" for c in row)
+                + "</tr>"
+            )
+        return [*out, "</table>"]
+
+    body = [f"<h1>{html.escape(title)}</h1>", '<section id="about"><ul>']
+    body += [f"<li>{html.escape(k)}: {html.escape(str(v))}</li>" for k, v in about.items()]
+    body += [f"<li>{html.escape(line[2:]).replace('**', '')}</li>" for line in lines[2:]]
+    body.append("</ul>")
+    if curves is not None:
+        body.append(img("training_curves.png", curves))
+    body += ["</section>", "<h2>Per class</h2>", *html_table(HEADER, _table_rows(m))]
+    body += ['<section id="confused"><h2>Most confused pairs</h2>']
+    body += html_table(("true", "predicted as", "images"), pairs) if pairs else ["<p>none</p>"]
+    body.append("</section>")
+    if "top_losses" in m:
+        body += ['<section id="top-losses"><h2>Top losses</h2>']
+        body += [
+            f"<p>{html.escape(m['top_losses_note'] or '')}</p>",
+            img("top_losses.png", errors["top_losses.png"]),
+        ]
+        body += [
+            "</section>",
+            '<section id="worst-classes"><h2>Worst classes: right and wrong</h2>',
+        ]
+        body += [img("worst_classes.png", errors["worst_classes.png"]), "</section>"]
+    for name, data in pngs.items():
+        if name != "training_curves.png":
+            body.append(f"<h2>{name[:-4].replace('_', ' ')}</h2>{img(name, data)}")
     style = (
         "body{font-family:sans-serif;max-width:60em;margin:2em auto}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px}"

@@ -465,7 +465,8 @@ def finish_run(run: Run, *, status: str, seconds: float, verbose: int) -> dict:
     if not (run / "model.keras").is_file():
         raise UserError(f"training stopped before any epoch completed ({status}); try a lower `lr`")
     history = {k: [r[k] for r in rows] for k in (rows[0] if rows else {})}
-    _io.write_bytes(run / "training_curves.png", training_curves_png(history))
+    curves = training_curves_png(history)
+    _io.write_bytes(run / "training_curves.png", curves)
     best = keras.saving.load_model(run / "model.keras", safe_mode=True)
     test = data.splits["test"]
     scores, kept = predict_split(best, test, prep)
@@ -478,6 +479,15 @@ def finish_run(run: Run, *, status: str, seconds: float, verbose: int) -> dict:
         data.class_names,
         images=SplitImages(test.subset(kept), prep),
         title=title,
+        model=best,
+        about={
+            "model": f"{record.get('arch')} ({record.get('params', 0):,} parameters), {run}",
+            "data": f"{record.get('dataset')}: "
+            + ", ".join(f"{n} {k}" for k, n in record.get("splits", {}).items())
+            + " images",
+            "training": f"{len(rows)} epochs ({status})",
+        },
+        curves=curves,
     )
     best_i = max(range(len(rows)), key=lambda i: score(rows[i])) if rows else -1
     result = {
