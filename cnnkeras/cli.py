@@ -149,7 +149,7 @@ def cmd_evaluate(args):
 def cmd_inspect(args):
     from cnnkeras.interpret import inspect_images, inspect_text
 
-    layers = args.layers.split(",") if args.layers else None
+    layers = [n.strip() for n in args.layers.split(",") if n.strip()] if args.layers else None
     options = {"top_k": args.top_k, "class_name": args.class_name, "layer": args.layer}
     r = inspect_images(args.model, args.images, out=args.out, layers=layers, **options)
     return r, inspect_text(r)

@@ -95,22 +95,21 @@ def receptive_fields(model: keras.Model) -> dict[str, int]:
 
 
 def _resolve(model: keras.Model, path: str):
-    """(the nested model holding the layer, or None, the layer) for ``base/layer``."""
-    names = path.split("/")
-    holder, layer = None, model
-    for name in names:
-        if not isinstance(layer, keras.Model):
-            break
-        holder = layer
-        try:
-            layer = layer.get_layer(name)
-        except ValueError:
-            layer = None
-            break
-    if layer is None or isinstance(layer, keras.Model):
-        convs = ", ".join(v.path for v in feature_layers(model) if v.is_conv)
+    """(the model that holds it: ``model`` or a nested base, the layer) of a layer path whose
+    output is a feature map."""
+    views = feature_layers(model)
+    if path not in {v.path for v in views}:
+        convs = ", ".join(v.path for v in views if v.is_conv)
         raise UserError(f"no layer {path!r} with a feature map; convolutional layers: {convs}")
-    return holder, layer
+    return _layer_at(model, path)
+
+
+def _layer_at(model: keras.Model, path: str):
+    holder = model
+    *bases, name = path.split("/")
+    for base in bases:
+        holder = holder.get_layer(base)
+    return holder, holder.get_layer(name)
 
 
 def _probe(model: keras.Model, paths: list[str]):
@@ -195,11 +194,8 @@ def grad_cam(model, image, class_index: int | None = None, layer: str | None = N
     run's ``.keras`` file (``image`` is raw pixels of any size; the run's preprocessing is
     applied). The heatmap has the height and width of ``image``."""
     keras_model, x, raw = _model_and_input(model, image)
-    return _grad_cam(keras_model, x, class_index, layer, raw.shape[:2] if raw is not None else None)
-
-
-def _grad_cam(keras_model, x, class_index, layer, size=None):
     classes = None if class_index is None else [class_index]
+    size = raw.shape[:2] if raw is not None else None
     return grad_cams(keras_model, x, classes, layer, size)[0]
 
 
@@ -254,7 +250,7 @@ def feature_maps(model, image, layers: list[str] | None = None) -> dict[str, np.
 def first_conv_filters(model: keras.Model) -> np.ndarray:
     """The kernels (k, k, channels in, filters) of the first convolution with weights."""
     for view in feature_layers(model):
-        _, layer = _resolve(model, view.path)
+        _, layer = _layer_at(model, view.path)
         # a 1x1 kernel (ImageNet's fixed colour transform, pointwise convs) has no pattern
         if type(layer) is keras.layers.Conv2D and max(layer.kernel_size) > 1:
             return np.asarray(layer.kernel)
@@ -264,7 +260,7 @@ def first_conv_filters(model: keras.Model) -> np.ndarray:
 # ---------------------------------------------------------------- figures and the command
 
 
-def overlay(ax, raw: np.ndarray, cam: np.ndarray, title: str) -> None:
+def _overlay(ax, raw: np.ndarray, cam: np.ndarray, title: str) -> None:
     """The heatmap in jet over the image in grey or colour, as the Keras example shows it."""
     from cnnkeras._figures import show_image
 
@@ -278,7 +274,7 @@ def _gradcam_png(raw, cams: list[tuple[str, np.ndarray]]) -> bytes:
     fig, axes = plt.subplots(1, 1 + len(cams), figsize=(3 * (1 + len(cams)), 3.2), squeeze=False)
     show_image(axes[0, 0], raw, "input", cmap="gray")
     for ax, (title, cam) in zip(axes[0, 1:], cams, strict=True):
-        overlay(ax, raw, cam, title)
+        _overlay(ax, raw, cam, title)
     return png_bytes(fig)
 
 

@@ -135,6 +135,7 @@ def test_inspect_command_writes_every_view(digits_run, tmp_path, capsys):
     "extra, message",
     [
         (["--layer", "nope"], "no layer 'nope' with a feature map; convolutional layers: c1_conv"),
+        (["--layer", "predictions"], "no layer 'predictions' with a feature map"),
         (["--class", "cat"], "class 'cat' is not one of the labels: 0, 1"),
     ],
 )
