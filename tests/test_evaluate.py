@@ -34,6 +34,7 @@ def test_multiclass_metrics_by_hand():
     assert m["f1"]["per_class"] == pytest.approx({"cat": 0.5, "dog": f1_dog, "bird": 0})
     assert m["precision"]["macro"] == pytest.approx((0.5 + 0.5 + 0) / 3)
     assert m["recall"]["macro"] == pytest.approx((0.5 + 1 + 0) / 3)
+    assert m["balanced_accuracy"] == pytest.approx((0.5 + 1 + 0) / 3)  # mean recall
     assert m["f1"]["macro"] == pytest.approx((0.5 + f1_dog) / 3)
     assert m["f1"]["micro"] == pytest.approx(0.5)  # = accuracy for single-label
     assert m["f1"]["weighted"] == pytest.approx((2 * 0.5 + 2 * f1_dog) / 6)

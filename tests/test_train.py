@@ -337,7 +337,9 @@ def test_memory_does_not_grow_with_the_folder(tmp_path, rng):
     small, large = folder(700), folder(2800)
     base, streamed = peak_mib(small, "auto"), peak_mib(large, "auto")
     cached = peak_mib(large, "memory")
-    assert streamed - base < 40, (base, streamed)
+    # measured on an idle 2-core machine: 4x the images add 17-37 MiB streamed (file lists,
+    # more steps), 143 MiB cached; 60 keeps the two apart without failing on a busy machine
+    assert streamed - base < 60, (base, streamed)
     assert cached - streamed > 80, (streamed, cached)  # the measurement sees materialising
 
 

@@ -90,6 +90,20 @@ def test_hypermodel_calls_the_builder(tmp_path):
     assert model.count_params() == same.count_params()
 
 
+def test_training_options_are_searched_and_reach_the_trial(tmp_path):
+    # weight decay and label smoothing are training options: sampled, not passed to the builder
+    space = {"filters": [6], "weight_decay": [0.02], "label_smoothing": [0.1]}
+    e = Experiment(**TINY, directory=str(tmp_path), search_space=space, class_weight="balanced")
+    data, prep = _prepare(e)
+    hypermodel = ZooHyperModel(e, data, prep)
+    hp = kt.HyperParameters()
+    model = hypermodel.build(hp)
+    assert hp.values == {"filters": 6, "weight_decay": 0.02, "label_smoothing": 0.1}
+    hypermodel.fit(hp, model, epochs=1)
+    assert model.optimizer.weight_decay == pytest.approx(0.02)
+    assert model.loss.get_config()["label_smoothing"] == pytest.approx(0.1)
+
+
 def test_resume_after_sigkill(tmp_path):
     args = [*TUNE, "--max-trials", "6", "--epochs", "3", "--dir", str(tmp_path)]
     child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -31,6 +31,10 @@ def compute_metrics(
         "num_samples": len(y_true),
         "class_names": list(class_names),
         "accuracy": float(skm.accuracy_score(y_true, y_pred)),
+        # the mean of the per-class recalls: what accuracy means when classes are imbalanced
+        "balanced_accuracy": float(
+            np.mean(per_class[1][np.bincount(y_true, minlength=n_classes) > 0])
+        ),
     }
     if n_classes > 2:
         k = min(top_k, n_classes - 1)

@@ -52,13 +52,14 @@ HEADER = ("class", "precision", "recall", "F1", "AP", "support")
 
 
 def summary_lines(m: dict, title: str) -> list[str]:
-    top = next(k for k in m if k.startswith("top_"))
+    top = next(k for k in m if k.startswith("top_") and k.endswith("_accuracy"))
     lines = [
         f"# {title}",
         "",
         f"- images: {m['num_samples']}",
         f"- accuracy: **{m['accuracy']:.4f}**",
         f"- {top.replace('_', '-')}: {m[top]:.4f}",
+        f"- balanced accuracy (mean recall of the classes): {m['balanced_accuracy']:.4f}",
         f"- macro F1: {m['f1']['macro']:.4f}",
         f"- mAP (mean average precision, one-vs-rest): {m['mAP']:.4f}",
     ]

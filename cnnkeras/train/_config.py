@@ -44,6 +44,15 @@ class TrainConfig:
     momentum: float = option(0.9, help="sgd and rmsprop")
     loss: str = option("crossentropy", help="the loss", choices=LOSSES)
     label_smoothing: float = option(0.0, help="crossentropy's label smoothing")
+    weight_decay: float = option(
+        0.0, help="decoupled weight decay (AdamW with adam); 0: none", metavar="WD"
+    )
+    class_weight: str = option(
+        "none",
+        help="loss weight per class: balanced (n / (K n_c)), none, or a JSON file of weights "
+        "by class name",
+        metavar="balanced|none|FILE",
+    )
     dropout: float | None = option(None, help="default: the architecture's")
     augment: tuple[str, ...] | str = option(
         "auto",
@@ -80,6 +89,7 @@ class TrainConfig:
             (auto_or_positive(self.batch_size), "`batch_size` must be auto or >= 1"),
             (self.image_size is None or self.image_size >= 1, "`image_size` must be >= 1"),
             (self.lr > 0, "`lr` must be > 0"),
+            (self.weight_decay >= 0, "`weight_decay` must be >= 0"),
             (0 <= self.label_smoothing < 1, "`label_smoothing` must be in [0, 1)"),
             (self.patience >= 1, "`patience` must be >= 1"),
             (self.warmup_epochs is None or self.warmup_epochs >= 0, "`warmup_epochs` must be >= 0"),

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 
 from cnnkeras.data import Preprocessing
 from cnnkeras.data._pipeline import DEFAULT_AUGMENT, resolve_cache
+from cnnkeras.train._class_weights import class_weights, imbalance_note
 
 AUTO_BATCH_SIZES = (64, 32, 16)  # largest first
 MIN_STEPS_PER_EPOCH = 50  # 'auto' picks the largest batch that still gives this many steps
@@ -33,17 +34,28 @@ class TrainingPlan:
     augment: tuple[str, ...] = DEFAULT_AUGMENT
     early_stop_from: int = 0  # early stopping counts epochs from this one on
     reasons: tuple[str, ...] = ()
+    class_weights: tuple[float, ...] | None = None  # loss weight of each class, label order
 
     @property
     def total_steps(self) -> int:
         return self.epochs * self.steps_per_epoch
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "augment": list(self.augment), "reasons": list(self.reasons)}
+        d = {**asdict(self), "augment": list(self.augment), "reasons": list(self.reasons)}
+        d["class_weights"] = list(self.class_weights) if self.class_weights else None
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainingPlan:
-        return cls(**{**d, "augment": tuple(d["augment"]), "reasons": tuple(d["reasons"])})
+        weights = d.get("class_weights")
+        return cls(
+            **{
+                **d,
+                "augment": tuple(d["augment"]),
+                "reasons": tuple(d["reasons"]),
+                "class_weights": tuple(weights) if weights else None,
+            }
+        )
 
 
 def auto_batch_size(n_train: int) -> tuple[int, str]:
@@ -89,10 +101,27 @@ def warmup_epochs_for(schedule: str, epochs: int, asked: int | None) -> int:
 
 
 def plan_training(
-    config, n_train: int, n_val: int, prep: Preprocessing, cache_budget_mb: float
+    config,
+    n_train: int,
+    n_val: int,
+    prep: Preprocessing,
+    cache_budget_mb: float,
+    *,
+    labels=None,
+    class_names: list[str] | None = None,
 ) -> TrainingPlan:
-    """Resolve a config's 'auto' values for a dataset of these sizes."""
+    """Resolve a config's 'auto' values for a dataset of these sizes; with the training
+    ``labels`` and ``class_names``, its class weights too (and a warning on imbalance)."""
     reasons = []
+    weights = None
+    if labels is not None:
+        note = imbalance_note(labels, class_names)
+        weights = class_weights(getattr(config, "class_weight", "none"), labels, class_names)
+        if note and weights is None:
+            reasons.append(note)
+        if weights is not None:
+            shown = ", ".join(f"{n} {w:.2f}" for n, w in zip(class_names, weights, strict=True))
+            reasons.append(f"class weights ({config.class_weight}): {shown}")
     if config.batch_size == "auto":
         batch, why = auto_batch_size(n_train)
         reasons.append(why)
@@ -139,4 +168,5 @@ def plan_training(
         augment=tuple(augment),
         early_stop_from=early_stop_from,
         reasons=tuple(reasons),
+        class_weights=weights,
     )

@@ -82,10 +82,13 @@ def compile_for_training(
     """The optimizer (with the plan's schedule), loss and metrics of a run; the bench
     measures exactly this path."""
     lr = learning_rate(config.lr, plan)
+    # Keras applies weight_decay decoupled from the gradient (Loshchilov & Hutter): Adam with
+    # it is AdamW
+    decay = {"weight_decay": config.weight_decay or None}
     optimizer = {
-        "adam": lambda: keras.optimizers.Adam(lr),
-        "sgd": lambda: keras.optimizers.SGD(lr, momentum=config.momentum),
-        "rmsprop": lambda: keras.optimizers.RMSprop(lr, momentum=config.momentum),
+        "adam": lambda: keras.optimizers.Adam(lr, **decay),
+        "sgd": lambda: keras.optimizers.SGD(lr, momentum=config.momentum, **decay),
+        "rmsprop": lambda: keras.optimizers.RMSprop(lr, momentum=config.momentum, **decay),
     }[config.optimizer]()
     if config.loss == "mse":
         loss = keras.losses.MeanSquaredError()
@@ -128,8 +131,15 @@ def load_data(config: TrainConfig, run: Path | None = None, verbose: int = 1):
 
 
 def make_plan(config: TrainConfig, data, prep: Preprocessing, verbose: int) -> TrainingPlan:
+    train = data.splits["train"]
     plan = plan_training(
-        config, len(data.splits["train"]), len(data.splits["val"]), prep, config.cache_budget_mb
+        config,
+        len(train),
+        len(data.splits["val"]),
+        prep,
+        config.cache_budget_mb,
+        labels=train.labels,
+        class_names=data.class_names,
     )
     for reason in plan.reasons:
         _io.log(verbose, reason)
@@ -318,6 +328,7 @@ class FitData(NamedTuple):
     callbacks: list
     steps_per_epoch: int
     validation_steps: int
+    class_weight: dict[int, float] | None = None
 
     def fit_kwargs(self) -> dict:
         return {
@@ -325,6 +336,7 @@ class FitData(NamedTuple):
             "validation_data": self.val,
             "steps_per_epoch": self.steps_per_epoch,
             "validation_steps": self.validation_steps,
+            "class_weight": self.class_weight,
         }
 
 
@@ -368,7 +380,8 @@ def plan_pipelines(model, data, prep, plan, *, seed, augment, cache_dir, tallies
             cache="none",
         )
         callbacks.append(PreciseBatchNorm(clean))
-    return FitData(train_ds, val_ds, callbacks, plan.steps_per_epoch, plan.val_steps)
+    weights = dict(enumerate(plan.class_weights)) if plan.class_weights else None
+    return FitData(train_ds, val_ds, callbacks, plan.steps_per_epoch, plan.val_steps, weights)
 
 
 def fit_epochs(

@@ -12,7 +12,8 @@ from cnnkeras.errors import UserError
 from cnnkeras.train._plan import SCHEDULES
 
 TUNERS = ("random", "hyperband", "bayesian")
-TRAINING_HPS = ("lr", "optimizer", "batch_size")  # sampled by the hypermodel, not the builder
+# sampled by the hypermodel (training options), not passed to the builder
+TRAINING_HPS = ("lr", "optimizer", "batch_size", "weight_decay", "label_smoothing")
 # what a trial's fit records (train compiles loss and accuracy), and which way is better
 OBJECTIVES = {"val_accuracy": "max", "val_loss": "min", "accuracy": "max", "loss": "min"}
 MEMORY_GROWTH_MB = 128.0  # a search process hands over to a fresh one after growing this much
@@ -66,6 +67,13 @@ class Experiment:
     schedule: str = option("cosine", help="learning-rate schedule", choices=SCHEDULES)
     warmup_epochs: int | None = option(None, help="default: as cnnkeras train", metavar="N")
     cache: str = option("auto", help="decoded images, as cnnkeras train", choices=CACHES)
+    weight_decay: float = option(0.0, help="as cnnkeras train (searchable)", metavar="WD")
+    label_smoothing: float = option(0.0, help="as cnnkeras train (searchable)")
+    class_weight: str = option(
+        "none",
+        help="as cnnkeras train: balanced, none or a JSON file",
+        metavar="balanced|none|FILE",
+    )
     directory: str | None = option(
         None, help="default: tuning/runs/<name>/", flags=("--dir",), metavar="DIR"
     )

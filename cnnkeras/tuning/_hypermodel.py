@@ -87,6 +87,9 @@ class ZooHyperModel(kt.HyperModel):
             batch_size=picked.get("batch_size", experiment.batch_size),
             lr=picked.get("lr", 1e-3),
             optimizer=picked.get("optimizer", "adam"),
+            weight_decay=picked.get("weight_decay", experiment.weight_decay),
+            label_smoothing=picked.get("label_smoothing", experiment.label_smoothing),
+            class_weight=experiment.class_weight,
             schedule=experiment.schedule,
             warmup_epochs=experiment.warmup_epochs,
             cache=experiment.cache,
@@ -94,7 +97,13 @@ class ZooHyperModel(kt.HyperModel):
         )
         splits = self.data.splits
         plan = plan_training(
-            config, len(splits["train"]), len(splits["val"]), self.prep, config.cache_budget_mb
+            config,
+            len(splits["train"]),
+            len(splits["val"]),
+            self.prep,
+            config.cache_budget_mb,
+            labels=splits["train"].labels,
+            class_names=self.data.class_names,
         )
         compile_for_training(model, config, plan)
         fit_data = plan_pipelines(
