@@ -203,9 +203,15 @@ def grad_cams(model: keras.Model, batch, classes=None, layer: str | None = None,
     """Grad-CAM heatmaps (N, H, W) of a batch of model input in one forward and backward
     pass: for ``classes[i]`` (default: each image's predicted class), resized to ``size``
     (default: the input's height and width) and scaled to 0..1 each."""
+    batch = np.asarray(batch, np.float32)
+    return _fit_cams(_cam_maps(model, batch, classes, layer), size or batch.shape[1:3])
+
+
+def _cam_maps(model: keras.Model, batch: np.ndarray, classes, layer: str | None) -> tf.Tensor:
+    """Grad-CAM at the resolution of ``layer``'s map, before resizing and scaling."""
     layer = layer or default_cam_layer(model)
     run = _probe(model, [layer])
-    x = tf.convert_to_tensor(np.asarray(batch, np.float32))
+    x = tf.convert_to_tensor(batch)
     with tf.GradientTape() as tape:
         (fmap,), logits = run(x)
         picked = tf.argmax(logits, axis=-1) if classes is None else tf.constant(classes)
@@ -219,9 +225,12 @@ def grad_cams(model: keras.Model, batch, classes=None, layer: str | None = None,
     if grads is None:
         raise UserError(f"no gradient reaches {layer!r} from the class score")
     weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)  # alpha_k: pooled gradients
-    cams = tf.nn.relu(tf.reduce_sum(fmap * weights, axis=-1))
-    size = tuple(size or x.shape[1:3])
-    cams = tf.image.resize(cams[..., None], size, method="bilinear")[..., 0].numpy()
+    return tf.nn.relu(tf.reduce_sum(fmap * weights, axis=-1))
+
+
+def _fit_cams(cams: tf.Tensor, size) -> np.ndarray:
+    """Heatmaps resized to ``size`` (bilinear) and scaled to 0..1 each."""
+    cams = tf.image.resize(cams[..., None], tuple(size), method="bilinear")[..., 0].numpy()
     top = cams.max(axis=(1, 2), keepdims=True)
     return np.where(top > 0, cams / np.where(top > 0, top, 1), cams).astype(np.float32)
 
@@ -351,28 +360,33 @@ def inspect_images(
     out.mkdir(parents=True, exist_ok=True)
     filters = out / "filters.png"
     _io.write_bytes(filters, _filters_png(first_conv_filters(model)))
+    # one forward pass for the scores and feature maps of every image, one forward and
+    # backward pass for every heatmap; each heatmap is then resized to its own image
+    xs = preprocess_images(raws, loaded.prep)
+    maps, _ = _probe(model, chosen)(tf.convert_to_tensor(xs))
+    scores = np.asarray(model(xs, training=False))
+    tops = np.argsort(scores, axis=1)[:, ::-1][:, :top_k]
+    wanted = [[int(top[0])] for top in tops]
+    if class_name is not None:
+        extra = names.index(class_name)
+        wanted = [w if w[0] == extra else [*w, extra] for w in wanted]
+    pairs = [(i, c) for i, w in enumerate(wanted) for c in w]
+    cams = _cam_maps(model, xs[[i for i, _ in pairs]], [c for _, c in pairs], cam_layer)
     results = []
-    probe = _probe(model, chosen)
     for i, (path, raw) in enumerate(zip(images, raws, strict=True)):
-        x = preprocess_images([raw], loaded.prep)
-        maps, _ = probe(tf.convert_to_tensor(x))
-        scores = np.asarray(model(x, training=False))[0]
-        order = np.argsort(scores)[::-1][:top_k]
-        top = [{"label": names[c], "score": float(scores[c])} for c in order]
-        targets = [int(order[0])]
-        if class_name is not None and names.index(class_name) != targets[0]:
-            targets.append(names.index(class_name))
-        heatmaps = grad_cams(
-            model, np.repeat(x, len(targets), 0), targets, cam_layer, raw.shape[:2]
-        )
-        cams = [
-            (f"Grad-CAM {names[c]} ({scores[c]:.2f})", h)
-            for c, h in zip(targets, heatmaps, strict=True)
+        top = [{"label": names[c], "score": float(scores[i, c])} for c in tops[i]]
+        titled = [
+            (
+                f"Grad-CAM {names[c]} ({scores[i, c]:.2f})",
+                _fit_cams(cams[k : k + 1], raw.shape[:2])[0],
+            )
+            for k, (j, c) in enumerate(pairs)
+            if j == i
         ]
         stem = f"{i:02d}_{Path(path).stem}"
         cam_path, feat_path = out / f"{stem}_gradcam.png", out / f"{stem}_features.png"
-        _io.write_bytes(cam_path, _gradcam_png(raw, cams))
-        fmaps = {name: np.asarray(m)[0] for name, m in zip(chosen, maps, strict=True)}
+        _io.write_bytes(cam_path, _gradcam_png(raw, titled))
+        fmaps = {name: np.asarray(m)[i] for name, m in zip(chosen, maps, strict=True)}
         _io.write_bytes(feat_path, _features_png(fmaps, views))
         results.append(
             {"image": str(path), "top": top, "gradcam": str(cam_path), "features": str(feat_path)}

@@ -159,14 +159,20 @@ def _clear_unfinished(prefix: Path) -> None:
             leftover.unlink()
 
 
-def augmentation_layers(kinds: Sequence[str], seed: int) -> list:
-    import keras
-
+def check_augmentations(kinds: Sequence[str]) -> None:
+    """Refuse a kind of augmentation that is not one of AUGMENTATIONS."""
     unknown = sorted(set(kinds) - set(AUGMENTATIONS))
     if unknown:
         raise UserError(
-            f"unknown augmentation {', '.join(unknown)}; choose from {', '.join(AUGMENTATIONS)}"
+            f"`augment`: unknown augmentation {', '.join(unknown)}; choose from "
+            f"{', '.join(AUGMENTATIONS)}"
         )
+
+
+def augmentation_layers(kinds: Sequence[str], seed: int) -> list:
+    import keras
+
+    check_augmentations(kinds)
     table = {
         "flip": lambda: keras.layers.RandomFlip("horizontal", seed=seed),
         "rotation": lambda: keras.layers.RandomRotation(0.05, fill_mode="constant", seed=seed),

@@ -6,7 +6,13 @@ from dataclasses import asdict, dataclass, fields
 
 from cnnkeras._options import check_choices, option
 from cnnkeras.data import DEFAULT_SEED
-from cnnkeras.data._pipeline import AUGMENTATIONS, CACHE_BUDGET_MB, CACHES, DEFAULT_AUGMENT
+from cnnkeras.data._pipeline import (
+    AUGMENTATIONS,
+    CACHE_BUDGET_MB,
+    CACHES,
+    DEFAULT_AUGMENT,
+    check_augmentations,
+)
 from cnnkeras.errors import UserError
 from cnnkeras.train._plan import SCHEDULES
 
@@ -95,17 +101,11 @@ class TrainConfig:
             (self.warmup_epochs is None or self.warmup_epochs >= 0, "`warmup_epochs` must be >= 0"),
             (self.cache_budget_mb >= 0, "`cache_budget_mb` must be >= 0"),
         ]
-        unknown = set() if self.augment == "auto" else set(self.augment) - set(AUGMENTATIONS)
-        checks.append(
-            (
-                not unknown,
-                f"`augment`: unknown augmentation {', '.join(sorted(unknown))}; "
-                f"choose from {', '.join(AUGMENTATIONS)}",
-            )
-        )
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
+        if self.augment != "auto":
+            check_augmentations(self.augment)
         check_choices(self)
 
     def to_dict(self) -> dict:

@@ -116,7 +116,7 @@ def plan_training(
     weights = None
     if labels is not None:
         note = imbalance_note(labels, class_names)
-        weights = class_weights(getattr(config, "class_weight", "none"), labels, class_names)
+        weights = class_weights(config.class_weight, labels, class_names)
         if note and weights is None:
             reasons.append(note)
         if weights is not None:
