@@ -67,13 +67,18 @@ def key_value(text: str) -> tuple[str, object]:
         return key, {"none": None, "true": True, "false": False}.get(value.lower(), value)
 
 
-def _auto_int(text: str) -> int | str:
-    if text == "auto":
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected auto or a number, got {text!r}") from None
+def _auto_or(number: type) -> typing.Callable[[str], object]:
+    """A flag reader of 'auto' or a ``number`` (int or float)."""
+
+    def read(text: str):
+        if text == "auto":
+            return text
+        try:
+            return number(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected auto or a number, got {text!r}") from None
+
+    return read
 
 
 def _auto_list(text: str) -> tuple[str, ...] | str:
@@ -83,8 +88,8 @@ def _auto_list(text: str) -> tuple[str, ...] | str:
 def _value_type(hint) -> typing.Callable[[str], object]:
     """How to read a config field of type ``hint`` from its flag's text."""
     kinds = set(typing.get_args(hint) or (hint,)) - {type(None)}
-    if kinds == {int, str}:
-        return _auto_int
+    if kinds in ({int, str}, {float, str}):
+        return _auto_or(int if int in kinds else float)
     if any(typing.get_origin(k) is tuple for k in kinds):
         return _auto_list
     return next((t for t in (int, float) if t in kinds), str)

@@ -108,6 +108,14 @@ def cmd_train(args):
     return train(config, verbose=_verbose(args)), ""
 
 
+def cmd_lr_find(args):
+    from cnnkeras.train import TrainConfig, lr_find
+
+    config = TrainConfig(**given(args, TrainConfig))
+    found = lr_find(config, steps=args.steps, plot=args.plot, verbose=_verbose(args))
+    return {**found.to_dict(), "plot": args.plot}, f"{found.text()}\nplot: {args.plot}"
+
+
 def cmd_finetune(args):
     from cnnkeras.train import FinetuneConfig, finetune
 
@@ -125,7 +133,9 @@ def cmd_tune(args):
     kwargs = {"workers": args.workers, "host": args.host, "verbose": _verbose(args)}
     result = run_search(experiment, max_memory_growth_mb=args.max_memory_growth_mb, **kwargs)
     if args.retrain_best and result:
-        result["retrained"] = retrain_best(experiment, verbose=_verbose(args))
+        result["retrained"] = retrain_best(
+            experiment, seeds=args.seeds, baseline=args.baseline, verbose=_verbose(args)
+        )
     return result, ""
 
 
@@ -139,7 +149,7 @@ def cmd_demo(args):
 def cmd_evaluate(args):
     from cnnkeras.evaluate import evaluate_model, summary_lines
 
-    options = {"split": args.split, "out": args.out, "top_losses": args.top_losses}
+    options = {"split": args.split, "out": args.out, "top_losses": args.top_losses, "tta": args.tta}
     m = evaluate_model(args.model, args.dataset, **options)
     title = f"{args.model} on {m['dataset']} ({args.split})"
     text = [*summary_lines(m, title)[2:], f"report: {m['report_dir']}/report.html"]
@@ -166,7 +176,7 @@ def cmd_export(args):
 def cmd_predict(args):
     from cnnkeras.predict import predict_files, predict_text
 
-    results = predict_files(args.model, args.images, top_k=args.top_k)
+    results = predict_files(args.model, args.images, top_k=args.top_k, tta=args.tta)
     failed = [r for r in results if "error" in r]
     for r in failed if not args.json else []:
         print(f"{r['image']}: error: {r['error']}", file=sys.stderr)
@@ -187,6 +197,12 @@ def cmd_bench(args):
 
 
 # ---------------------------------------------------------------- parser
+
+
+TTA_HELP = (
+    "also average over test-time augmented copies that follow the run's augmentation, "
+    "reported beside the plain result"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -219,6 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(p, TrainConfig)
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
 
+    p = command(sub, "lr-find", cmd_lr_find, "learning-rate range test: loss against the rate")
+    add_options(p, TrainConfig)
+    p.add_argument("--steps", type=int, default=200, help="steps of the test (default: 200)")
+    p.add_argument("--plot", default="lr_find.png", metavar="PNG", help="default: lr_find.png")
+
     p = command(sub, "finetune", cmd_finetune, "transfer learning: frozen base + new head")
     add_options(p, FinetuneConfig)
 
@@ -237,8 +258,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="a search process that has grown this much since its first trial hands over to a "
         "fresh one (0: a fresh process for every trial; inf: one process)",
     )
-    retrain_help = "retrain the best configuration into saved_models/ with its report"
+    retrain_help = (
+        "train the best configuration with train's epochs, and train's defaults beside it, "
+        "into <dir>/retrained/; the test accuracies and the gain go to summary.md"
+    )
     p.add_argument("--retrain-best", action="store_true", help=retrain_help)
+    p.add_argument("--seeds", type=int, default=1, help="of each retrain (default: 1)")
+    no_baseline = "retrain the best configuration only, without train's defaults"
+    p.add_argument("--no-baseline", dest="baseline", action="store_false", help=no_baseline)
 
     demo = sub.add_parser("demo", help="measured demonstrations")
     dsub = demo.add_subparsers(dest="what", required=True, parser_class=_Parser)
@@ -252,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("train", "val", "test"), default="test")
     p.add_argument("--out", metavar="DIR")
     p.add_argument("--top-losses", type=int, default=16, metavar="N", help="images shown")
+    p.add_argument("--tta", action="store_true", help=TTA_HELP)
 
     p = command(sub, "inspect", cmd_inspect, "Grad-CAM, feature maps and filters of a model")
     p.add_argument("model", help="a .keras file of a run (its preprocessing and labels are used)")
@@ -295,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("images", nargs="+")
     p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--tta", action="store_true", help=TTA_HELP)
 
     explain = sub.add_parser("explain", help="the lecture's calculators")
     esub = explain.add_subparsers(dest="topic", required=True, parser_class=_Parser)

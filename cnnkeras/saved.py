@@ -6,21 +6,26 @@ beside ``model.keras`` (with every training option after the shared fields), ``e
 ``preprocess.json`` beside its ``.tflite`` files (with the quantization of each file, for
 apps). The shared fields are ``format``, ``kind`` ("run" or "export"), ``preprocessing``
 (height, width, channels, scale, offset, color_order), ``class_names``, ``num_classes``,
-``dataset`` and ``seed``. ``labels.txt`` and ``splits.json`` sit beside both. Records
-written before the schema (an export's flat ``preprocess.json``) are read as the schema.
+``dataset``, ``seed`` and ``augment`` (the training augmentation, which test-time
+augmentation follows; a run's plan holds it resolved). ``labels.txt`` and ``splits.json``
+sit beside both. Records written before the schema (an export's flat ``preprocess.json``)
+are read as the schema.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from cnnkeras import _io
 from cnnkeras.data import DEFAULT_SEED, Preprocessing, make_pipeline
 from cnnkeras.errors import UserError
+
+if TYPE_CHECKING:
+    from cnnkeras.tta import TTA
 
 CONFIG_FILE = "config.json"  # the record of a training run (train)
 PREPROCESS_FILE = "preprocess.json"  # the record of an export (export)
@@ -32,9 +37,15 @@ _PREP_KEYS = ("height", "width", "channels", "scale", "offset", "color_order")
 
 
 def model_record(
-    kind: str, prep: Preprocessing, class_names: list[str] | None, dataset, seed: int
+    kind: str,
+    prep: Preprocessing,
+    class_names: list[str] | None,
+    dataset,
+    seed: int,
+    augment: Sequence[str] = (),
 ) -> dict:
-    """The shared fields of a record, as train and export write them first."""
+    """The shared fields of a record, as train and export write them first. ``augment``:
+    the training augmentation, which test-time augmentation follows."""
     return {
         "format": RECORD_FORMAT,
         "kind": kind,
@@ -43,7 +54,17 @@ def model_record(
         "num_classes": len(class_names) if class_names else None,
         "dataset": dataset,
         "seed": seed,
+        "augment": list(augment),
     }
+
+
+def recorded_augment(record: dict) -> list[str]:
+    """The training augmentation of a record: a run's plan holds it resolved (its config's
+    ``augment`` may say 'auto'), an export's record as ``augment``."""
+    if "plan" in record:
+        return list(record["plan"].get("augment", []))
+    augment = record.get("augment")
+    return list(augment) if isinstance(augment, list) else []
 
 
 def read_record(path: str | Path) -> dict:
@@ -138,6 +159,13 @@ class Predictor:
     @property
     def seed(self) -> int:
         return self.meta.get("seed", DEFAULT_SEED)
+
+    def with_tta(self) -> TTA:
+        """This model averaged over test-time augmented copies of each image, following its
+        recorded training augmentation."""
+        from cnnkeras.tta import TTA
+
+        return TTA(self._predict, recorded_augment(self.meta))
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self._predict(batch)

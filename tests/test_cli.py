@@ -48,7 +48,7 @@ def test_console_script_is_installed():
         (["frobnicate"], "invalid choice"),
         (["explain", "separable", "--input", "8"], "required"),
         # library errors name parameters; the command line names its flags
-        (["train", "--lr", "0"], "--lr must be > 0"),
+        (["train", "--lr", "0"], "--lr must be auto or > 0"),
         (["train", "--cache-budget", "-1"], "--cache-budget must be >= 0"),
         (["explain", "scaling", "--phi", "-1"], "--phi must be >= 0"),
         (["demo", "transfer", "--k", "0"], "--k must be >= 1"),
@@ -176,6 +176,8 @@ def test_config_options_are_generated_from_the_dataclasses():
                 "host",
                 "max_memory_growth_mb",
                 "retrain_best",
+                "seeds",
+                "baseline",
             }, (command, action.dest)
 
 

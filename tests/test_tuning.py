@@ -67,6 +67,45 @@ def test_each_tuner_kind_leaves_its_results(tuner, tmp_path):
         assert int(r["params"]) == model.count_params()
 
 
+def test_the_recipe_options_are_searchable(tmp_path):
+    """Schedule, MixUp strength, weight decay, label smoothing and EMA in a search space:
+    each trial records them and trains with them (the trial's config, plan and compiled
+    optimizer and loss are built by the same ``Experiment.train_config``)."""
+    from cnnkeras.data import Preprocessing
+    from cnnkeras.train import plan_training
+    from cnnkeras.train._run import compile_for_training
+
+    space = {
+        "kernel_size": [3],
+        "batch_norm": [True],  # a boolean stays one (Keras Tuner's Choice would make it 1)
+        "schedule": ["onecycle"],
+        "mixup": [0.4],
+        "weight_decay": [0.05],
+        "label_smoothing": [0.1],
+        "ema": [0.9],
+        "lr": [3e-3],
+    }
+    e = Experiment(**TINY, max_trials=1, directory=str(tmp_path), search_space=space)
+    run_search(e, verbose=0)
+    (row,) = trials(tmp_path)
+    assert row["status"] == "COMPLETED" and row["schedule"] == "onecycle"
+    assert row["batch_norm"] == "True"
+    assert [float(row[k]) for k in ("mixup", "weight_decay", "label_smoothing", "ema")] == [
+        0.4,
+        0.05,
+        0.1,
+        0.9,
+    ]
+    config = e.train_config({k: v[0] for k, v in space.items()}, epochs=3)
+    plan = plan_training(config, 640, 64, Preprocessing(16, 16, 1), 1024)
+    assert plan.schedule == "onecycle" and dict(plan.mix) == {"mixup": 0.4}
+    model = create_model("lenet5", input_shape=(16, 16, 1), num_classes=10)
+    compile_for_training(model, config, plan)
+    assert model.optimizer.weight_decay == pytest.approx(0.05) and model.optimizer.use_ema
+    assert model.loss.get_config()["label_smoothing"] == pytest.approx(0.1)
+    assert config.model_options == {}  # builder options go to the build, not the training
+
+
 @pytest.mark.parametrize("name", list_models())
 def test_every_family_has_a_default_search_space(name):
     info = model_info(name)
@@ -157,6 +196,7 @@ def test_nan_trials_fail_and_the_search_stops_after_three_in_a_row(tmp_path):
         directory=str(tmp_path),
         search_space={"lr": [1e30, 2e30, 3e30, 4e30, 5e30], "optimizer": ["sgd"], "dropout": [0.0]},
         model_options={"activation": "relu"},
+        augment=(),  # the batches whose NaN was checked (an augmented one may end finite)
     )
     with pytest.raises(UserError, match="3 trials in a row failed"):
         run_search(e, verbose=0)
@@ -231,17 +271,31 @@ def test_two_worker_search_runs_every_trial_once(tmp_path):
     assert [tuple(r[k] for k in same) for r in rows] == [tuple(r[k] for k in same) for r in alone]
 
 
-def test_retrain_best(tmp_path, monkeypatch):
+def test_retrain_best_against_the_defaults(tmp_path, monkeypatch):
+    """The best configuration and train's defaults, trained for the same seeds into the
+    search folder, their test accuracies and the gain in summary.md; a second call trains
+    nothing again."""
     monkeypatch.chdir(tmp_path)
     e = Experiment(**TINY, max_trials=2, directory=str(tmp_path / "search"))
     run_search(e, verbose=0)
-    result = retrain_best(e, epochs=1, verbose=0)
-    run = Path(result["run_dir"])
-    assert run.parent.name == "saved_models" and (run / "report.html").is_file()
-    config = json.loads((run / "config.json").read_text())
+    result = retrain_best(e, epochs=1, seeds=2, verbose=0)
     best = json.loads((tmp_path / "search" / "best_hyperparameters.json").read_text())
-    assert config["model_options"]["kernel_size"] == best["kernel_size"]
+    runs = sorted(p.name for p in (tmp_path / "search" / "retrained").iterdir())
+    assert runs == ["best-seed42", "best-seed43", "defaults-seed42", "defaults-seed43"]
+    config = json.loads((tmp_path / "search/retrained/best-seed43/config.json").read_text())
+    assert config["model_options"]["kernel_size"] == best["kernel_size"] and config["seed"] == 43
     assert config["dropout"] == best["dropout"] and config["lr"] == best["lr"]
+    defaults = json.loads((tmp_path / "search/retrained/defaults-seed42/config.json").read_text())
+    assert defaults["lr"] == 1e-3 and defaults["model_options"] == {}
+    assert defaults["dropout"] is None
+    values = [r["test_accuracy"] for r in result["runs"]["best"]]
+    assert result["best"]["values"] == values and len(values) == 2
+    assert result["gain"] == pytest.approx(result["best"]["mean"] - result["defaults"]["mean"])
+    summary = (tmp_path / "search" / "summary.md").read_text()
+    assert f"gain of the search: {result['gain']:+.4f}" in summary
+    stamp = (tmp_path / "search/retrained/best-seed42/model.keras").stat().st_mtime_ns
+    assert retrain_best(e, epochs=1, seeds=2, verbose=0)["gain"] == result["gain"]
+    assert (tmp_path / "search/retrained/best-seed42/model.keras").stat().st_mtime_ns == stamp
 
 
 @pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.glob("tuning/*.toml")))

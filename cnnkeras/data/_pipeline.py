@@ -19,8 +19,13 @@ import tensorflow as tf
 from cnnkeras.data._datasets import Split, read_tfds
 from cnnkeras.errors import UserError
 
-AUGMENTATIONS = ("flip", "rotation", "zoom", "translation")
+GEOMETRIC = ("flip", "rotation", "zoom", "translation")  # what test-time augmentation repeats
+MIXING = ("mixup", "cutmix")  # batch-level: images and their labels mixed in pairs
+AUGMENTATIONS = (*GEOMETRIC, "randaugment", *MIXING)
 DEFAULT_AUGMENT = ("rotation", "zoom", "translation")  # no flip: it turns digits into non-digits
+MIX_STRENGTHS = {"mixup": 0.2, "cutmix": 1.0}  # Beta(alpha, alpha) defaults: Keras's layers'
+# training-time ranges, which test-time augmentation takes half of
+ROTATION, ZOOM, TRANSLATION = 0.05, 0.1, 0.1  # turns; fraction of the side; of the side
 CACHES = ("auto", "memory", "disk", "none")
 CACHE_BUDGET_MB = 1024.0  # "auto" caches decoded images in memory up to this size
 SHUFFLE_RECORDS = 4096  # shuffle buffer of encoded tfds records, and of disk-cached images
@@ -169,19 +174,72 @@ def check_augmentations(kinds: Sequence[str]) -> None:
         )
 
 
-def augmentation_layers(kinds: Sequence[str], seed: int) -> list:
+def augmentation_layers(
+    kinds: Sequence[str], seed: int, value_range: tuple[float, float] = (0.0, 1.0)
+) -> list:
+    """The per-image augmentation layers of ``kinds`` (geometric, then RandAugment, whose
+    colour operations need the pixels' ``value_range``); mixing is done by ``mix_batches``."""
     import keras
 
     check_augmentations(kinds)
     table = {
         "flip": lambda: keras.layers.RandomFlip("horizontal", seed=seed),
-        "rotation": lambda: keras.layers.RandomRotation(0.05, fill_mode="constant", seed=seed),
-        "zoom": lambda: keras.layers.RandomZoom(0.1, fill_mode="constant", seed=seed),
+        "rotation": lambda: keras.layers.RandomRotation(ROTATION, fill_mode="constant", seed=seed),
+        "zoom": lambda: keras.layers.RandomZoom(ZOOM, fill_mode="constant", seed=seed),
         "translation": lambda: keras.layers.RandomTranslation(
-            0.1, 0.1, fill_mode="constant", seed=seed
+            TRANSLATION, TRANSLATION, fill_mode="constant", seed=seed
         ),
+        "randaugment": lambda: keras.layers.RandAugment(value_range=value_range, seed=seed),
     }
-    return [table[k]() for k in AUGMENTATIONS if k in kinds]
+    return [table[k]() for k in AUGMENTATIONS if k in kinds and k in table]
+
+
+def _cutmix_layer(alpha: float, seed: int):
+    """Keras's CutMix with each label weighted by the pixels really pasted: Keras weights it
+    by the box's fractional area while pasting whole pixels, off by up to a third on small
+    images (timm corrects it the same way, ``correct_lam``)."""
+    import keras
+
+    class CutMix(keras.layers.CutMix):
+        def _generate_batch_mask(self, images_shape, box_corners):
+            masks, _ = super()._generate_batch_mask(images_shape, box_corners)
+            pasted = self.backend.numpy.mean(
+                self.backend.cast(masks, self.compute_dtype), axis=(1, 2, 3)
+            )
+            return masks, 1.0 - pasted
+
+    return CutMix(factor=alpha, seed=seed)
+
+
+def mix_batches(ds: tf.data.Dataset, strengths: dict[str, float], seed: int) -> tf.data.Dataset:
+    """MixUp and CutMix (Keras's layers) on batches of (images, one-hot labels, extra): each
+    image is mixed with another of its batch and its label by the same weight, so labels stay
+    distributions that sum to one. With both, each batch gets one of them at random (timm's
+    ``switch_prob`` 0.5). ``strengths``: the Beta(alpha, alpha) parameter of each kind."""
+    import keras
+
+    layers = []
+    if strengths.get("mixup"):
+        layers.append(keras.layers.MixUp(alpha=strengths["mixup"], seed=seed))
+    if strengths.get("cutmix"):
+        layers.append(_cutmix_layer(strengths["cutmix"], seed))
+    if not layers:
+        return ds
+
+    def mixed(layer, x, y):
+        out = layer({"images": x, "labels": y}, training=True)
+        return out["images"], tf.cast(out["labels"], y.dtype)
+
+    if len(layers) == 1:
+        return ds.map(lambda x, y, extra: (*mixed(layers[0], x, y), extra))
+    coins = tf.data.Dataset.random(seed=seed).map(lambda r: r % 2 == 0)
+
+    def either(batch, coin):
+        x, y, extra = batch
+        x, y = tf.cond(coin, lambda: mixed(layers[0], x, y), lambda: mixed(layers[1], x, y))
+        return x, y, extra
+
+    return tf.data.Dataset.zip((ds, coins)).map(either)
 
 
 def make_pipeline(
@@ -201,6 +259,7 @@ def make_pipeline(
     positions: bool = False,
     sample_weights: bool = False,
     repeat: bool = False,
+    mix: dict[str, float] | None = None,
 ) -> tf.data.Dataset:
     """Batches of (float32 images, one-hot labels); shuffled and augmented when training.
 
@@ -212,10 +271,15 @@ def make_pipeline(
     validation inside ``model.fit``, which needs the number of steps known). ``repeat``
     runs the epochs on forever, for ``model.fit(steps_per_epoch=...)``: Keras then keeps one
     iterator, and the batches it has prefetched, across epochs instead of starting the
-    pipeline again each epoch (BENCHMARKS.md, "Epoch size")."""
+    pipeline again each epoch (BENCHMARKS.md, "Epoch size"). ``mix``: the strength of
+    each of 'mixup' and 'cutmix' in ``augment`` (default ``MIX_STRENGTHS``)."""
     if batch_size < 1:
         raise UserError(f"batch_size must be >= 1, got {batch_size}")
-    layers = augmentation_layers(augment, seed) if training and augment else []
+    value_range = (prep.offset, prep.offset + 255.0 * prep.scale)
+    layers = augmentation_layers(augment, seed, value_range) if training and augment else []
+    strengths = {k: (mix or {}).get(k, MIX_STRENGTHS[k]) for k in MIXING if k in augment}
+    if training and strengths and not one_hot:
+        raise UserError("mixup and cutmix mix labels: they need one_hot=True")
     mode = resolve_cache(cache, len(split) * prep.image_bytes, cache_budget_mb)
     if mode == "disk" and cache_dir is None:
         raise UserError("cache='disk' needs a cache_dir")
@@ -265,6 +329,8 @@ def make_pipeline(
         ds = ds.map(apply, num_parallel_calls=tf.data.AUTOTUNE)
     if one_hot:
         ds = ds.map(lambda x, y, pos: (x, tf.one_hot(y, num_classes), pos))
+    if training and strengths:
+        ds = mix_batches(ds, strengths, seed)
     if sample_weights:
         ds = ds.map(lambda x, y, pos: (x, y, tf.cast(pos >= 0, tf.float32)))
     elif not positions:

@@ -8,6 +8,7 @@ from cnnkeras.data import load_dataset
 from cnnkeras.data._pipeline import SplitImages
 from cnnkeras.errors import UserError
 from cnnkeras.evaluate._errors import NO_CAM_TFLITE
+from cnnkeras.evaluate._metrics import tta_metrics
 from cnnkeras.evaluate._report import write_report
 from cnnkeras.saved import Predictor, predict_split, run_split_record
 
@@ -20,10 +21,13 @@ def evaluate_model(
     out: str | Path | None = None,
     seed: int | None = None,
     top_losses: int = 16,
+    tta: bool = False,
 ) -> dict:
     """Evaluate a saved .keras or .tflite model on a dataset split; write the report.
 
-    Without ``dataset``, the one recorded beside the model (config.json, preprocess.json)."""
+    Without ``dataset``, the one recorded beside the model (config.json, preprocess.json).
+    With ``tta``, the report gives the metrics of test-time augmentation beside the plain
+    ones (``metrics["tta"]``); the rest of the report is the plain model's."""
     predictor = Predictor(model_path)
     dataset = dataset or predictor.dataset
     if dataset is None:
@@ -53,6 +57,11 @@ def evaluate_model(
         "report_dir": str(out),
         "decode_failures": len(chosen) - len(kept),
     }
+    if tta:
+        averaged = predictor.with_tta()
+        tta_scores, _ = predict_split(averaged, chosen.subset(kept), predictor.prep)
+        extra["tta"] = tta_metrics(chosen.labels[kept], tta_scores, data.class_names)
+        extra["tta"]["copies"] = averaged.names
     if top_losses < 0:
         raise UserError("`top_losses` must be >= 0")
     images = SplitImages(chosen.subset(kept), predictor.prep)

@@ -63,6 +63,13 @@ def summary_lines(m: dict, title: str) -> list[str]:
         f"- macro F1: {m['f1']['macro']:.4f}",
         f"- mAP (mean average precision, one-vs-rest): {m['mAP']:.4f}",
     ]
+    if "tta" in m:
+        t = m["tta"]
+        lines.append(
+            f"- with test-time augmentation ({len(t['copies'])} copies: "
+            f"{', '.join(t['copies'])}): accuracy **{t['accuracy']:.4f}**, balanced accuracy "
+            f"{t['balanced_accuracy']:.4f}, macro F1 {t['f1_macro']:.4f}, mAP {t['mAP']:.4f}"
+        )
     if "binary" in m:
         b = m["binary"]
         lines.append(

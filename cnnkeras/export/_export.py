@@ -20,6 +20,7 @@ from cnnkeras.saved import (
     SPLITS_FILE,
     load_run_model,
     model_record,
+    recorded_augment,
     run_split_record,
 )
 
@@ -240,7 +241,7 @@ def export_model(
     if record and data is not None and record["spec"] == data.spec:
         _io.write_json(out / SPLITS_FILE, record)  # evaluate of a .tflite sees the same split
     meta = {
-        **model_record("export", prep, class_names, dataset, seed),
+        **model_record("export", prep, class_names, dataset, seed, recorded_augment(config)),
         "source": str(model_path),
         "layout": "NHWC",
         "input": "pixel * scale + offset, pixel in 0..255, resized to height x width",

@@ -4,6 +4,7 @@ statistics, and the learning-rate schedules."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import NamedTuple
@@ -45,11 +46,91 @@ def learning_rate(lr: float, plan) -> float | keras.optimizers.schedules.Learnin
     )
 
 
+EMA_WARMUP = 10.0  # the decay of step t is at most (1 + t) / (10 + t) (TensorFlow's num_updates)
+
+
+def warm_up_average(optimizer: keras.optimizers.Optimizer) -> None:
+    """Give the optimizer's weight average (``use_ema``) a warm-up: the decay of step t is
+    min(decay, (1 + t) / (10 + t)), as TensorFlow's ``ExponentialMovingAverage`` with
+    ``num_updates`` and timm's warm-up do. Keras keeps the decay constant from the first step,
+    so after t steps the average still holds decay^t of the first weights: with 0.999, two
+    thirds after 400 steps, and a short run (a tuner trial) validates and saves what is
+    mostly its initialisation. Set on the instance (not saved with it): ``compile`` and
+    ``resume`` call this."""
+    from keras import ops
+
+    def update(trainable_variables):
+        step = ops.cast(optimizer.iterations, "float32")
+        decay = ops.minimum(optimizer.ema_momentum, (1.0 + step) / (EMA_WARMUP + step))
+        decay = ops.where(ops.equal(optimizer.iterations, 0), 0.0, decay)  # first: a copy
+        for var, average in zip(
+            trainable_variables, optimizer._model_variables_moving_average, strict=True
+        ):
+            if average is not None:
+                d = ops.cast(decay, var.dtype)
+                average.assign(d * average + (1.0 - d) * var)
+
+    optimizer._update_model_variables_moving_average = update
+
+
+class AveragedWeights(keras.callbacks.Callback):
+    """Evaluate and save the exponential moving average of the weights (timm's model EMA)
+    that the optimizer keeps (``use_ema``). Before each validation the averages replace the
+    trainable weights, so that validation, precise batch norm (which comes after this
+    callback in the list and recomputes the statistics for the averaged weights) and the best
+    model all use them. ``RunCheckpoint`` saves the epoch checkpoint, which resumes training,
+    inside ``raw_weights()``, and calls ``restore()`` when the epoch is committed."""
+
+    def __init__(self):
+        super().__init__()
+        self._raw: list | None = None
+
+    def on_test_begin(self, logs=None):
+        optimizer = self.model.optimizer
+        if self._raw is not None or not optimizer.built:
+            return
+        variables = self.model.trainable_variables
+        self._raw = [v.numpy() for v in variables]
+        for v, average in zip(variables, optimizer._model_variables_moving_average, strict=True):
+            v.assign(average)
+
+    @contextlib.contextmanager
+    def raw_weights(self):
+        """A context in which the model holds its training weights."""
+        if self._raw is None:
+            yield
+            return
+        variables = self.model.trainable_variables
+        averaged = [v.numpy() for v in variables]
+        _assign(variables, self._raw)
+        try:
+            yield
+        finally:
+            _assign(variables, averaged)
+
+    def restore(self) -> None:
+        """Training goes on from the raw weights."""
+        if self._raw is not None:
+            _assign(self.model.trainable_variables, self._raw)
+            self._raw = None
+
+    def restorer(self) -> keras.callbacks.Callback:
+        """A callback to place last where no ``RunCheckpoint`` restores (a tuner trial): the
+        epoch's other callbacks see the averaged weights, the next epoch trains the raw."""
+        return keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: self.restore())
+
+
+def _assign(variables, values) -> None:
+    for v, value in zip(variables, values, strict=True):
+        v.assign(value)
+
+
 class RunCheckpoint(keras.callbacks.Callback):
     """History row, then the epoch checkpoint (commit point), then the best model.
 
     A non-finite loss stops training before anything of that epoch is written, so the best
-    model so far is kept.
+    model so far is kept. With ``averaged`` (an ``AveragedWeights``) the checkpoint holds
+    the training weights and the best model the averaged ones.
     """
 
     def __init__(
@@ -58,16 +139,24 @@ class RunCheckpoint(keras.callbacks.Callback):
         best: tuple[float, float] | None = None,
         best_epoch: int = -1,
         extra: dict | None = None,
+        averaged: AveragedWeights | None = None,
     ):
         super().__init__()
         self.run_dir = run_dir
         self.extra = extra or {}
         self.best = best
         self.best_epoch = best_epoch
+        self.averaged = averaged
         self.nan_epoch: int | None = None
 
     def on_epoch_end(self, epoch: int, logs=None):
-        logs = dict(logs or {})
+        try:
+            self._commit(epoch, dict(logs or {}))
+        finally:
+            if self.averaged is not None:
+                self.averaged.restore()
+
+    def _commit(self, epoch: int, logs: dict) -> None:
         if not all(math.isfinite(float(v)) for v in logs.values()):
             self.nan_epoch = epoch
             self.model.stop_training = True
@@ -79,7 +168,8 @@ class RunCheckpoint(keras.callbacks.Callback):
         append_history(self.run_dir / "history.csv", row)
         folder = self.run_dir / CHECKPOINTS
         folder.mkdir(exist_ok=True)
-        _io.save_model(self.model, folder / f"epoch-{epoch:04d}.keras")
+        with self.averaged.raw_weights() if self.averaged else contextlib.nullcontext():
+            _io.save_model(self.model, folder / f"epoch-{epoch:04d}.keras")
         for old in folder.glob("epoch-*.keras"):
             if old.name != f"epoch-{epoch:04d}.keras":
                 old.unlink(missing_ok=True)

@@ -11,6 +11,7 @@ from cnnkeras.data._pipeline import (
     CACHE_BUDGET_MB,
     CACHES,
     DEFAULT_AUGMENT,
+    MIX_STRENGTHS,
     check_augmentations,
 )
 from cnnkeras.errors import UserError
@@ -18,6 +19,10 @@ from cnnkeras.train._plan import SCHEDULES
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 LOSSES = ("crossentropy", "mse")
+
+
+def _number(value) -> float:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else -1.0
 
 
 @dataclass
@@ -39,7 +44,12 @@ class TrainConfig:
     )
     image_size: int | None = option(None, help="pixels a side; default: the architecture's")
     optimizer: str = option("adam", help="the optimizer", choices=OPTIMIZERS)
-    lr: float = option(1e-3, help="the peak of the learning-rate schedule")
+    lr: float | str = option(
+        1e-3,
+        help="the peak of the learning-rate schedule, or auto: what `cnnkeras lr-find` "
+        "suggests (run first, recorded in config.json)",
+        metavar="LR|auto",
+    )
     schedule: str = option(
         "cosine",
         help="learning rate: cosine decay after a linear warm-up, onecycle, plateau (halve "
@@ -62,10 +72,27 @@ class TrainConfig:
     dropout: float | None = option(None, help="default: the architecture's")
     augment: tuple[str, ...] | str = option(
         "auto",
-        help=f"comma list of {','.join(AUGMENTATIONS)}, or auto: "
+        help=f"comma list of {','.join(AUGMENTATIONS)}; auto (alone or in the list): "
         f"{','.join(DEFAULT_AUGMENT)}, and flip for colour images",
         metavar="LIST",
         off="--no-augment",
+    )
+    mixup: float | None = option(
+        None,
+        help=f"MixUp's alpha; > 0 adds mixup to the augmentation, 0 removes it "
+        f"(default {MIX_STRENGTHS['mixup']} when listed)",
+        metavar="ALPHA",
+    )
+    cutmix: float | None = option(
+        None,
+        help=f"CutMix's alpha, as --mixup (default {MIX_STRENGTHS['cutmix']} when listed)",
+        metavar="ALPHA",
+    )
+    ema: float | None = option(
+        None,
+        help="keep an exponential moving average of the weights with this decay (e.g. "
+        "0.999) and evaluate and save it; none by default",
+        metavar="DECAY",
     )
     seed: int = option(DEFAULT_SEED, help="of the split, the weights and the augmentation")
     patience: int = option(15, help="early stopping: epochs without a better val_accuracy")
@@ -94,7 +121,10 @@ class TrainConfig:
             (auto_or_positive(self.epochs), "`epochs` must be auto or >= 1"),
             (auto_or_positive(self.batch_size), "`batch_size` must be auto or >= 1"),
             (self.image_size is None or self.image_size >= 1, "`image_size` must be >= 1"),
-            (self.lr > 0, "`lr` must be > 0"),
+            (self.lr == "auto" or _number(self.lr) > 0, "`lr` must be auto or > 0"),
+            (self.mixup is None or self.mixup >= 0, "`mixup` must be >= 0"),
+            (self.cutmix is None or self.cutmix >= 0, "`cutmix` must be >= 0"),
+            (self.ema is None or 0 < self.ema < 1, "`ema` must be in (0, 1), e.g. 0.999"),
             (self.weight_decay >= 0, "`weight_decay` must be >= 0"),
             (0 <= self.label_smoothing < 1, "`label_smoothing` must be in [0, 1)"),
             (self.patience >= 1, "`patience` must be >= 1"),
@@ -105,7 +135,7 @@ class TrainConfig:
             if not ok:
                 raise UserError(message)
         if self.augment != "auto":
-            check_augmentations(self.augment)
+            check_augmentations([k for k in self.augment if k != "auto"])
         check_choices(self)
 
     def to_dict(self) -> dict:

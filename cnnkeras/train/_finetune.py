@@ -24,13 +24,16 @@ from cnnkeras.models import create_model, model_info
 from cnnkeras.saved import load_run_model
 from cnnkeras.train._config import TrainConfig
 from cnnkeras.train._history import read_history
+from cnnkeras.train._lr_find import PNG, lr_find_png
 from cnnkeras.train._run import (
     ResumeState,
     _default_run_dir,
+    auto_lr,
     compile_for_training,
     finish_run,
     fit_epochs,
     load_data,
+    lr_find_record,
     make_plan,
     seed_everything,
     start_run,
@@ -208,12 +211,15 @@ def finetune(config: FinetuneConfig, *, run_dir: str | Path | None = None, verbo
     set_trainable(features, None)
     phases = {"phase1": trainable_names(model)}
     plan = make_plan(dataclasses.replace(config, epochs=config.epochs_head), data, prep, verbose)
+    config, found = auto_lr(config, model, plan, data, prep, verbose)  # the head's rate
     compile_for_training(model, config, plan)
     config = dataclasses.replace(config, arch="finetune-" + model.name.removesuffix("_transfer"))
     folder = Path(run_dir) if run_dir else _default_run_dir(config, data.name)
-    options = {**config.to_dict(), "base_described": described}
+    options = {**config.to_dict(), "base_described": described, **lr_find_record(found)}
     title = f"{described} fine-tuned on {config.dataset}: test split"
     run = start_run(folder, config, options, data, prep, model, plan, title=title, verbose=verbose)
+    if found is not None:
+        _io.write_bytes(folder / PNG, lr_find_png(found, title))
     started = time.perf_counter()
     checkpoint = fit_epochs(
         run, start_epoch=0, epochs=config.epochs_head, verbose=verbose, extra={"phase": 1}

@@ -8,7 +8,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from cnnkeras.data import Preprocessing
-from cnnkeras.data._pipeline import DEFAULT_AUGMENT, resolve_cache
+from cnnkeras.data._pipeline import DEFAULT_AUGMENT, MIX_STRENGTHS, MIXING, resolve_cache
 from cnnkeras.train._class_weights import class_weights, imbalance_note
 
 AUTO_BATCH_SIZES = (64, 32, 16)  # largest first
@@ -35,6 +35,7 @@ class TrainingPlan:
     early_stop_from: int = 0  # early stopping counts epochs from this one on
     reasons: tuple[str, ...] = ()
     class_weights: tuple[float, ...] | None = None  # loss weight of each class, label order
+    mix: tuple[tuple[str, float], ...] = ()  # (mixup or cutmix, its alpha) in the augment list
 
     @property
     def total_steps(self) -> int:
@@ -43,6 +44,7 @@ class TrainingPlan:
     def to_dict(self) -> dict:
         d = {**asdict(self), "augment": list(self.augment), "reasons": list(self.reasons)}
         d["class_weights"] = list(self.class_weights) if self.class_weights else None
+        d["mix"] = dict(self.mix)
         return d
 
     @classmethod
@@ -54,6 +56,7 @@ class TrainingPlan:
                 "augment": tuple(d["augment"]),
                 "reasons": tuple(d["reasons"]),
                 "class_weights": tuple(weights) if weights else None,
+                "mix": tuple(d.get("mix", {}).items()),
             }
         )
 
@@ -150,11 +153,10 @@ def plan_training(
     # a decaying schedule gives its best epochs last: no early stop in its first half
     decaying = config.schedule in ("cosine", "onecycle")
     early_stop_from = max(warmup, epochs // 2) if decaying else warmup
-    augment = config.augment
-    if augment == "auto":
-        # photographs mean the same mirrored; digits and letters do not
-        augment = (("flip",) if prep.channels == 3 else ()) + DEFAULT_AUGMENT
-        reasons.append(f"augmentation {', '.join(augment)}")
+    augment, mix = resolve_augment(config, prep.channels)
+    if "auto" in config.augment or mix:
+        shown = [f"{k} {dict(mix)[k]:g}" if k in MIXING else k for k in augment]
+        reasons.append(f"augmentation {', '.join(shown)}")
     return TrainingPlan(
         batch_size=batch,
         steps_per_epoch=steps,
@@ -169,4 +171,24 @@ def plan_training(
         early_stop_from=early_stop_from,
         reasons=tuple(reasons),
         class_weights=weights,
+        mix=mix,
     )
+
+
+def resolve_augment(config, channels: int) -> tuple[tuple[str, ...], tuple]:
+    """The augmentation list ('auto', alone or in the list: the geometric defaults, and flip
+    for colour images, which mean the same mirrored where digits do not) with `--mixup` and
+    `--cutmix` applied: a strength > 0 adds its kind, 0 removes it. Returns the list and
+    the (kind, alpha) of each mixing kind in it."""
+    auto = (("flip",) if channels == 3 else ()) + DEFAULT_AUGMENT
+    kinds = (config.augment,) if config.augment == "auto" else config.augment
+    expanded = (k for kind in kinds for k in (auto if kind == "auto" else (kind,)))
+    augment = list(dict.fromkeys(expanded))
+    for kind in MIXING:
+        alpha = getattr(config, kind)
+        if alpha is not None and alpha > 0 and kind not in augment:
+            augment.append(kind)
+        elif alpha == 0 and kind in augment:
+            augment.remove(kind)
+    mix = tuple((k, float(getattr(config, k) or MIX_STRENGTHS[k])) for k in MIXING if k in augment)
+    return tuple(augment), mix

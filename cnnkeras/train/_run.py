@@ -9,6 +9,7 @@ rebuilds the early-stopping and learning-rate state from the history itself; the
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -35,6 +36,7 @@ from cnnkeras.saved import CONFIG_FILE, LABELS_FILE, SPLITS_FILE, model_record, 
 from cnnkeras.train._callbacks import (
     CHECKPOINTS,
     MONITOR,
+    AveragedWeights,
     EarlyStopState,
     PlateauState,
     PreciseBatchNorm,
@@ -44,9 +46,19 @@ from cnnkeras.train._callbacks import (
     learning_rate,
     score,
     trainable_batch_norms,
+    warm_up_average,
 )
 from cnnkeras.train._config import TrainConfig
 from cnnkeras.train._history import read_history, write_history
+from cnnkeras.train._lr_find import (
+    PNG,
+    START_LR,
+    STEPS,
+    LRFinding,
+    check_range,
+    find_lr,
+    lr_find_png,
+)
 from cnnkeras.train._plan import TrainingPlan, plan_training
 
 CACHE_DIR = "cache"
@@ -83,8 +95,11 @@ def compile_for_training(
     measures exactly this path."""
     lr = learning_rate(config.lr, plan)
     # Keras applies weight_decay decoupled from the gradient (Loshchilov & Hutter): Adam with
-    # it is AdamW
+    # it is AdamW. The optimizer keeps the weights' moving average inside its step (a
+    # callback would see only every steps_per_execution-th step).
     decay = {"weight_decay": config.weight_decay or None}
+    if config.ema:
+        decay.update(use_ema=True, ema_momentum=config.ema)
     optimizer = {
         "adam": lambda: keras.optimizers.Adam(lr, **decay),
         "sgd": lambda: keras.optimizers.SGD(lr, momentum=config.momentum, **decay),
@@ -97,6 +112,8 @@ def compile_for_training(
     # Measured in BENCHMARKS.md on a 2-core CPU: several steps per tf.function call are up to
     # 1.5x faster than one, when they divide the epoch; XLA (jit_compile) is slower there,
     # and op determinism turns it off anyway.
+    if config.ema:
+        warm_up_average(optimizer)
     spe = plan.steps_per_execution if plan else 32
     options = {"jit_compile": False, "steps_per_execution": spe, **overrides}
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], **options)
@@ -202,8 +219,9 @@ def _title(config: TrainConfig) -> str:
     return f"{config.arch} on {config.dataset}: test split"
 
 
-def train(config: TrainConfig, *, run_dir: str | Path | None = None, verbose: int = 1) -> dict:
-    """Train ``config.arch`` on ``config.dataset`` into a new run folder; return the summary."""
+def prepare(config: TrainConfig, verbose: int = 1):
+    """What a training run starts from: (image size, data, preprocessing, a new model, the
+    plan), after checking the config; ``train`` and ``lr_find`` share it."""
     config.validate()
     seed_everything(config.seed)
     info = model_info(config.arch)
@@ -222,12 +240,65 @@ def train(config: TrainConfig, *, run_dir: str | Path | None = None, verbose: in
         config.arch, input_shape=prep.input_shape, num_classes=data.num_classes, **options
     )
     plan = make_plan(config, data, prep, verbose)
+    return size, data, prep, model, plan
+
+
+def lr_find(
+    config: TrainConfig, *, steps: int = STEPS, plot: str | Path | None = None, verbose: int = 1
+) -> LRFinding:
+    """The learning-rate range test of ``config``'s model, data and recipe (its ``lr`` is
+    ignored); with ``plot``, the loss against the learning rate as a PNG there."""
+    check_range(steps)
+    _, data, prep, model, plan = prepare(config, verbose)
+    config = dataclasses.replace(config, lr=START_LR)
+    found = find_lr(model, config, plan, data, prep, steps=steps, verbose=verbose)
+    if plot:
+        _io.write_bytes(Path(plot), lr_find_png(found, f"{config.arch} on {config.dataset}"))
+    return found
+
+
+def auto_lr(config: TrainConfig, model, plan, data, prep, verbose: int = 1):
+    """``config`` with ``lr='auto'`` replaced by the range test's suggestion on ``model``
+    (whose weights it leaves as they were), and the finding; any other config unchanged,
+    with None."""
+    if config.lr != "auto":
+        return config, None
+    config = dataclasses.replace(config, lr=START_LR)
+    found = find_lr(model, config, plan, data, prep, verbose=verbose)
+    _io.log(verbose, found.text())
+    return dataclasses.replace(config, lr=found.suggestion), found
+
+
+def lr_find_record(found: LRFinding | None) -> dict:
+    """What config.json records of a range test (its curve goes to lr_find.png)."""
+    if found is None:
+        return {}
+    return {
+        "lr_find": {
+            "suggestion": found.suggestion,
+            "rule": found.rule,
+            **found.others,
+            "diverged_at": found.diverged_at,
+            "steps": len(found.lrs),
+            "plot": PNG,
+        }
+    }
+
+
+def train(config: TrainConfig, *, run_dir: str | Path | None = None, verbose: int = 1) -> dict:
+    """Train ``config.arch`` on ``config.dataset`` into a new run folder; return the summary.
+    ``lr='auto'`` runs the learning-rate range test first and trains at its suggestion
+    (recorded in config.json, with the curve as lr_find.png)."""
+    size, data, prep, model, plan = prepare(config, verbose)
+    config, found = auto_lr(config, model, plan, data, prep, verbose)
     compile_for_training(model, config, plan)
     folder = Path(run_dir) if run_dir else _default_run_dir(config, data.name)
-    options = {**config.to_dict(), "image_size": size}
+    options = {**config.to_dict(), "image_size": size, **lr_find_record(found)}
     run = start_run(
         folder, config, options, data, prep, model, plan, title=_title(config), verbose=verbose
     )
+    if found is not None:
+        _io.write_bytes(folder / PNG, lr_find_png(found, f"{config.arch} on {config.dataset}"))
     return _fit(run, start_epoch=0, verbose=verbose)
 
 
@@ -276,6 +347,8 @@ def resume(run_dir: str | Path, *, verbose: int = 1) -> dict:
     last = checkpoints[-1]
     epoch = int(last.stem.split("-")[1])
     model = keras.saving.load_model(last, safe_mode=True)
+    if model.optimizer.use_ema:
+        warm_up_average(model.optimizer)
     rows = [r for r in read_history(run / "history.csv") if r["epoch"] <= epoch]
     write_history(run / "history.csv", rows)
     _io.log(verbose, f"resuming {run} after epoch {epoch + 1} of {plan.epochs}")
@@ -355,6 +428,7 @@ def plan_pipelines(model, data, prep, plan, *, seed, augment, cache_dir, tallies
         batch_size=plan.batch_size,
         training=True,
         augment=augment,
+        mix=dict(plan.mix),
         seed=seed,
         tally=tallies.get("train"),
         **common,
@@ -396,7 +470,10 @@ def fit_epochs(
     """``model.fit`` from ``start_epoch`` to ``epochs`` with the run's callbacks, which start
     from ``state`` (after a restart, or the best model of an earlier phase)."""
     config, plan, data, folder = run.config, run.plan, run.data, run.folder
-    checkpoint = RunCheckpoint(folder, *(state.best or ()), extra=extra)
+    averaged = [AveragedWeights()] if run.model.optimizer.use_ema else []
+    checkpoint = RunCheckpoint(
+        folder, *(state.best or ()), extra=extra, averaged=averaged[0] if averaged else None
+    )
     tallies = {name: DecodeTally(data.splits[name]) for name in ("train", "val")}
     fit_data = plan_pipelines(
         run.model,
@@ -423,7 +500,8 @@ def fit_epochs(
         else []
     )
     callbacks = [
-        *fit_data.callbacks,  # first: validation must see the recomputed statistics
+        *averaged,  # first: the averaged weights are what validation and precise BN see
+        *fit_data.callbacks,  # next: validation must see the recomputed statistics
         ResumableEarlyStopping(
             monitor=MONITOR,
             mode="max",

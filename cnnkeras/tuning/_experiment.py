@@ -9,11 +9,24 @@ from pathlib import Path
 from cnnkeras._options import check_choices, option
 from cnnkeras.data import CACHES, DEFAULT_SEED
 from cnnkeras.errors import UserError
+from cnnkeras.train._config import TrainConfig
 from cnnkeras.train._plan import SCHEDULES
 
 TUNERS = ("random", "hyperband", "bayesian")
 # sampled by the hypermodel (training options), not passed to the builder
-TRAINING_HPS = ("lr", "optimizer", "batch_size", "weight_decay", "label_smoothing")
+TRAINING_HPS = (
+    "lr",
+    "optimizer",
+    "momentum",
+    "batch_size",
+    "schedule",
+    "warmup_epochs",
+    "weight_decay",
+    "label_smoothing",
+    "mixup",
+    "cutmix",
+    "ema",
+)
 # what a trial's fit records (train compiles loss and accuracy), and which way is better
 OBJECTIVES = {"val_accuracy": "max", "val_loss": "min", "accuracy": "max", "loss": "min"}
 MEMORY_GROWTH_MB = 128.0  # a search process hands over to a fresh one after growing this much
@@ -74,6 +87,12 @@ class Experiment:
         help="as cnnkeras train: balanced, none or a JSON file",
         metavar="balanced|none|FILE",
     )
+    augment: tuple[str, ...] | str = option(
+        "auto", help="as cnnkeras train: a comma list, or auto", metavar="LIST"
+    )
+    mixup: float | None = option(None, help="as cnnkeras train (searchable)", metavar="ALPHA")
+    cutmix: float | None = option(None, help="as cnnkeras train (searchable)", metavar="ALPHA")
+    ema: float | None = option(None, help="as cnnkeras train (searchable)", metavar="DECAY")
     directory: str | None = option(
         None, help="default: tuning/runs/<name>/", flags=("--dir",), metavar="DIR"
     )
@@ -118,6 +137,17 @@ class Experiment:
 
     def space(self, family: str) -> dict:
         return self.search_space or SEARCH_SPACES[family]
+
+    def train_config(self, sampled: dict | None = None, **fixed) -> TrainConfig:
+        """The ``cnnkeras train`` config of a trial or a retrain: the experiment's training
+        options (the fields it shares with ``TrainConfig``), the sampled training
+        hyperparameters over them, then ``fixed`` (epochs, seed, builder options)."""
+        shared = {f.name for f in fields(TrainConfig)} & {f.name for f in fields(self)}
+        values = {name: getattr(self, name) for name in shared if name != "epochs"}
+        picked = {k: v for k, v in (sampled or {}).items() if k in TRAINING_HPS}
+        augment = values["augment"]
+        values["augment"] = augment if augment == "auto" else tuple(augment)
+        return TrainConfig(**{**values, **picked, **fixed})
 
 
 def load_experiment(path: str | Path, **overrides) -> Experiment:

@@ -12,7 +12,7 @@ import keras_tuner as kt
 
 from cnnkeras.errors import UserError
 from cnnkeras.models import create_model, model_info
-from cnnkeras.train._config import TrainConfig
+from cnnkeras.train._callbacks import AveragedWeights
 from cnnkeras.train._plan import plan_training
 from cnnkeras.train._run import (
     compile_for_training,
@@ -26,7 +26,10 @@ def sample(hp: kt.HyperParameters, name: str, spec):
     if isinstance(spec, list):
         spec = {"values": spec}
     if "values" in spec:
-        return hp.Choice(name, spec["values"])
+        values = spec["values"]
+        if values and all(type(v) is bool for v in values):  # a Choice holds them as 0 and 1
+            return hp.Boolean(name) if len(set(values)) == 2 else hp.Fixed(name, values[0])
+        return hp.Choice(name, values)
     low, high = spec["min"], spec["max"]
     if isinstance(low, int) and isinstance(high, int) and "sampling" not in spec:
         return hp.Int(name, low, high, step=spec.get("step", 1))
@@ -66,8 +69,7 @@ class ZooHyperModel(kt.HyperModel):
             self.experiment.arch,
             input_shape=self.prep.input_shape,
             num_classes=self.data.num_classes,
-            **self.experiment.model_options,
-            **options,
+            **{**self.experiment.model_options, **options},  # a sampled value wins
         )
 
     def fit(self, hp, model, *args, callbacks=None, epochs=None, **kwargs):
@@ -80,21 +82,8 @@ class ZooHyperModel(kt.HyperModel):
         picked = {k: sample(hp, k, space[k]) for k in TRAINING_HPS if k in space}
         initial_epoch = int(kwargs.get("initial_epoch", 0))
         epochs = epochs or experiment.epochs
-        config = TrainConfig(
-            arch=experiment.arch,
-            dataset=experiment.dataset,
-            epochs=max(1, epochs - initial_epoch),
-            batch_size=picked.get("batch_size", experiment.batch_size),
-            lr=picked.get("lr", 1e-3),
-            optimizer=picked.get("optimizer", "adam"),
-            weight_decay=picked.get("weight_decay", experiment.weight_decay),
-            label_smoothing=picked.get("label_smoothing", experiment.label_smoothing),
-            class_weight=experiment.class_weight,
-            schedule=experiment.schedule,
-            warmup_epochs=experiment.warmup_epochs,
-            cache=experiment.cache,
-            seed=experiment.seed,
-        )
+        config = experiment.train_config(picked, epochs=max(1, epochs - initial_epoch))
+        config.validate()
         splits = self.data.splits
         plan = plan_training(
             config,
@@ -112,15 +101,25 @@ class ZooHyperModel(kt.HyperModel):
             self.prep,
             plan,
             seed=experiment.seed,
-            augment=(),
+            augment=plan.augment,
             cache_dir=self.cache_dir,
         )
+        # the weights' average, when asked, is what validation, the tuner's checkpoint and
+        # the ranking see, as in a run
+        averaged = AveragedWeights() if config.ema else None
+        first, last = ([averaged], [averaged.restorer()]) if averaged else ([], [])
         started = time.perf_counter()
         history = model.fit(
             **fit_data.fit_kwargs(),
             epochs=epochs,
             initial_epoch=initial_epoch,
-            callbacks=[*fit_data.callbacks, *(callbacks or []), keras.callbacks.TerminateOnNaN()],
+            callbacks=[
+                *first,
+                *fit_data.callbacks,
+                *(callbacks or []),
+                keras.callbacks.TerminateOnNaN(),
+                *last,
+            ],
             verbose=0,
             shuffle=False,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import statistics
 
 from cnnkeras import _io
 from cnnkeras.errors import UserError
@@ -12,6 +13,8 @@ from cnnkeras.models import model_info
 from cnnkeras.train._config import TrainConfig
 from cnnkeras.tuning._experiment import TRAINING_HPS, Experiment
 from cnnkeras.tuning._tuner import EXTRA, PROJECT
+
+RETRAINED = "retrained.json"  # the retrained best configuration and train's defaults
 
 
 def _load_trials(experiment: Experiment) -> tuple[list[dict], list[str]]:
@@ -105,6 +108,9 @@ def write_results(experiment: Experiment, verbose: int = 1) -> dict:
         "![objective per trial](objective_per_trial.png)",
         "![objective against each hyperparameter](objective_vs_hyperparameters.png)",
     ]
+    retrained = _io.read_json(experiment.out / RETRAINED)
+    if retrained:
+        lines += ["", *retrained_lines(retrained)]
     _io.write_text(experiment.out / "summary.md", "\n".join(lines) + "\n")
     if verbose and best:
         print(
@@ -114,32 +120,88 @@ def write_results(experiment: Experiment, verbose: int = 1) -> dict:
     return result
 
 
-def retrain_best(experiment: Experiment, epochs: int | None = None, verbose: int = 1) -> dict:
-    """Retrain the best configuration with ``cnnkeras train`` into saved_models/."""
-    from cnnkeras.train import train
+def retrain_best(
+    experiment: Experiment,
+    epochs: int | str | None = None,
+    seeds: int = 1,
+    baseline: bool = True,
+    verbose: int = 1,
+) -> dict:
+    """Train the best configuration with ``cnnkeras train`` for ``seeds`` seeds (the
+    experiment's and the next ones), and with ``baseline`` the same architecture, data and
+    fixed builder options at ``train``'s defaults with the same seeds; runs go to
+    ``<search folder>/retrained/``, the test accuracies and the gain to ``retrained.json``
+    and ``summary.md``. ``epochs`` default: ``train``'s ('auto'), the same for both. A
+    finished run is not trained again (a killed retrain picks up where it stopped)."""
+    from cnnkeras.train import resume, train
 
+    if seeds < 1:
+        raise UserError("`seeds` must be >= 1")
     best_path = experiment.out / "best_hyperparameters.json"
     if not best_path.is_file():
         raise UserError(f"no best_hyperparameters.json in {experiment.out}; run the search first")
     best = json.loads(best_path.read_text())
-    family = model_info(experiment.arch).family
-    space = experiment.space(family)
+    space = experiment.space(model_info(experiment.arch).family)
     options = {k: best[k] for k in space if k in best and k not in TRAINING_HPS}
-    config = TrainConfig(
-        arch=experiment.arch,
-        dataset=experiment.dataset,
-        image_size=experiment.image_size,
-        epochs=epochs or 4 * experiment.epochs,
-        lr=best.get("lr", 1e-3),
-        optimizer=best.get("optimizer", "adam"),
-        batch_size=best.get("batch_size", experiment.batch_size),
-        schedule=experiment.schedule,
-        warmup_epochs=experiment.warmup_epochs,
-        cache=experiment.cache,
-        seed=experiment.seed,
-        model_options={**experiment.model_options, **options},
-    )
-    if "dropout" in options:
-        config.dropout = options.pop("dropout")
-        config.model_options.pop("dropout", None)
-    return train(config, verbose=verbose)
+    dropout = options.pop("dropout", None)
+    epochs = epochs or "auto"
+    configs = {
+        "best": lambda seed: experiment.train_config(
+            best,
+            epochs=epochs,
+            seed=seed,
+            dropout=dropout,
+            model_options={**experiment.model_options, **options},
+        ),
+    }
+    if baseline:
+        configs["defaults"] = lambda seed: TrainConfig(
+            arch=experiment.arch,
+            dataset=experiment.dataset,
+            image_size=experiment.image_size,
+            epochs=epochs,
+            seed=seed,
+            model_options=dict(experiment.model_options),
+        )
+    runs = {name: [] for name in configs}
+    for seed in range(experiment.seed, experiment.seed + seeds):
+        for name, make in configs.items():
+            folder = experiment.out / "retrained" / f"{name}-seed{seed}"
+            record = _io.read_json(folder / "config.json")
+            if "result" in record:
+                result = record["result"]
+            elif record:
+                result = resume(folder, verbose=verbose)
+            else:
+                result = train(make(seed), run_dir=folder, verbose=verbose)
+            runs[name].append({"seed": seed, **result})
+    summary = {"best_hyperparameters": best, "epochs": epochs, "runs": runs}
+    for name, rows in runs.items():
+        accuracies = [r["test_accuracy"] for r in rows]
+        summary[name] = {"mean": statistics.fmean(accuracies), "values": accuracies}
+        if len(accuracies) > 1:
+            summary[name]["stdev"] = statistics.stdev(accuracies)
+    if baseline:
+        summary["gain"] = summary["best"]["mean"] - summary["defaults"]["mean"]
+    _io.write_json(experiment.out / RETRAINED, summary)
+    write_results(experiment, verbose=0)
+    if verbose:
+        print("\n".join(retrained_lines(summary)[2:]))
+    return summary
+
+
+def retrained_lines(summary: dict) -> list[str]:
+    """summary.md's section on the retrained best configuration (and the defaults)."""
+    lines = ["## Retrained on the test split", ""]
+    for name, title in (("best", "best configuration"), ("defaults", "`cnnkeras train` defaults")):
+        if name in summary:
+            s = summary[name]
+            spread = f" +- {s['stdev']:.4f}" if "stdev" in s else ""
+            values = ", ".join(f"{v:.4f}" for v in s["values"])
+            lines.append(
+                f"- {title}: mean test accuracy **{s['mean']:.4f}**{spread} over "
+                f"{len(s['values'])} seed(s) ({values}), epochs {summary['epochs']}"
+            )
+    if "gain" in summary:
+        lines.append(f"- gain of the search: {summary['gain']:+.4f}")
+    return lines
