@@ -23,9 +23,10 @@ GEOMETRIC = ("flip", "rotation", "zoom", "translation")  # what test-time augmen
 MIXING = ("mixup", "cutmix")  # batch-level: images and their labels mixed in pairs
 AUGMENTATIONS = (*GEOMETRIC, "randaugment", *MIXING)
 DEFAULT_AUGMENT = ("rotation", "zoom", "translation")  # no flip: it turns digits into non-digits
-MIX_STRENGTHS = {"mixup": 0.2, "cutmix": 1.0}  # Beta(alpha, alpha) defaults: Keras's layers'
-# training-time ranges, which test-time augmentation takes half of
-ROTATION, ZOOM, TRANSLATION = 0.05, 0.1, 0.1  # turns; fraction of the side; of the side
+MIX_STRENGTHS = {"mixup": 0.2, "cutmix": 1.0}  # the alpha of Beta(alpha, alpha): Keras's defaults
+# the geometric ranges in training (turns, fractions of the side); test-time augmentation
+# takes half of each
+ROTATION, ZOOM, TRANSLATION = 0.05, 0.1, 0.1
 CACHES = ("auto", "memory", "disk", "none")
 CACHE_BUDGET_MB = 1024.0  # "auto" caches decoded images in memory up to this size
 SHUFFLE_RECORDS = 4096  # shuffle buffer of encoded tfds records, and of disk-cached images

@@ -109,11 +109,11 @@ def compile_for_training(
         loss = keras.losses.MeanSquaredError()
     else:
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+    if config.ema:
+        warm_up_average(optimizer)
     # Measured in BENCHMARKS.md on a 2-core CPU: several steps per tf.function call are up to
     # 1.5x faster than one, when they divide the epoch; XLA (jit_compile) is slower there,
     # and op determinism turns it off anyway.
-    if config.ema:
-        warm_up_average(optimizer)
     spe = plan.steps_per_execution if plan else 32
     options = {"jit_compile": False, "steps_per_execution": spe, **overrides}
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], **options)
