@@ -410,3 +410,19 @@ def test_the_weight_average_warms_up():
     np.testing.assert_allclose(average, expected, rtol=1e-5, atol=1e-6)
     first = kernels[0]
     assert np.abs(average - kernels[-1]).sum() < 0.5 * np.abs(average - first).sum()
+
+
+def test_a_run_started_again_keeps_where_its_rate_came_from(tmp_path):
+    """Killed in its first epoch (config.json, no checkpoint), a --lr auto run starts again
+    at the recorded rate without a second range test, and keeps the test's record."""
+    from cnnkeras.train import resume, train
+
+    config = TrainConfig(dataset="digits", image_size=16, epochs=1, lr="auto", out=str(tmp_path))
+    run = Path(train(config, verbose=0)["run_dir"])
+    record = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**record, "status": "running"}))
+    (run / "history.csv").unlink()
+    result = resume(run, verbose=0)
+    again = json.loads((run / "config.json").read_text())
+    assert result["status"] == "done" and again["lr"] == record["lr"]
+    assert again["lr_find"] == record["lr_find"]

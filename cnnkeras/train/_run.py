@@ -285,15 +285,22 @@ def lr_find_record(found: LRFinding | None) -> dict:
     }
 
 
-def train(config: TrainConfig, *, run_dir: str | Path | None = None, verbose: int = 1) -> dict:
+def train(
+    config: TrainConfig,
+    *,
+    run_dir: str | Path | None = None,
+    verbose: int = 1,
+    record: dict | None = None,
+) -> dict:
     """Train ``config.arch`` on ``config.dataset`` into a new run folder; return the summary.
     ``lr='auto'`` runs the learning-rate range test first and trains at its suggestion
-    (recorded in config.json, with the curve as lr_find.png)."""
+    (recorded in config.json, with the curve as lr_find.png). ``record``: more fields for
+    config.json (a run started again keeps where its rate came from)."""
     size, data, prep, model, plan = prepare(config, verbose)
     config, found = auto_lr(config, model, plan, data, prep, verbose)
     compile_for_training(model, config, plan)
     folder = Path(run_dir) if run_dir else _default_run_dir(config, data.name)
-    options = {**config.to_dict(), "image_size": size, **lr_find_record(found)}
+    options = {**config.to_dict(), "image_size": size, **(record or {}), **lr_find_record(found)}
     run = start_run(
         folder, config, options, data, prep, model, plan, title=_title(config), verbose=verbose
     )
@@ -341,7 +348,8 @@ def resume(run_dir: str | Path, *, verbose: int = 1) -> dict:
         _io.log(verbose, "no completed epoch to resume from; starting the run again")
         (run / "history.csv").unlink(missing_ok=True)
         config_path.unlink()
-        return train(config, run_dir=run, verbose=verbose)
+        kept = {k: record[k] for k in ("lr_find",) if k in record}  # the rate's origin
+        return train(config, run_dir=run, verbose=verbose, record=kept)
     data = load_data(config, run, verbose)
     prep = Preprocessing.from_dict(record["preprocessing"])
     last = checkpoints[-1]
