@@ -145,9 +145,7 @@ class Experiment:
         shared = {f.name for f in fields(TrainConfig)} & {f.name for f in fields(self)}
         values = {name: getattr(self, name) for name in shared if name != "epochs"}
         picked = {k: v for k, v in (sampled or {}).items() if k in TRAINING_HPS}
-        augment = values["augment"]
-        values["augment"] = augment if augment == "auto" else tuple(augment)
-        return TrainConfig(**{**values, **picked, **fixed})
+        return TrainConfig.from_dict({**values, **picked, **fixed})
 
 
 def load_experiment(path: str | Path, **overrides) -> Experiment:

@@ -13,9 +13,9 @@ import keras_tuner as kt
 from cnnkeras.errors import UserError
 from cnnkeras.models import create_model, model_info
 from cnnkeras.train._callbacks import AveragedWeights
-from cnnkeras.train._plan import plan_training
 from cnnkeras.train._run import (
     compile_for_training,
+    make_plan,
     plan_pipelines,
 )
 from cnnkeras.tuning._experiment import TRAINING_HPS, Experiment
@@ -84,16 +84,7 @@ class ZooHyperModel(kt.HyperModel):
         epochs = epochs or experiment.epochs
         config = experiment.train_config(picked, epochs=max(1, epochs - initial_epoch))
         config.validate()
-        splits = self.data.splits
-        plan = plan_training(
-            config,
-            len(splits["train"]),
-            len(splits["val"]),
-            self.prep,
-            config.cache_budget_mb,
-            labels=splits["train"].labels,
-            class_names=self.data.class_names,
-        )
+        plan = make_plan(config, self.data, self.prep, verbose=0)
         compile_for_training(model, config, plan)
         fit_data = plan_pipelines(
             model,
