@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,6 +69,11 @@ def log(verbose: int, message: str) -> None:
     """A progress line, flushed at once (runs are long and often piped), unless quiet."""
     if verbose:
         print(message, flush=True)
+
+
+def warn(message: str) -> None:
+    """A warning on stderr, always: stdout may be a --json result."""
+    print(f"WARNING: {message}", file=sys.stderr, flush=True)
 
 
 def save_model(model, path: str | Path) -> None:

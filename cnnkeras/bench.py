@@ -53,10 +53,12 @@ def bench_train(
     repeats: int = 5,
     jit_compile: bool | str | None = None,
     steps_per_execution: int | None = None,
+    model_options: dict | None = None,
 ) -> dict:
     """Images per second of ``model.fit`` as ``cnnkeras train`` compiles and runs it: one
     epoch of ``steps`` training steps, then ``val_images`` of validation (0: none), preceded
-    by precise batch-norm statistics when the model has batch norm."""
+    by precise batch-norm statistics when the model has batch norm. ``model_options``: the
+    builder's (e.g. ``{"alpha": 0.35}``)."""
     from cnnkeras.train._callbacks import PreciseBatchNorm, trainable_batch_norms
     from cnnkeras.train._config import TrainConfig
     from cnnkeras.train._plan import execution_plan
@@ -69,7 +71,7 @@ def bench_train(
     channels = channels or info.input_shape[-1]
     shape = (size, size, channels)
     seed_everything(0)  # as in training, op determinism included
-    model = create_model(arch, input_shape=shape, num_classes=num_classes)
+    model = create_model(arch, input_shape=shape, num_classes=num_classes, **(model_options or {}))
     spe, val_batch, val_steps = execution_plan(steps, val_images)
     overrides = {"steps_per_execution": steps_per_execution or spe}
     if jit_compile is not None:

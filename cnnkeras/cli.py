@@ -10,6 +10,7 @@ user mistake is one line on stderr with exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import sys
@@ -42,6 +43,14 @@ def _shape(text: str) -> tuple[int, int, int]:
     if len(shape) != 3 or min(shape) < 1:
         raise argparse.ArgumentTypeError(f"expected H,W,C like 224,224,3, got {text!r}")
     return shape
+
+
+def _arch_option(text: str) -> tuple[str, str, object]:
+    key, value = key_value(text)
+    arch, dot, name = key.partition(".")
+    if not (arch and dot and name):
+        raise argparse.ArgumentTypeError(f"expected ARCH.KEY=VALUE, got {text!r}")
+    return arch, name, value
 
 
 # ---------------------------------------------------------------- commands
@@ -140,10 +149,38 @@ def cmd_tune(args):
 
 
 def cmd_demo(args):
-    from cnnkeras.train import demo_table, transfer_demo
+    if args.what == "transfer":
+        from cnnkeras.train import demo_table, transfer_demo
 
-    result = transfer_demo(args.k, tuple(range(args.seeds)))
-    return result, demo_table(result)
+        result = transfer_demo(args.k, tuple(range(args.seeds)))
+        return result, demo_table(result)
+    from cnnkeras.demos import demo_text, run_demo
+
+    options = {"epochs": args.epochs} if args.epochs is not None else {}
+    plot = args.plot or f"saved_models/demo-{args.what}.png"
+    result = run_demo(args.what, tuple(range(args.seeds)), plot=plot, **options)
+    return result, demo_text(result)
+
+
+def cmd_compare(args):
+    from cnnkeras.compare import compare, compare_text
+
+    options: dict[str, dict] = {}
+    for arch, key, value in args.set or []:
+        options.setdefault(arch, {})[key] = value
+    archs = None if args.all else [a.strip() for a in args.archs.split(",") if a.strip()]
+    result = compare(
+        args.dataset,
+        archs,
+        image_size=args.image_size,
+        epochs=args.epochs,
+        budget_minutes=args.budget_minutes,
+        seeds=args.seeds,
+        model_options=options,
+        out=args.out,
+        verbose=_verbose(args),
+    )
+    return result, compare_text(result)
 
 
 def cmd_evaluate(args):
@@ -199,6 +236,15 @@ def cmd_bench(args):
 # ---------------------------------------------------------------- parser
 
 
+DEMO_HELP = {
+    "batchnorm": "the same net with and without batch norm, at two learning rates",
+    "dropout": "train/validation gap with and without dropout",
+    "activations": "a deep plain stack: sigmoid against ReLU",
+    "residual": "plain against residual nets of 20 and 56 layers",
+    "receptive-field": "one 5x5 convolution against two stacked 3x3",
+    "separable": "standard against depthwise-separable convolution",
+}
+
 TTA_HELP = (
     "also average over test-time augmented copies that follow the run's augmentation, "
     "reported beside the plain result"
@@ -206,6 +252,7 @@ TTA_HELP = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from cnnkeras.demos import DEMOS
     from cnnkeras.train import FinetuneConfig, TrainConfig
     from cnnkeras.tuning import MEMORY_GROWTH_MB, Experiment
 
@@ -272,6 +319,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(dsub, "transfer", cmd_demo, "pre-trained vs scratch on few labelled images")
     p.add_argument("--k", type=int, default=10, help="labelled images per new class")
     p.add_argument("--seeds", type=int, default=3)
+    for name, help in DEMO_HELP.items():
+        p = command(dsub, name, cmd_demo, help)
+        p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default: 3)")
+        epochs = inspect.signature(DEMOS[name]).parameters["epochs"].default
+        p.add_argument("--epochs", type=int, metavar="N", help=f"default: {epochs}")
+        png_help = f"the training curves (default: saved_models/demo-{name}.png)"
+        p.add_argument("--plot", metavar="PNG", help=png_help)
+
+    p = command(sub, "compare", cmd_compare, "train, evaluate and export architectures alike")
+    p.add_argument("--dataset", required=True, metavar="SPEC", help="as train's --dataset")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--archs", metavar="A,B,C", help="the architectures to compare")
+    which.add_argument("--all", action="store_true", help="every registered architecture")
+    p.add_argument("--image-size", type=int, metavar="N", help="default: each one's own")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=int, metavar="N", help="default: train's (auto)")
+    budget_help = "the same wall-clock training budget for each architecture and seed"
+    length.add_argument("--budget-minutes", type=float, metavar="M", help=budget_help)
+    p.add_argument("--seeds", type=int, default=1, help="runs per architecture (default: 1)")
+    p.add_argument(
+        "--set",
+        type=_arch_option,
+        action="append",
+        metavar="ARCH.KEY=VALUE",
+        help="a builder option of one architecture, e.g. --set mobilenet_v2.alpha=0.35",
+    )
+    out_help = "default: saved_models/comparison-<dataset>/ (a rerun there continues)"
+    p.add_argument("--out", metavar="DIR", help=out_help)
 
     p = command(sub, "evaluate", cmd_evaluate, "metrics, plots and a report for a saved model")
     p.add_argument("model", help="a .keras or .tflite file (its run's record is read)")

@@ -36,6 +36,9 @@ def test_console_script_is_installed():
     assert proc.returncode == 0 and json.loads(proc.stdout)["output"] == 28
 
 
+COMPARE = ["compare", "--dataset", "digits", "--archs", "lenet5"]
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -52,6 +55,13 @@ def test_console_script_is_installed():
         (["train", "--cache-budget", "-1"], "--cache-budget must be >= 0"),
         (["explain", "scaling", "--phi", "-1"], "--phi must be >= 0"),
         (["demo", "transfer", "--k", "0"], "--k must be >= 1"),
+        ([*COMPARE, "--epochs", "2", "--budget-minutes", "1"], "not allowed with argument"),
+        ([*COMPARE, "--budget-minutes", "0"], "--budget-minutes must be > 0"),
+        ([*COMPARE, "--seeds", "0"], "--seeds must be >= 1"),
+        ([*COMPARE, "--set", "alpha=1"], "expected ARCH.KEY=VALUE"),
+        ([*COMPARE, "--set", "vgg16.filters=8"], "--set for vgg16: not among the compared"),
+        (["compare", "--dataset", "digits", "--archs", "lenet6"], "unknown model 'lenet6'"),
+        (["compare", "--dataset", "digits"], "one of the arguments --archs --all is required"),
     ],
 )
 def test_user_errors_are_one_line_without_traceback(args, message, capsys):

@@ -3,13 +3,12 @@ self-contained report.html with the plots embedded."""
 
 from __future__ import annotations
 
-import base64
 import html
 from pathlib import Path
 
 import numpy as np
 
-from cnnkeras import _io
+from cnnkeras import _html, _io
 from cnnkeras.errors import UserError
 from cnnkeras.evaluate import _errors, _plots
 from cnnkeras.evaluate._metrics import compute_metrics
@@ -173,52 +172,30 @@ def write_report(
     md += ["", *(f"![{name}]({name})" for name in pngs)]
     _io.write_text(out / "report.md", "\n".join(md) + "\n")
 
-    def img(name: str, data: bytes) -> str:
-        b64 = base64.b64encode(data).decode("ascii")
-        return f'<img alt="{name}" src="data:image/png;base64,{b64}">'
-
-    def html_table(header, rows) -> list[str]:
-        out = ["<table>", "<tr>" + "".join(f"<th>{h}</th>" for h in header) + "</tr>"]
-        for row in rows:
-            out.append(
-                "<tr>"
-                + "".join(f"<td>{html.escape(c.replace('**', ''))}</td>" for c in row)
-                + "</tr>"
-            )
-        return [*out, "</table>"]
-
     body = [f"<h1>{html.escape(title)}</h1>", '<section id="about"><ul>']
     body += [f"<li>{html.escape(k)}: {html.escape(str(v))}</li>" for k, v in about.items()]
     body += [f"<li>{html.escape(line[2:]).replace('**', '')}</li>" for line in lines[2:]]
     body.append("</ul>")
     if curves is not None:
-        body.append(img("training_curves.png", curves))
-    body += ["</section>", "<h2>Per class</h2>", *html_table(HEADER, _table_rows(m))]
+        body.append(_html.img("training_curves.png", curves))
+    body += ["</section>", "<h2>Per class</h2>", *_html.table(HEADER, _table_rows(m))]
     body += ['<section id="confused"><h2>Most confused pairs</h2>']
-    body += html_table(("true", "predicted as", "images"), pairs) if pairs else ["<p>none</p>"]
+    body += _html.table(("true", "predicted as", "images"), pairs) if pairs else ["<p>none</p>"]
     body.append("</section>")
     if "top_losses" in m:
         body += ['<section id="top-losses"><h2>Top losses</h2>']
         body += [
             f"<p>{html.escape(m['top_losses_note'] or '')}</p>",
-            img("top_losses.png", errors["top_losses.png"]),
+            _html.img("top_losses.png", errors["top_losses.png"]),
         ]
         body += [
             "</section>",
             '<section id="worst-classes"><h2>Worst classes: right and wrong</h2>',
         ]
-        body += [img("worst_classes.png", errors["worst_classes.png"]), "</section>"]
+        body += [_html.img("worst_classes.png", errors["worst_classes.png"]), "</section>"]
     for name, data in pngs.items():
         if name != "training_curves.png":
-            body.append(f"<h2>{name[:-4].replace('_', ' ')}</h2>{img(name, data)}")
-    style = (
-        "body{font-family:sans-serif;max-width:60em;margin:2em auto}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px}"
-        "img{max-width:100%}"
-    )
-    page = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
-    )
+            body.append(f"<h2>{name[:-4].replace('_', ' ')}</h2>{_html.img(name, data)}")
+    page = _html.page(title, body)
     _io.write_text(out / "report.html", page)
     return m

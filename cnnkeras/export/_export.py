@@ -274,7 +274,7 @@ def export_model(
     _io.write_text(out / "model_card.md", _model_card(name, model, params, macs, report, meta))
     _io.write_json(out / "parity.json", report)
     for warning in report["warnings"]:
-        _io.log(1, "WARNING: " + warning)
+        _io.warn(warning)
     return report
 
 

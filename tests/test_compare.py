@@ -1,0 +1,141 @@
+"""cnnkeras compare: every file from real runs, the Pareto front, failures recorded, a kill
+and a rerun that trains only what was missing, and training budgets."""
+
+import csv
+import json
+import signal
+import subprocess
+import time
+
+from helpers import CLI, run_cli
+
+from cnnkeras.compare import COLUMNS, compare, pareto_front, summarise
+from cnnkeras.train._run import CONFIG_FILE
+
+
+def test_pareto_front_of_a_hand_made_table():
+    costs = [1, 2, 3, 4, 4, 5]
+    scores = [0.50, 0.70, 0.60, 0.90, 0.85, 0.90]
+    # 3 is beaten by 2 (cheaper, better); the second 4 by the first; 5 by 4 (cheaper, equal)
+    assert pareto_front(costs, scores) == [True, True, False, True, False, False]
+    assert pareto_front([1, 1], [0.5, 0.5]) == [True, True]  # a tie: neither beats the other
+
+
+def test_summary_marks_each_front_and_averages_the_seeds():
+    def row(arch, seed, accuracy, macs, int8_ms):
+        base = dict.fromkeys(COLUMNS)
+        measures = dict.fromkeys(("train_seconds", "keras_ms", "int8_accuracy", "int8_kib"), 1.0)
+        return {
+            **base,
+            **measures,
+            "arch": arch,
+            "seed": seed,
+            "status": "ok",
+            "reason": "",
+            "params": 10,
+            "macs": macs,
+            "epochs": 3,
+            "test_accuracy": accuracy,
+            "test_macro_f1": accuracy,
+            "int8_ms": int8_ms,
+        }
+
+    rows = [
+        row("small", 42, 0.90, 1e6, 0.5),
+        row("small", 43, 0.92, 1e6, 0.5),
+        row("big", 42, 0.97, 9e6, 0.4),  # more MACs, yet faster as int8
+        row("worse", 42, 0.80, 2e6, 0.6),
+        {**dict.fromkeys(COLUMNS), "arch": "tiny", "seed": 42, "status": "failed", "reason": "x"},
+    ]
+    table = {t["arch"]: t for t in summarise(rows)}
+    assert abs(table["small"]["test_accuracy"] - 0.91) < 1e-9
+    assert table["small"]["seeds"] == 2 and table["small"]["test_accuracy_std"] > 0
+    assert table["small"]["front_macs"] and table["big"]["front_macs"]
+    assert not table["worse"]["front_macs"] and not table["worse"]["front_int8"]
+    assert table["big"]["front_int8"] and not table["small"]["front_int8"]
+    assert table["tiny"]["status"] == "failed" and "front_macs" not in table["tiny"]
+
+
+def _rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_every_file_a_failure_recorded_and_a_kill_retrains_only_the_rest(tmp_path):
+    out = tmp_path / "cmp"
+    args = ["compare", "--dataset", "digits", "--archs", "lenet5,alexnet,mobilenet_v2"]
+    args += ["--image-size", "32", "--epochs", "1", "--set", "mobilenet_v2.alpha=0.35"]
+    args += ["--out", str(out)]
+    child = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (
+        (out / "comparison.csv").is_file() and _rows(out / "comparison.csv")
+    ):
+        assert child.poll() is None, child.stderr.read().decode()
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    (first, *_) = _rows(out / "comparison.csv")
+    assert first["arch"] == "lenet5" and first["status"] == "ok"
+    lenet_model = out / "runs" / "lenet5-seed42" / "model.keras"
+    stamp = lenet_model.stat().st_mtime_ns
+
+    proc = run_cli(*args, "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert lenet_model.stat().st_mtime_ns == stamp  # not trained again
+    rows = {r["arch"]: r for r in _rows(out / "comparison.csv")}
+    assert list(rows) == ["lenet5", "alexnet", "mobilenet_v2"]
+    assert rows["lenet5"] == first
+    assert rows["alexnet"]["status"] == "failed"
+    assert "the minimum is 67x67" in rows["alexnet"]["reason"]
+    mobile = rows["mobilenet_v2"]
+    assert mobile["status"] == "ok" and mobile["epochs"] == "1"
+    for key in ("params", "macs", "test_accuracy", "test_macro_f1", "keras_ms", "int8_ms"):
+        assert float(mobile[key]) > 0, key
+    assert 0 <= float(mobile["int8_accuracy"]) <= 1 and float(mobile["int8_kib"]) > 0
+    # alpha 0.35 reached the builder: fewer parameters than the full-width model's 2.2M
+    assert int(mobile["params"]) < 1_000_000
+    for name in ("comparison.md", "comparison.html", "accuracy_vs_macs.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "accuracy_vs_int8_latency.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "tflite" / "mobilenet_v2-seed42" / "model_int8.tflite").is_file()
+    page = (out / "comparison.html").read_text()
+    assert page.count("data:image/png;base64,") == 2 and 'src="http' not in page
+    md = (out / "comparison.md").read_text()
+    assert all(f"| {a}" in md or f"| **{a}**" in md for a in rows)
+    summary = {t["arch"]: t for t in result["summary"]}
+    assert summary["alexnet"]["status"] == "failed"
+    assert abs(summary["lenet5"]["test_accuracy"] - float(first["test_accuracy"])) < 1e-9
+
+
+def test_a_budget_sets_the_epochs_and_skips_what_cannot_fit(tmp_path):
+    result = compare("digits", ["lenet5"], budget_minutes=0.1, out=tmp_path / "a", verbose=0)
+    (row,) = result["rows"]
+    assert row["status"] == "ok" and row["epochs"] >= 1
+    record = json.loads((tmp_path / "a" / "runs" / "lenet5-seed42" / CONFIG_FILE).read_text())
+    assert record["epochs"] == record["plan"]["epochs"] == row["epochs"]  # the schedule spans it
+
+    result = compare("digits", ["lenet5"], budget_minutes=1e-4, out=tmp_path / "b", verbose=0)
+    (row,) = result["rows"]
+    assert row["status"] == "skipped" and "over the budget" in row["reason"]
+    assert not (tmp_path / "b" / "runs").exists()
+
+
+def test_a_folder_keeps_its_settings(tmp_path):
+    compare("digits", ["alexnet"], image_size=32, epochs=1, out=tmp_path, verbose=0)
+    proc = run_cli(
+        "compare",
+        "--dataset",
+        "digits",
+        "--archs",
+        "alexnet",
+        "--epochs",
+        "2",
+        "--image-size",
+        "32",
+        "--out",
+        str(tmp_path),
+    )
+    assert proc.returncode == 2
+    assert "holds a comparison with another epochs; pass another --out" in proc.stderr
