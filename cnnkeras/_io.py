@@ -71,6 +71,11 @@ def log(verbose: int, message: str) -> None:
         print(message, flush=True)
 
 
+def safe_name(text: str) -> str:
+    """``text`` as a file-name part: letters, digits, - _ . kept, anything else _."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+
+
 def warn(message: str) -> None:
     """A warning on stderr, always: stdout may be a --json result."""
     print(f"WARNING: {message}", file=sys.stderr, flush=True)

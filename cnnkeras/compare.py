@@ -107,9 +107,7 @@ def budget_epochs(config, seconds: float) -> tuple[int, float]:
     size, data, _, _, plan = prepare(config, verbose=0)
     steps = min(plan.steps_per_epoch, PROBE_STEPS)
     share = steps / plan.steps_per_epoch
-    options = dict(config.model_options)
-    if config.dropout is not None:
-        options["dropout"] = config.dropout
+    options = config.builder_options()
     probe = bench_train(
         config.arch,
         batch_size=plan.batch_size,
@@ -132,9 +130,7 @@ def _measure_model(config) -> tuple[int, int, int]:
 
     size = model_info(config.arch).image_size(config.image_size)
     data = load_dataset(config.dataset, seed=config.seed, verbose=0)
-    options = dict(config.model_options)
-    if config.dropout is not None:
-        options["dropout"] = config.dropout
+    options = config.builder_options()
     model = create_model(
         config.arch,
         input_shape=(size, size, data.channels),
@@ -412,8 +408,7 @@ def compare(
         raise UserError("`budget_minutes` must be > 0")
     if seeds < 1:
         raise UserError("`seeds` must be >= 1")
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset)
-    out = Path(out) if out else Path("saved_models") / f"comparison-{safe}"
+    out = Path(out) if out else Path("saved_models") / f"comparison-{_io.safe_name(dataset)}"
     settings = {
         "dataset": dataset,
         "image_size": image_size,

@@ -138,6 +138,13 @@ class TrainConfig:
             check_augmentations([k for k in self.augment if k != "auto"])
         check_choices(self)
 
+    def builder_options(self) -> dict:
+        """The keyword options of the model builder: ``model_options`` and ``dropout``."""
+        options = dict(self.model_options)
+        if self.dropout is not None:
+            options["dropout"] = self.dropout
+        return options
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["augment"] = self.augment if self.augment == "auto" else list(self.augment)

@@ -124,7 +124,7 @@ def compile_for_training(
 
 def _default_run_dir(config: TrainConfig, dataset_name: str) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset_name)
+    safe = _io.safe_name(dataset_name)
     base = Path(config.out) if config.out else Path("saved_models")
     run = base / f"{config.arch}-{safe}-{stamp}"
     suffix = 1
@@ -233,9 +233,7 @@ def prepare(config: TrainConfig, verbose: int = 1):
         )
     data = load_data(config, verbose=verbose)
     prep = preprocessing_for(config.arch, size, data.channels)
-    options = dict(config.model_options)
-    if config.dropout is not None:
-        options["dropout"] = config.dropout
+    options = config.builder_options()
     model = create_model(
         config.arch, input_shape=prep.input_shape, num_classes=data.num_classes, **options
     )
