@@ -333,6 +333,22 @@ PLOTS = {
 }
 
 
+def _lecture_notes(archs: set[str]) -> list[str]:
+    """What the lecture's figures say about the compared models, against the zoo's."""
+    notes = []
+    if {"alexnet", "googlenet"} <= archs:
+        from cnnkeras.models import zoo_table
+
+        params = {row["name"]: row["params"] for row in zoo_table() if row["name"] in archs}
+        alexnet, googlenet = params["alexnet"], params["googlenet"]
+        notes.append(
+            f"AlexNet / GoogLeNet parameters at 224x224 with 1000 classes: {alexnet / 1e6:.1f}M "
+            f"/ {googlenet / 1e6:.1f}M = {alexnet / googlenet:.1f}x (the lecture says about "
+            "12x, from the papers' rounded 60M and 5M)"
+        )
+    return notes
+
+
 def _write_reports(out: Path, settings: dict, rows: list[dict]) -> list[dict]:
     table = summarise(rows)
     about = [
@@ -346,6 +362,7 @@ def _write_reports(out: Path, settings: dict, rows: list[dict]) -> list[dict]:
         "latency: one image, median of 50 runs on this machine's CPU (Keras in a tf.function; "
         "int8 with the LiteRT interpreter and XNNPACK)",
         "bold: on the Pareto front of test accuracy against MACs or against int8 latency",
+        *_lecture_notes({row["arch"] for row in rows}),
     ]
     pngs = {
         name: _plot(table, cost, label, f"{settings['dataset']}: accuracy against {label}")

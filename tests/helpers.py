@@ -3,8 +3,11 @@ constructors that build locally instead of downloading."""
 
 from __future__ import annotations
 
+import csv
+import signal
 import subprocess
 import sys
+import time
 
 import keras
 
@@ -14,6 +17,27 @@ CLI = [sys.executable, "-m", "cnnkeras"]
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """``cnnkeras ARGS...`` in a fresh process, as a user runs it; output captured as text."""
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def history(run):
+    with open(run / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def kill_after_epochs(args: list[str], out, pattern: str, epochs: int):
+    """Start ``cnnkeras train`` in a child process, SIGKILL it once ``epochs`` history rows
+    are written, and return its run folder."""
+    child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        runs = list(out.glob(pattern))
+        if runs and (runs[0] / "history.csv").is_file() and len(history(runs[0])) >= epochs:
+            break
+        assert child.poll() is None, child.stderr.read().decode()
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    return runs[0]
 
 
 class OfflineApplication:

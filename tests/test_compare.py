@@ -9,7 +9,7 @@ import time
 
 from helpers import CLI, run_cli
 
-from cnnkeras.compare import COLUMNS, compare, pareto_front, summarise
+from cnnkeras.compare import COLUMNS, _lecture_notes, compare, pareto_front, summarise
 from cnnkeras.train._run import CONFIG_FILE
 
 
@@ -59,6 +59,12 @@ def test_summary_marks_each_front_and_averages_the_seeds():
 def _rows(path):
     with open(path) as f:
         return list(csv.DictReader(f))
+
+
+def test_the_lecture_alexnet_googlenet_figure_is_set_beside_the_zoo_s():
+    (note,) = _lecture_notes({"alexnet", "googlenet", "lenet5"})
+    assert "62.4M / 7.0M = 8.9x" in note and "12x" in note
+    assert _lecture_notes({"alexnet", "lenet5"}) == []
 
 
 def test_every_file_a_failure_recorded_and_a_kill_retrains_only_the_rest(tmp_path):

@@ -284,8 +284,7 @@ def test_the_full_recipe_survives_a_kill(tmp_path):
     """--lr auto, EMA, MixUp and the one-cycle schedule with batch norm: killed after two
     epochs, resumed to the end, each epoch once, the schedule continued from the recorded
     rate, and the saved model loads."""
-    from helpers import CLI, run_cli
-    from test_train import history, kill_after_epochs
+    from helpers import CLI, history, kill_after_epochs, run_cli
 
     from cnnkeras.train._callbacks import learning_rate
     from cnnkeras.train._plan import TrainingPlan

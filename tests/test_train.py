@@ -1,46 +1,22 @@
 """Training with model.fit: a complete run folder, determinism, kill-and-resume, NaN stops."""
 
-import csv
 import itertools
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
 import pytest
-from helpers import CLI, run_cli
+from helpers import CLI, history, kill_after_epochs, run_cli
 
 from cnnkeras.errors import UserError
 from cnnkeras.train import TrainConfig, resume, train
 from cnnkeras.train._run import RunCheckpoint
 
 QUICK = dict(dataset="digits", image_size=16, epochs=2, batch_size=64)
-
-
-def history(run):
-    with open(run / "history.csv") as f:
-        return list(csv.DictReader(f))
-
-
-def kill_after_epochs(args: list[str], out, pattern: str, epochs: int):
-    """Start ``cnnkeras train`` in a child process, SIGKILL it once ``epochs`` history rows
-    are written, and return its run folder."""
-    child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        runs = list(out.glob(pattern))
-        if runs and (runs[0] / "history.csv").is_file() and len(history(runs[0])) >= epochs:
-            break
-        assert child.poll() is None, child.stderr.read().decode()
-        time.sleep(0.05)
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    return runs[0]
 
 
 def test_short_run_leaves_a_complete_run_folder(tmp_path):

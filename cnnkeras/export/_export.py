@@ -4,13 +4,13 @@ preprocessing, golden test inputs, a parity report against the Keras model and a
 from __future__ import annotations
 
 import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 
 from cnnkeras import _io
 from cnnkeras._litert import VARIANTS, TFLiteModel, convert
+from cnnkeras._timing import call_times_ms
 from cnnkeras.data import DEFAULT_SEED, load_dataset, make_pipeline
 from cnnkeras.errors import UserError
 from cnnkeras.saved import (
@@ -92,14 +92,7 @@ def bench_infer(path: str | Path, threads: int | None = None, runs: int = 100) -
             call(x).numpy()
 
         kind = "Keras model in a tf.function"
-    for _ in range(min(10, runs)):
-        step()  # warm-up: delegate set-up, tracing
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        step()
-        times.append(1000 * (time.perf_counter() - start))
-    times.sort()
+    times = call_times_ms(step, runs)
     median = statistics.median(times)
     return {
         "model": str(path),

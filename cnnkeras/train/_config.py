@@ -15,6 +15,7 @@ from cnnkeras.data._pipeline import (
     check_augmentations,
 )
 from cnnkeras.errors import UserError
+from cnnkeras.train._distribute import DISTRIBUTE
 from cnnkeras.train._plan import SCHEDULES
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
@@ -112,6 +113,18 @@ class TrainConfig:
         default_factory=dict,
     )
     out: str | None = option(None, help="parent of the run folder (saved_models)", metavar="DIR")
+    distribute: str = option(
+        "none",
+        help="mirrored: data-parallel over this machine's GPUs (or --devices), the batch size "
+        "being the global batch and batch norm synchronised across them",
+        choices=DISTRIBUTE,
+    )
+    devices: str | None = option(
+        None,
+        help="with --distribute mirrored: gpu:0,gpu:1 (default: every GPU), or cpu:N to split "
+        "the CPU into N logical devices to try it",
+        metavar="LIST",
+    )
 
     def validate(self) -> None:
         def auto_or_positive(value) -> bool:
@@ -130,6 +143,10 @@ class TrainConfig:
             (self.patience >= 1, "`patience` must be >= 1"),
             (self.warmup_epochs is None or self.warmup_epochs >= 0, "`warmup_epochs` must be >= 0"),
             (self.cache_budget_mb >= 0, "`cache_budget_mb` must be >= 0"),
+            (
+                self.devices is None or self.distribute != "none",
+                "`devices` needs `distribute` mirrored",
+            ),
         ]
         for ok, message in checks:
             if not ok:

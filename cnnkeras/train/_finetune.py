@@ -23,6 +23,7 @@ from cnnkeras.errors import UserError
 from cnnkeras.models import create_model, model_info
 from cnnkeras.saved import load_run_model
 from cnnkeras.train._config import TrainConfig
+from cnnkeras.train._distribute import for_strategy, make_strategy, scope
 from cnnkeras.train._history import read_history
 from cnnkeras.train._lr_find import PNG, lr_find_png
 from cnnkeras.train._run import (
@@ -202,12 +203,15 @@ def finetune(config: FinetuneConfig, *, run_dir: str | Path | None = None, verbo
         raise UserError("`epochs_finetune` needs `unfreeze` (a number of layers or 'all')")
     seed_everything(config.seed)
     data = load_data(config, verbose=verbose)
-    features, pool, input_layers, prep, described = load_base(config.base, config.image_size)
+    strategy = make_strategy(config.distribute, config.devices, verbose)
+    with scope(strategy):
+        features, pool, input_layers, prep, described = load_base(config.base, config.image_size)
+        model = build_transfer_model(
+            features, pool, input_layers, prep, data.num_classes, config.head_dropout
+        )
+    for_strategy(model, strategy)
     if data.channels != prep.channels:
         _io.log(verbose, f"converting {data.channels}-channel images to the base's {prep.channels}")
-    model = build_transfer_model(
-        features, pool, input_layers, prep, data.num_classes, config.head_dropout
-    )
     set_trainable(features, None)
     phases = {"phase1": trainable_names(model)}
     plan = make_plan(dataclasses.replace(config, epochs=config.epochs_head), data, prep, verbose)

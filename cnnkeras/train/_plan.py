@@ -132,10 +132,16 @@ def plan_training(
         batch = int(config.batch_size)
     steps = math.ceil(n_train / batch)
     spe, val_batch, val_steps = execution_plan(steps, n_val)
-    reasons.append(
-        f"{spe} steps per execution: divides the {steps} training and {val_steps} validation "
-        f"steps (validation batch {val_batch})"
-    )
+    if config.distribute == "mirrored":
+        # Keras 3's loop of several steps per call fails under MirroredStrategy ("You must
+        # feed a value for placeholder tensor", keras-team/keras#19246, open)
+        spe = 1
+        reasons.append("1 step per execution: several fail under mirrored (keras#19246)")
+    else:
+        reasons.append(
+            f"{spe} steps per execution: divides the {steps} training and {val_steps} "
+            f"validation steps (validation batch {val_batch})"
+        )
     nbytes = (n_train + n_val) * prep.image_bytes
     cache = resolve_cache(config.cache, nbytes, cache_budget_mb)
     if config.cache == "auto":

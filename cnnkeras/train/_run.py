@@ -49,6 +49,7 @@ from cnnkeras.train._callbacks import (
     warm_up_average,
 )
 from cnnkeras.train._config import TrainConfig
+from cnnkeras.train._distribute import for_strategy, make_strategy, scope
 from cnnkeras.train._history import read_history, write_history
 from cnnkeras.train._lr_find import (
     PNG,
@@ -92,7 +93,13 @@ def compile_for_training(
     model: keras.Model, config: TrainConfig, plan: TrainingPlan | None = None, **overrides
 ) -> None:
     """The optimizer (with the plan's schedule), loss and metrics of a run; the bench
-    measures exactly this path."""
+    measures exactly this path. In the scope of the strategy the model was created under
+    (mirrored training: the optimizer's variables are mirrored too)."""
+    with model.distribute_strategy.scope():
+        _compile(model, config, plan, **overrides)
+
+
+def _compile(model: keras.Model, config: TrainConfig, plan: TrainingPlan | None, **overrides):
     lr = learning_rate(config.lr, plan)
     # Keras applies weight_decay decoupled from the gradient (Loshchilov & Hutter): Adam with
     # it is AdamW. The optimizer keeps the weights' moving average inside its step (a
@@ -205,6 +212,7 @@ def start_run(
         "plan": plan.to_dict(),
         "skipped_files": len(data.skipped),
         "params": int(model.count_params()),
+        "replicas": model.distribute_strategy.num_replicas_in_sync,
         "versions": versions(),
         "created": datetime.now().isoformat(timespec="seconds"),
         "status": "running",
@@ -219,9 +227,10 @@ def _title(config: TrainConfig) -> str:
     return f"{config.arch} on {config.dataset}: test split"
 
 
-def prepare(config: TrainConfig, verbose: int = 1):
+def prepare(config: TrainConfig, verbose: int = 1, strategy=None):
     """What a training run starts from: (image size, data, preprocessing, a new model, the
-    plan), after checking the config; ``train`` and ``lr_find`` share it."""
+    plan), after checking the config; ``train`` and ``lr_find`` share it. With a
+    ``strategy``, call it in the strategy's scope: the model is made ready for it."""
     config.validate()
     seed_everything(config.seed)
     info = model_info(config.arch)
@@ -238,7 +247,7 @@ def prepare(config: TrainConfig, verbose: int = 1):
         config.arch, input_shape=prep.input_shape, num_classes=data.num_classes, **options
     )
     plan = make_plan(config, data, prep, verbose)
-    return size, data, prep, model, plan
+    return size, data, prep, for_strategy(model, strategy), plan
 
 
 def lr_find(
@@ -247,7 +256,10 @@ def lr_find(
     """The learning-rate range test of ``config``'s model, data and recipe (its ``lr`` is
     ignored); with ``plot``, the loss against the learning rate as a PNG there."""
     check_range(steps)
-    _, data, prep, model, plan = prepare(config, verbose)
+    config.validate()
+    strategy = make_strategy(config.distribute, config.devices, verbose)
+    with scope(strategy):
+        _, data, prep, model, plan = prepare(config, verbose, strategy)
     config = dataclasses.replace(config, lr=START_LR)
     found = find_lr(model, config, plan, data, prep, steps=steps, verbose=verbose)
     if plot:
@@ -294,7 +306,10 @@ def train(
     ``lr='auto'`` runs the learning-rate range test first and trains at its suggestion
     (recorded in config.json, with the curve as lr_find.png). ``record``: more fields for
     config.json (a run started again keeps where its rate came from)."""
-    size, data, prep, model, plan = prepare(config, verbose)
+    config.validate()
+    strategy = make_strategy(config.distribute, config.devices, verbose)
+    with scope(strategy):
+        size, data, prep, model, plan = prepare(config, verbose, strategy)
     config, found = auto_lr(config, model, plan, data, prep, verbose)
     compile_for_training(model, config, plan)
     folder = Path(run_dir) if run_dir else _default_run_dir(config, data.name)
@@ -352,7 +367,9 @@ def resume(run_dir: str | Path, *, verbose: int = 1) -> dict:
     prep = Preprocessing.from_dict(record["preprocessing"])
     last = checkpoints[-1]
     epoch = int(last.stem.split("-")[1])
-    model = keras.saving.load_model(last, safe_mode=True)
+    strategy = make_strategy(config.distribute, config.devices, verbose)
+    with scope(strategy):
+        model = for_strategy(keras.saving.load_model(last, safe_mode=True), strategy)
     if model.optimizer.use_ema:
         warm_up_average(model.optimizer)
     rows = [r for r in read_history(run / "history.csv") if r["epoch"] <= epoch]

@@ -10,6 +10,7 @@ from cnnkeras._options import check_choices, option
 from cnnkeras.data import CACHES, DEFAULT_SEED
 from cnnkeras.errors import UserError
 from cnnkeras.train._config import TrainConfig
+from cnnkeras.train._distribute import DISTRIBUTE
 from cnnkeras.train._plan import SCHEDULES
 
 TUNERS = ("random", "hyperband", "bayesian")
@@ -104,6 +105,14 @@ class Experiment:
         default_factory=dict,
     )
     retry_failed: int = option(1, help="extra attempts of a failed trial before it is FAILED")
+    distribute: str = option(
+        "none",
+        help="as cnnkeras train: mirrored trains each trial over this machine's GPUs",
+        choices=DISTRIBUTE,
+    )
+    devices: str | None = option(
+        None, help="as cnnkeras train: gpu:0,gpu:1, or cpu:N", metavar="LIST"
+    )
 
     def __post_init__(self):
         if not self.name:

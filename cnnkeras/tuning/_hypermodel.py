@@ -13,6 +13,7 @@ import keras_tuner as kt
 from cnnkeras.errors import UserError
 from cnnkeras.models import create_model, model_info
 from cnnkeras.train._callbacks import AveragedWeights
+from cnnkeras.train._distribute import synchronize_batch_norm
 from cnnkeras.train._run import (
     compile_for_training,
     make_plan,
@@ -65,12 +66,15 @@ class ZooHyperModel(kt.HyperModel):
         for name in TRAINING_HPS:  # sampled here too, so that every trial records them
             if name in space:
                 sample(hp, name, space[name])
-        return create_model(
+        model = create_model(
             self.experiment.arch,
             input_shape=self.prep.input_shape,
             num_classes=self.data.num_classes,
             **{**self.experiment.model_options, **options},  # a sampled value wins
         )
+        if self.experiment.distribute != "none":  # built in the tuner's strategy scope
+            synchronize_batch_norm(model)
+        return model
 
     def fit(self, hp, model, *args, callbacks=None, epochs=None, **kwargs):
         """Train as ``cnnkeras train`` would: the same plan ('auto' batch size, steps per
@@ -121,6 +125,7 @@ class ZooHyperModel(kt.HyperModel):
             "epochs": len(losses),
             "params": int(model.count_params()),
             "batch_size": plan.batch_size,
+            "replicas": model.distribute_strategy.num_replicas_in_sync,
         }
         if not losses or not all(math.isfinite(v) for v in losses):
             error = kt.errors.FailedTrialError("loss became NaN; lower the learning rate")

@@ -11,6 +11,7 @@ import keras
 import keras_tuner as kt
 
 from cnnkeras import _io
+from cnnkeras.train._distribute import make_strategy
 from cnnkeras.tuning._experiment import Experiment
 from cnnkeras.tuning._hypermodel import ZooHyperModel
 from cnnkeras.tuning._kt import retries_pending
@@ -121,6 +122,8 @@ def make_tuner(
         overwrite=False,
         max_retries_per_trial=experiment.retry_failed,
         max_consecutive_failed_trials=3,
+        # each trial's model is built in its scope (and trained under it)
+        distribution_strategy=make_strategy(experiment.distribute, experiment.devices),
     )
     if experiment.tuner == "hyperband":
         tuner = cls(max_epochs=experiment.epochs, hyperband_iterations=1, **common)
