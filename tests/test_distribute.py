@@ -88,6 +88,7 @@ def test_a_mirrored_tuner_trial(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     trial = json.loads((tmp_path / "search" / "trial_0" / "cnnkeras.json").read_text())
     assert trial["replicas"] == 2 and trial["epochs"] == 1
+    assert "mirrored over" not in proc.stdout  # --quiet is quiet
 
 
 @pytest.mark.parametrize(

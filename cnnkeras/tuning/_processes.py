@@ -61,7 +61,8 @@ def _search_process(
         tf_logger.addFilter(_RetraceFilter())
     data, prep = _prepare(experiment)
     with redirect_stdout(io.StringIO()) if handover else nullcontext():  # "Reloading Tuner ..."
-        tuner = make_tuner(experiment, ZooHyperModel(experiment, data, prep), max_growth_mb)
+        hypermodel = ZooHyperModel(experiment, data, prep)
+        tuner = make_tuner(experiment, hypermodel, max_growth_mb, verbose)
     try:
         tuner.search(verbose=verbose)
     except Handover:

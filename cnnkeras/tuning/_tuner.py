@@ -109,7 +109,10 @@ TUNER_CLASSES = {
 
 
 def make_tuner(
-    experiment: Experiment, hypermodel: ZooHyperModel, max_growth_mb: float | None = None
+    experiment: Experiment,
+    hypermodel: ZooHyperModel,
+    max_growth_mb: float | None = None,
+    verbose: int = 1,
 ):
     """The experiment's Keras Tuner tuner, reloaded from its folder when one is there."""
     cls = TUNER_CLASSES[experiment.tuner]
@@ -123,7 +126,7 @@ def make_tuner(
         max_retries_per_trial=experiment.retry_failed,
         max_consecutive_failed_trials=3,
         # each trial's model is built in its scope (and trained under it)
-        distribution_strategy=make_strategy(experiment.distribute, experiment.devices),
+        distribution_strategy=make_strategy(experiment.distribute, experiment.devices, verbose),
     )
     if experiment.tuner == "hyperband":
         tuner = cls(max_epochs=experiment.epochs, hyperband_iterations=1, **common)
