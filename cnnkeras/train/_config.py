@@ -143,10 +143,6 @@ class TrainConfig:
             (self.patience >= 1, "`patience` must be >= 1"),
             (self.warmup_epochs is None or self.warmup_epochs >= 0, "`warmup_epochs` must be >= 0"),
             (self.cache_budget_mb >= 0, "`cache_budget_mb` must be >= 0"),
-            (
-                self.devices is None or self.distribute != "none",
-                "`devices` needs `distribute` mirrored",
-            ),
         ]
         for ok, message in checks:
             if not ok:

@@ -227,11 +227,12 @@ def _title(config: TrainConfig) -> str:
     return f"{config.arch} on {config.dataset}: test split"
 
 
-def prepare(config: TrainConfig, verbose: int = 1, strategy=None):
+def prepare(config: TrainConfig, verbose: int = 1):
     """What a training run starts from: (image size, data, preprocessing, a new model, the
-    plan), after checking the config; ``train`` and ``lr_find`` share it. With a
-    ``strategy``, call it in the strategy's scope: the model is made ready for it."""
+    plan), after checking the config; ``train`` and ``lr_find`` share it. The model is built
+    for the config's strategy (``distribute``), in its scope."""
     config.validate()
+    strategy = make_strategy(config.distribute, config.devices, verbose)  # before TF's devices
     seed_everything(config.seed)
     info = model_info(config.arch)
     size = info.image_size(config.image_size)
@@ -242,10 +243,13 @@ def prepare(config: TrainConfig, verbose: int = 1, strategy=None):
         )
     data = load_data(config, verbose=verbose)
     prep = preprocessing_for(config.arch, size, data.channels)
-    options = config.builder_options()
-    model = create_model(
-        config.arch, input_shape=prep.input_shape, num_classes=data.num_classes, **options
-    )
+    with scope(strategy):
+        model = create_model(
+            config.arch,
+            input_shape=prep.input_shape,
+            num_classes=data.num_classes,
+            **config.builder_options(),
+        )
     plan = make_plan(config, data, prep, verbose)
     return size, data, prep, for_strategy(model, strategy), plan
 
@@ -256,10 +260,7 @@ def lr_find(
     """The learning-rate range test of ``config``'s model, data and recipe (its ``lr`` is
     ignored); with ``plot``, the loss against the learning rate as a PNG there."""
     check_range(steps)
-    config.validate()
-    strategy = make_strategy(config.distribute, config.devices, verbose)
-    with scope(strategy):
-        _, data, prep, model, plan = prepare(config, verbose, strategy)
+    _, data, prep, model, plan = prepare(config, verbose)
     config = dataclasses.replace(config, lr=START_LR)
     found = find_lr(model, config, plan, data, prep, steps=steps, verbose=verbose)
     if plot:
@@ -306,10 +307,7 @@ def train(
     ``lr='auto'`` runs the learning-rate range test first and trains at its suggestion
     (recorded in config.json, with the curve as lr_find.png). ``record``: more fields for
     config.json (a run started again keeps where its rate came from)."""
-    config.validate()
-    strategy = make_strategy(config.distribute, config.devices, verbose)
-    with scope(strategy):
-        size, data, prep, model, plan = prepare(config, verbose, strategy)
+    size, data, prep, model, plan = prepare(config, verbose)
     config, found = auto_lr(config, model, plan, data, prep, verbose)
     compile_for_training(model, config, plan)
     folder = Path(run_dir) if run_dir else _default_run_dir(config, data.name)
