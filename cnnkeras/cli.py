@@ -117,6 +117,31 @@ def cmd_train(args):
     return train(config, verbose=_verbose(args)), ""
 
 
+def cmd_launch(args):
+    from cnnkeras._launch import launch
+
+    rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
+    if rest[:1] != ["train"]:
+        raise UserError("`launch` runs `train`: cnnkeras launch --processes N -- train OPTIONS")
+    if "--resume" not in rest and "--distribute" not in rest:
+        rest = [*rest, "--distribute", "multi-host"]
+    command = [sys.executable, "-m", "cnnkeras", *rest]
+    return None, "", launch(command, args.processes, port=args.port, bind=args.bind)
+
+
+LAUNCH_HELP = "run `train` as N processes of a multi-host run here"
+
+
+def _launch_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--processes", type=int, required=True, metavar="N")
+    p.add_argument("--port", type=int, help="the coordinator's port (default: a free one)")
+    bind_help = "the coordinator listens here (default 127.0.0.1; 0.0.0.0 for other machines)"
+    p.add_argument("--bind", metavar="ADDRESS", help=bind_help)
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="-- train OPTIONS")
+    p.set_defaults(func=cmd_launch, json=False, quiet=False)
+    return p
+
+
 def cmd_lr_find(args):
     from cnnkeras.train import TrainConfig, lr_find
 
@@ -282,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(p, TrainConfig)
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
 
+    _launch_options(command(sub, "launch", cmd_launch, LAUNCH_HELP))
+
     p = command(sub, "lr-find", cmd_lr_find, "learning-rate range test: loss against the rate")
     add_options(p, TrainConfig)
     p.add_argument("--steps", type=int, default=200, help="steps of the test (default: 200)")
@@ -424,9 +451,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``cnnkeras`` and ``python -m cnnkeras``; returns the exit status."""
-    import_tensorflow_quietly()
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    if argv[:1] == ["launch"]:  # the launcher only starts processes: no Keras, no TensorFlow
+        parser, argv = (
+            _launch_options(_Parser(prog="cnnkeras launch", description=LAUNCH_HELP)),
+            argv[1:],
+        )
+    else:
+        import_tensorflow_quietly()
+        parser = build_parser()
     try:
         args = parser.parse_args(argv)
         result, text, *status = args.func(args)

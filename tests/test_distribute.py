@@ -54,30 +54,61 @@ def test_resnet_mirrored_with_synchronised_batch_norm_is_single_device_training(
     assert result["saved"]["predict_max_abs_diff"] < 1e-9
 
 
-def test_mirrored_train_is_killed_resumes_and_finetunes(tmp_path):
-    """A mirrored run killed mid-way resumes under the same strategy to the end; its model
-    is the base of a mirrored finetune; config.json records the replicas."""
-    args = [*CLI, "train", "--dataset", "digits", "--image-size", "16", "--epochs", "6"]
-    args += ["--batch-size", "64", *MIRRORED, "--no-augment", "--out", str(tmp_path), "--quiet"]
-    run = kill_after_epochs(args, tmp_path, "lenet5-digits-*", 2)
-    assert len(history(run)) < 6, "the run finished before it could be killed"
+def test_mirrored_train_on_real_photos_is_killed_resumes_and_finetunes(real_photos, tmp_path):
+    """A batch-norm network on the photo folder (odd sizes, one file that breaks when decoded)
+    under mirrored, killed mid-way, resumes under the same strategy to the end; its model is
+    the base of a mirrored finetune. Every batch gives each replica a share of the same size
+    (validation's last batch an image each at least): before, the plan's validation batch of
+    27 failed in Keras' first-batch build and a last batch of one image in batch norm."""
+    args = [*CLI, "train", "--arch", "resnet18", "--dataset", f"folder:{real_photos}"]
+    args += ["--image-size", "32", "--epochs", "3", *MIRRORED, "--out", str(tmp_path), "--quiet"]
+    run = kill_after_epochs(args, tmp_path, "resnet18-photos-*", 1)
+    assert len(history(run)) < 3, "the run finished before it could be killed"
     proc = run_cli("train", "--resume", str(run))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "mirrored over 2 device(s)" in proc.stdout
-    assert [int(r["epoch"]) for r in history(run)] == list(range(6))
+    assert [int(r["epoch"]) for r in history(run)] == list(range(3))
     record = json.loads((run / "config.json").read_text())
     assert (record["status"], record["replicas"], record["distribute"]) == ("done", 2, "mirrored")
-    assert record["plan"]["steps_per_execution"] == 1  # keras#19246
-    assert record["result"]["test_accuracy"] > 0.5  # it learned (chance: 0.1)
+    plan, n_val = record["plan"], record["splits"]["val"]
+    assert plan["steps_per_execution"] == 1  # keras#19246
+    last = n_val % plan["val_batch_size"]
+    assert plan["val_batch_size"] % 2 == 0 and (last == 0 or last >= 2), (plan, n_val)
+    assert record["decode_failures"] == 1
+    assert record["result"]["test_accuracy"] > 0.5  # it learned (chance: 0.17)
     keras.saving.load_model(run / "model.keras", safe_mode=True)
     tuned = tmp_path / "tuned"
     proc = run_cli(
-        "finetune", "--base", str(run / "model.keras"), "--dataset", "digits",
-        "--epochs-head", "1", *MIRRORED, "--out", str(tuned), "--quiet", "--json",
+        "finetune", "--base", str(run / "model.keras"), "--dataset", f"folder:{real_photos}",
+        "--image-size", "32", "--epochs-head", "1", *MIRRORED, "--out", str(tuned), "--quiet",
+        "--json",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     folder = Path(json.loads(proc.stdout)["run_dir"])
     assert json.loads((folder / "config.json").read_text())["replicas"] == 2
+
+
+def test_mirrored_batches_give_every_replica_an_equal_or_nonempty_share():
+    from cnnkeras.train._plan import plan_training, replica_batches
+    from cnnkeras.train._run import preprocessing_for
+
+    for replicas in (2, 4, 8):
+        for n_val in range(replicas * 3, 600):
+            _, val_batch = replica_batches(1000, 64, n_val, replicas)
+            last = n_val % val_batch
+            assert val_batch % replicas == 0 and (last == 0 or last >= replicas)
+    assert replica_batches(215, 16, 27, 2) == (False, 24)  # the photo folder's split
+    config = TrainConfig(distribute="mirrored", batch_size=16, epochs=1)
+    prep = preprocessing_for("lenet5", 16, 1)
+    plan = plan_training(config, 209, 27, prep, 1024, replicas=2)  # 13 batches and 1 image
+    assert (plan.drop_last, plan.steps_per_epoch) == (True, 13)
+    assert plan_training(config, 209, 27, prep, 1024).steps_per_epoch == 14  # one device
+    with pytest.raises(UserError, match="`batch_size` 15 must be a multiple of the 2 replicas"):
+        replica_batches(100, 15, 20, 2)
+    with pytest.raises(UserError, match="at most the 10 training images; pass 10"):
+        replica_batches(10, 16, 20, 2)
+    with pytest.raises(UserError, match="validation split's 5 image"):
+        replica_batches(100, 16, 5, 2)
 
 
 def test_a_mirrored_tuner_trial(tmp_path):

@@ -27,7 +27,7 @@ def mobilenet_v2_run(tmp_path_factory):
         arch="mobilenet_v2",
         dataset="mnist5k",
         image_size=32,
-        epochs=10,
+        epochs=6,
         lr=3e-3,
         model_options={"alpha": 0.35},
     )

@@ -210,7 +210,7 @@ def test_batch_norm_model_learns_a_small_folder_of_real_photos(real_photos, tmp_
         model_options={"alpha": 0.35},
         dataset=f"folder:{real_photos}",
         image_size=32,
-        epochs=12,
+        epochs=8,
         out=str(tmp_path),
     )
     result = train(config, verbose=0)

@@ -261,6 +261,8 @@ def make_pipeline(
     sample_weights: bool = False,
     repeat: bool = False,
     mix: dict[str, float] | None = None,
+    drop_remainder: bool = False,
+    pad_to: int = 0,
 ) -> tf.data.Dataset:
     """Batches of (float32 images, one-hot labels); shuffled and augmented when training.
 
@@ -273,7 +275,9 @@ def make_pipeline(
     runs the epochs on forever, for ``model.fit(steps_per_epoch=...)``: Keras then keeps one
     iterator, and the batches it has prefetched, across epochs instead of starting the
     pipeline again each epoch (BENCHMARKS.md, "Epoch size"). ``mix``: the strength of
-    each of 'mixup' and 'cutmix' in ``augment`` (default ``MIX_STRENGTHS``)."""
+    each of 'mixup' and 'cutmix' in ``augment`` (default ``MIX_STRENGTHS``).
+    ``drop_remainder`` leaves out each pass's last, partial batch; ``pad_to`` (with
+    ``sample_weights``) pads each pass to this many images with blanks of weight 0."""
     if batch_size < 1:
         raise UserError(f"batch_size must be >= 1, got {batch_size}")
     value_range = (prep.offset, prep.offset + 255.0 * prep.scale)
@@ -302,12 +306,14 @@ def make_pipeline(
     ds = ds.map(
         lambda x, y, pos: (_to_model_input(x, prep), y, pos), num_parallel_calls=tf.data.AUTOTUNE
     )
-    if split.images is None and sample_weights:
-        # a broken file's place goes to a blank image of weight 0: the epoch keeps its known
-        # number of steps and accuracy counts only real images (the loss is averaged over all)
+    if sample_weights and (split.images is None or pad_to > n):
+        # a broken file's place goes to a blank image of weight 0 (as do the places padding
+        # adds): the epoch keeps its known number of steps and accuracy counts only real
+        # images (the loss is averaged over all)
+        total = max(n, pad_to)
         blank = (tf.zeros(prep.input_shape), tf.constant(0, tf.int64), tf.constant(-1, tf.int64))
-        ds = ds.concatenate(tf.data.Dataset.from_tensors(blank).repeat()).take(n)
-        ds = ds.apply(tf.data.experimental.assert_cardinality(n))
+        ds = ds.concatenate(tf.data.Dataset.from_tensors(blank).repeat()).take(total)
+        ds = ds.apply(tf.data.experimental.assert_cardinality(total))
     if mode == "memory":
         ds = ds.cache()
         if training:
@@ -319,7 +325,7 @@ def make_pipeline(
         ds = ds.cache(str(prefix))
         if training:  # the first pass was shuffled before decoding; mix it again locally
             ds = ds.shuffle(min(len(split), SHUFFLE_RECORDS), seed=seed + 1)
-    ds = ds.batch(batch_size)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     if layers:
 
         def apply(x, y, pos):

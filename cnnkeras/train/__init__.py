@@ -6,6 +6,7 @@ A run folder holds everything needed to continue, evaluate or ship a model:
 ``training_curves.png``, TensorBoard ``logs/`` and the test-split evaluation report.
 """
 
+from cnnkeras._launch import launch
 from cnnkeras.train._callbacks import PreciseBatchNorm
 from cnnkeras.train._config import LOSSES, OPTIMIZERS, TrainConfig
 from cnnkeras.train._finetune import FinetuneConfig, finetune
@@ -26,6 +27,7 @@ __all__ = [
     "demo_table",
     "find_lr",
     "finetune",
+    "launch",
     "lr_find",
     "plan_training",
     "resume",

@@ -270,20 +270,38 @@ class PreciseBatchNorm(keras.callbacks.Callback):
             layer.moving_variance.assign(sums[i + 1] / count)
 
 
-def _moments_function(model: keras.Model, layers: list) -> tf.types.experimental.Function:
+def _moments_function(model: keras.Model, layers: list):
     """A compiled function from a batch to every layer's batch mean and variance (per channel),
-    as the layer sees them in training mode."""
+    as the layer sees them in training mode. Under JAX (multi-host) it runs on this
+    process's copy of the weights, and every process reads the same batches, so all of them
+    compute the same statistics."""
     probe = keras.Model(model.inputs, [layer.input for layer in layers])
 
-    @tf.function(reduce_retracing=True)
-    def moments(x):
-        outputs = probe(x, training=True)
+    def moments(outputs, of=keras.ops.moments):
         outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
         found = []
         for layer, out in zip(layers, outputs, strict=True):
             axis = layer.axis % len(out.shape)
-            mean, variance = tf.nn.moments(out, [a for a in range(len(out.shape)) if a != axis])
-            found += [mean, variance]
+            axes = [a for a in range(len(out.shape)) if a != axis]
+            found += list(of(out, axes))
         return found
 
-    return moments
+    if keras.backend.backend() == "tensorflow":
+        return tf.function(
+            lambda x: moments(probe(x, training=True), tf.nn.moments), reduce_retracing=True
+        )
+    import jax
+    import numpy as np
+
+    @jax.jit
+    def stateless(trainable, non_trainable, x):
+        return moments(probe.stateless_call(trainable, non_trainable, x, training=True)[0])
+
+    def local(variables):  # a replicated array's copy on this process's first device
+        return [v.value.addressable_data(0) for v in variables]
+
+    def run(x):
+        values = local(probe.trainable_variables), local(probe.non_trainable_variables)
+        return [np.asarray(m) for m in stateless(*values, np.asarray(x))]
+
+    return run

@@ -116,7 +116,8 @@ class TrainConfig:
     distribute: str = option(
         "none",
         help="mirrored: data-parallel over this machine's GPUs (or --devices), the batch size "
-        "being the global batch and batch norm synchronised across them",
+        "being the global batch and batch norm synchronised across them; multi-host: over "
+        "processes and machines on JAX (start it with `cnnkeras launch`)",
         choices=DISTRIBUTE,
     )
     devices: str | None = option(

@@ -11,6 +11,9 @@ One layer would differ: batch norm normalises each replica's share of the batch 
 share's statistics. Every batch-norm layer is set ``synchronized=True`` (Keras' own option,
 saved in the model and loaded under ``safe_mode``), so its statistics are the global batch's,
 as on one device.
+
+``multi-host`` (several processes, on one machine or several) is ``_multihost``'s: Keras'
+``keras.distribution`` on the JAX backend. The helpers below serve both.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ import tensorflow as tf
 
 from cnnkeras import _io
 from cnnkeras.errors import UserError
+from cnnkeras.train import _multihost
 
-DISTRIBUTE = ("none", "mirrored")
+DISTRIBUTE = ("none", "mirrored", "multi-host")
 
 
 def _logical_cpus(count: int) -> list[str]:
@@ -74,13 +78,15 @@ def parse_devices(spec: str | None) -> list[str] | None:
 
 def make_strategy(distribute: str, devices: str | None, verbose: int = 1):
     """The strategy of a run: None for ``none``; MirroredStrategy over ``devices`` (see
-    ``parse_devices``) for ``mirrored``."""
+    ``parse_devices``) for ``mirrored``; the joined ``_multihost.Cluster`` for multi-host."""
     if distribute not in DISTRIBUTE:
         raise UserError(f"`distribute` must be one of {', '.join(DISTRIBUTE)}, got {distribute!r}")
+    if distribute != "mirrored" and devices is not None:
+        raise UserError("`devices` needs `distribute` mirrored")
     if distribute == "none":
-        if devices is not None:
-            raise UserError("`devices` needs `distribute` mirrored")
         return None
+    if distribute == "multi-host":
+        return _multihost.start(verbose)
     names = parse_devices(devices)
     if names is None:
         names = ["/cpu:0"]
@@ -90,12 +96,37 @@ def make_strategy(distribute: str, devices: str | None, verbose: int = 1):
     return strategy
 
 
+def single_process(distribute: str, command: str) -> None:
+    """Refuse ``multi-host`` where only ``train`` (and its ``--resume``) runs it."""
+    if distribute == "multi-host":
+        raise UserError(
+            f"`distribute` multi-host runs `cnnkeras train` (and --resume), not {command}; "
+            "use none or mirrored here"
+        )
+
+
 def scope(strategy):
-    """Where weights are created (building, loading): the strategy's scope, or nothing.
-    Only creation needs it: ``fit``, ``evaluate`` and ``compile_for_training`` use the
-    strategy the model was created under, and the input pipelines (whose counters are plain
-    variables) stay outside it."""
+    """Where weights are created (building, loading): a TensorFlow strategy's scope, or
+    nothing (multi-host distributes what is built after it joined). Only creation needs it:
+    ``fit``, ``evaluate`` and ``compile_for_training`` use the strategy the model was
+    created under, and the input pipelines (whose counters are plain variables) stay
+    outside it."""
+    return strategy.scope() if hasattr(strategy, "scope") else contextlib.nullcontext()
+
+
+def model_scope(model: keras.Model):
+    """The scope of the strategy ``model`` was created under (TensorFlow), or nothing."""
+    strategy = getattr(model, "distribute_strategy", None)
     return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+
+def replicas(model: keras.Model) -> int:
+    """How many devices share each global batch of ``model``'s training."""
+    strategy = getattr(model, "distribute_strategy", None)
+    if strategy is not None:
+        return strategy.num_replicas_in_sync
+    cluster = _multihost.current()
+    return cluster.devices if cluster is not None else 1
 
 
 def synchronize_batch_norm(model: keras.Model) -> int:
@@ -110,7 +141,8 @@ def synchronize_batch_norm(model: keras.Model) -> int:
 
 
 def for_strategy(model: keras.Model, strategy) -> keras.Model:
-    """``model`` ready for ``strategy``: batch norm synchronised when there are replicas."""
-    if strategy is not None:
+    """``model`` ready for ``strategy``: batch norm synchronised across mirrored replicas
+    (under multi-host, JAX computes it over the global batch already)."""
+    if isinstance(strategy, tf.distribute.Strategy):
         synchronize_batch_norm(model)
     return model

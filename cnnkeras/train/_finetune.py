@@ -23,7 +23,13 @@ from cnnkeras.errors import UserError
 from cnnkeras.models import create_model, model_info
 from cnnkeras.saved import load_run_model
 from cnnkeras.train._config import TrainConfig
-from cnnkeras.train._distribute import for_strategy, make_strategy, scope
+from cnnkeras.train._distribute import (
+    for_strategy,
+    make_strategy,
+    replicas,
+    scope,
+    single_process,
+)
 from cnnkeras.train._history import read_history
 from cnnkeras.train._lr_find import PNG, lr_find_png
 from cnnkeras.train._run import (
@@ -201,6 +207,7 @@ def finetune(config: FinetuneConfig, *, run_dir: str | Path | None = None, verbo
         raise UserError("`epochs_head` must be >= 1")
     if config.epochs_finetune and config.unfreeze is None:
         raise UserError("`epochs_finetune` needs `unfreeze` (a number of layers or 'all')")
+    single_process(config.distribute, "finetune")
     seed_everything(config.seed)
     data = load_data(config, verbose=verbose)
     strategy = make_strategy(config.distribute, config.devices, verbose)
@@ -214,7 +221,8 @@ def finetune(config: FinetuneConfig, *, run_dir: str | Path | None = None, verbo
         _io.log(verbose, f"converting {data.channels}-channel images to the base's {prep.channels}")
     set_trainable(features, None)
     phases = {"phase1": trainable_names(model)}
-    plan = make_plan(dataclasses.replace(config, epochs=config.epochs_head), data, prep, verbose)
+    head = dataclasses.replace(config, epochs=config.epochs_head)
+    plan = make_plan(head, data, prep, verbose, replicas=replicas(model))
     config, found = auto_lr(config, model, plan, data, prep, verbose)  # the head's rate
     compile_for_training(model, config, plan)
     config = dataclasses.replace(config, arch="finetune-" + model.name.removesuffix("_transfer"))

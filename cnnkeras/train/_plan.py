@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 
 from cnnkeras.data import Preprocessing
 from cnnkeras.data._pipeline import DEFAULT_AUGMENT, MIX_STRENGTHS, MIXING, resolve_cache
+from cnnkeras.errors import UserError
 from cnnkeras.train._class_weights import class_weights, imbalance_note
 
 AUTO_BATCH_SIZES = (64, 32, 16)  # largest first
@@ -36,6 +37,8 @@ class TrainingPlan:
     reasons: tuple[str, ...] = ()
     class_weights: tuple[float, ...] | None = None  # loss weight of each class, label order
     mix: tuple[tuple[str, float], ...] = ()  # (mixup or cutmix, its alpha) in the augment list
+    drop_last: bool = False  # the epoch's last, partial training batch is left out
+    val_padded: bool = False  # validation is padded to whole batches with images of weight 0
 
     @property
     def total_steps(self) -> int:
@@ -93,6 +96,67 @@ def execution_plan(train_steps: int, n_val: int) -> tuple[int, int, int]:
     return 1, batch, math.ceil(n_val / batch)
 
 
+def replica_batches(n_train: int, batch: int, n_val: int, replicas: int) -> tuple[bool, int]:
+    """(leave out the last training batch, validation batch) for ``replicas`` devices.
+
+    Each global batch is split across the replicas. Two splits fail in Keras 3.15 with
+    TensorFlow 2.21: a first batch that does not split evenly (``fit`` and ``evaluate``
+    average the first batch across replicas to build the model: "Inputs to operation AddN
+    must have the same size and shape"), and a batch of fewer images than replicas, whose
+    empty share batch norm rejects ("Incompatible shapes ... [0,H,W,C]"). So batches are
+    multiples of the replica count; the epoch's last, partial training batch is left out when
+    it is shorter than that (a few different images each shuffled epoch); the validation
+    batch (at most 64 images a replica) is chosen so that its last batch is full or has an
+    image for every replica, and every validation image counts; that fails only for
+    validation splits of fewer than three images a replica."""
+    if batch % replicas or batch > n_train:
+        whole = min(batch, n_train) // replicas * replicas
+        raise UserError(
+            f"`batch_size` {batch} must be a multiple of the {replicas} replicas and at most "
+            f"the {n_train} training images; pass {max(whole, replicas)}"
+        )
+    if n_val == 0:
+        return 0 < n_train % batch < replicas, 0
+    for val_batch in range(
+        min(n_val, MAX_VAL_BATCH * replicas) // replicas * replicas, 0, -replicas
+    ):
+        if n_val % val_batch == 0 or n_val % val_batch >= replicas:
+            return 0 < n_train % batch < replicas, val_batch
+    raise UserError(
+        f"the validation split's {n_val} image(s) cannot be batched so that each of the "
+        f"{replicas} replicas gets an image; use fewer `devices` or more images"
+    )
+
+
+def multihost_batches(
+    n_train: int, batch: int, n_val: int, devices: int
+) -> tuple[bool, int, int, int]:
+    """(drop partial training batches: always, steps per execution, validation batch,
+    validation steps) for a multi-host run over ``devices``.
+
+    Every process must get an equal share of every batch (Keras cuts each global batch into
+    one piece a process, and JAX assembles them into one array), so batches are multiples of
+    the device count and none may be partial: the epoch's last, partial training batch is
+    left out (a few different images each shuffled epoch), and validation is padded to whole
+    batches with images of weight 0, which accuracy does not count."""
+    if batch % devices or batch > n_train:
+        whole = min(batch, n_train) // devices * devices
+        raise UserError(
+            f"`batch_size` {batch} must be a multiple of the {devices} devices and at most "
+            f"the {n_train} training images; pass {max(whole, devices)}"
+        )
+    steps = n_train // batch
+    divisors = [d for d in range(min(steps, MAX_STEPS_PER_EXECUTION), 0, -1) if steps % d == 0]
+    if n_val == 0:
+        return True, divisors[0], 0, 0
+    for spe in divisors:  # the most steps per execution whose padding fills only the last batch
+        val_steps = spe * math.ceil(math.ceil(n_val / (MAX_VAL_BATCH * devices)) / spe)
+        val_batch = math.ceil(n_val / val_steps / devices) * devices
+        if val_steps * val_batch - n_val < val_batch:
+            return True, spe, val_batch, val_steps
+    raise AssertionError("one step per execution always fits")  # spe 1: one padded batch
+
+
 def warmup_epochs_for(schedule: str, epochs: int, asked: int | None) -> int:
     if schedule in ("plateau", "constant"):
         return 0
@@ -112,9 +176,11 @@ def plan_training(
     *,
     labels=None,
     class_names: list[str] | None = None,
+    replicas: int = 1,
 ) -> TrainingPlan:
     """Resolve a config's 'auto' values for a dataset of these sizes; with the training
-    ``labels`` and ``class_names``, its class weights too (and a warning on imbalance)."""
+    ``labels`` and ``class_names``, its class weights too (and a warning on imbalance).
+    ``replicas``: the devices a mirrored run splits each batch across."""
     reasons = []
     weights = None
     if labels is not None:
@@ -132,11 +198,33 @@ def plan_training(
         batch = int(config.batch_size)
     steps = math.ceil(n_train / batch)
     spe, val_batch, val_steps = execution_plan(steps, n_val)
+    drop_last = False
     if config.distribute == "mirrored":
         # Keras 3's loop of several steps per call fails under MirroredStrategy ("You must
         # feed a value for placeholder tensor", keras-team/keras#19246, open)
         spe = 1
         reasons.append("1 step per execution: several fail under mirrored (keras#19246)")
+        drop_last, val_batch = replica_batches(n_train, batch, n_val, replicas)
+        val_steps = math.ceil(n_val / val_batch) if n_val else 0
+        if drop_last:
+            steps = n_train // batch
+            reasons.append(
+                f"the last {n_train % batch} training image(s) of each shuffled epoch are "
+                f"left out: fewer than the {replicas} replicas, they would leave one empty"
+            )
+        reasons.append(f"validation batch {val_batch}: whole shares for the {replicas} replicas")
+    elif config.distribute == "multi-host":
+        drop_last, spe, val_batch, val_steps = multihost_batches(n_train, batch, n_val, replicas)
+        if n_train % batch:
+            reasons.append(
+                f"the last {n_train % batch} training image(s) of each shuffled epoch are left "
+                f"out: each of the {replicas} devices needs an equal share of every batch"
+            )
+            steps = n_train // batch
+        reasons.append(
+            f"{spe} step(s) per execution; validation {val_steps} batches of {val_batch}, the "
+            f"last padded with {val_steps * val_batch - n_val} blank image(s) of weight 0"
+        )
     else:
         reasons.append(
             f"{spe} steps per execution: divides the {steps} training and {val_steps} "
@@ -178,6 +266,8 @@ def plan_training(
         reasons=tuple(reasons),
         class_weights=weights,
         mix=mix,
+        drop_last=drop_last,
+        val_padded=config.distribute == "multi-host" and n_val > 0,
     )
 
 

@@ -33,6 +33,7 @@ from cnnkeras.evaluate import write_report
 from cnnkeras.evaluate._plots import training_curves_png
 from cnnkeras.models import create_model, model_info
 from cnnkeras.saved import CONFIG_FILE, LABELS_FILE, SPLITS_FILE, model_record, predict_split
+from cnnkeras.train import _multihost
 from cnnkeras.train._callbacks import (
     CHECKPOINTS,
     MONITOR,
@@ -49,7 +50,14 @@ from cnnkeras.train._callbacks import (
     warm_up_average,
 )
 from cnnkeras.train._config import TrainConfig
-from cnnkeras.train._distribute import for_strategy, make_strategy, scope
+from cnnkeras.train._distribute import (
+    for_strategy,
+    make_strategy,
+    model_scope,
+    replicas,
+    scope,
+    single_process,
+)
 from cnnkeras.train._history import read_history, write_history
 from cnnkeras.train._lr_find import (
     PNG,
@@ -95,7 +103,7 @@ def compile_for_training(
     """The optimizer (with the plan's schedule), loss and metrics of a run; the bench
     measures exactly this path. In the scope of the strategy the model was created under
     (mirrored training: the optimizer's variables are mirrored too)."""
-    with model.distribute_strategy.scope():
+    with model_scope(model):
         _compile(model, config, plan, **overrides)
 
 
@@ -122,7 +130,9 @@ def _compile(model: keras.Model, config: TrainConfig, plan: TrainingPlan | None,
     # 1.5x faster than one, when they divide the epoch; XLA (jit_compile) is slower there,
     # and op determinism turns it off anyway.
     spe = plan.steps_per_execution if plan else 32
-    options = {"jit_compile": False, "steps_per_execution": spe, **overrides}
+    # JAX runs a step eagerly, op by op, unless it is compiled: there it always is
+    jax = keras.backend.backend() == "jax"
+    options = {"jit_compile": jax, "steps_per_execution": spe, **overrides}
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], **options)
 
 
@@ -154,7 +164,9 @@ def load_data(config: TrainConfig, run: Path | None = None, verbose: int = 1):
     return data
 
 
-def make_plan(config: TrainConfig, data, prep: Preprocessing, verbose: int) -> TrainingPlan:
+def make_plan(
+    config: TrainConfig, data, prep: Preprocessing, verbose: int, *, replicas: int = 1
+) -> TrainingPlan:
     train = data.splits["train"]
     plan = plan_training(
         config,
@@ -164,6 +176,7 @@ def make_plan(config: TrainConfig, data, prep: Preprocessing, verbose: int) -> T
         config.cache_budget_mb,
         labels=train.labels,
         class_names=data.class_names,
+        replicas=replicas,
     )
     for reason in plan.reasons:
         _io.log(verbose, reason)
@@ -212,7 +225,7 @@ def start_run(
         "plan": plan.to_dict(),
         "skipped_files": len(data.skipped),
         "params": int(model.count_params()),
-        "replicas": model.distribute_strategy.num_replicas_in_sync,
+        "replicas": replicas(model),
         "versions": versions(),
         "created": datetime.now().isoformat(timespec="seconds"),
         "status": "running",
@@ -250,7 +263,7 @@ def prepare(config: TrainConfig, verbose: int = 1):
             num_classes=data.num_classes,
             **config.builder_options(),
         )
-    plan = make_plan(config, data, prep, verbose)
+    plan = make_plan(config, data, prep, verbose, replicas=replicas(model))
     return size, data, prep, for_strategy(model, strategy), plan
 
 
@@ -260,6 +273,7 @@ def lr_find(
     """The learning-rate range test of ``config``'s model, data and recipe (its ``lr`` is
     ignored); with ``plot``, the loss against the learning rate as a PNG there."""
     check_range(steps)
+    single_process(config.distribute, "lr-find")
     _, data, prep, model, plan = prepare(config, verbose)
     config = dataclasses.replace(config, lr=START_LR)
     found = find_lr(model, config, plan, data, prep, steps=steps, verbose=verbose)
@@ -274,6 +288,7 @@ def auto_lr(config: TrainConfig, model, plan, data, prep, verbose: int = 1):
     with None."""
     if config.lr != "auto":
         return config, None
+    single_process(config.distribute, "`lr` auto (run lr-find without it, then pass --lr)")
     config = dataclasses.replace(config, lr=START_LR)
     found = find_lr(model, config, plan, data, prep, verbose=verbose)
     _io.log(verbose, found.text())
@@ -311,6 +326,9 @@ def train(
     config, found = auto_lr(config, model, plan, data, prep, verbose)
     compile_for_training(model, config, plan)
     folder = Path(run_dir) if run_dir else _default_run_dir(config, data.name)
+    cluster = _multihost.current()
+    if cluster is not None and not cluster.writer:  # process 0 writes the run folder
+        folder, verbose = _multihost.scratch_folder(folder, copy=False), 0
     options = {**config.to_dict(), "image_size": size, **(record or {}), **lr_find_record(found)}
     run = start_run(
         folder, config, options, data, prep, model, plan, title=_title(config), verbose=verbose
@@ -353,6 +371,14 @@ def resume(run_dir: str | Path, *, verbose: int = 1) -> dict:
         return record.get("result", {})
     plan = TrainingPlan.from_dict(record["plan"]) if "plan" in record else _legacy_plan(record)
     config = TrainConfig.from_dict({**record, "schedule": plan.schedule})
+    strategy = make_strategy(config.distribute, config.devices, verbose)  # before TF's devices
+    cluster = _multihost.current()
+    if cluster is not None and cluster.process_id == 0:
+        _multihost.barrier("resume: copied")  # before process 0 changes the folder
+    elif cluster is not None:  # works on a copy; process 0 writes the run folder
+        run, verbose = _multihost.scratch_folder(run, copy=True), 0
+        _multihost.barrier("resume: copied")
+        config_path = run / CONFIG_FILE
     seed_everything(config.seed)
     checkpoints = sorted((run / CHECKPOINTS).glob("epoch-*.keras"))
     if not checkpoints:  # killed during the first epoch: start over in the same folder
@@ -360,12 +386,13 @@ def resume(run_dir: str | Path, *, verbose: int = 1) -> dict:
         (run / "history.csv").unlink(missing_ok=True)
         config_path.unlink()
         kept = {k: record[k] for k in ("lr_find",) if k in record}  # the rate's origin
+        if cluster is not None and not cluster.writer:
+            _multihost.discard_scratch(run)  # train gives this process a scratch folder anew
         return train(config, run_dir=run, verbose=verbose, record=kept)
     data = load_data(config, run, verbose)
     prep = Preprocessing.from_dict(record["preprocessing"])
     last = checkpoints[-1]
     epoch = int(last.stem.split("-")[1])
-    strategy = make_strategy(config.distribute, config.devices, verbose)
     with scope(strategy):
         model = for_strategy(keras.saving.load_model(last, safe_mode=True), strategy)
     if model.optimizer.use_ema:
@@ -452,6 +479,7 @@ def plan_pipelines(model, data, prep, plan, *, seed, augment, cache_dir, tallies
         mix=dict(plan.mix),
         seed=seed,
         tally=tallies.get("train"),
+        drop_remainder=plan.drop_last,
         **common,
     )
     val_ds = make_pipeline(
@@ -461,6 +489,8 @@ def plan_pipelines(model, data, prep, plan, *, seed, augment, cache_dir, tallies
         batch_size=plan.val_batch_size,
         tally=tallies.get("val"),
         sample_weights=True,
+        pad_to=plan.val_steps * plan.val_batch_size if plan.val_padded else 0,
+        drop_remainder=plan.val_padded,  # whole batches: multi-host needs their size known
         **common,
     )
     callbacks = []
@@ -632,9 +662,14 @@ def finish_run(run: Run, *, status: str, seconds: float, verbose: int) -> dict:
 def _fit(run: Run, *, start_epoch: int, verbose: int, state: ResumeState = ResumeState()):
     started = time.perf_counter()
     plan = run.plan
-    checkpoint = fit_epochs(
-        run, start_epoch=start_epoch, epochs=plan.epochs, verbose=verbose, state=state
-    )
+    try:
+        checkpoint = fit_epochs(
+            run, start_epoch=start_epoch, epochs=plan.epochs, verbose=verbose, state=state
+        )
+    except Exception as error:
+        if _multihost.current() is None:
+            raise
+        _multihost.abandon(error, run.folder)
     rows = read_history(run.folder / "history.csv")
     if checkpoint.nan_epoch is not None:
         status = "nan"
@@ -642,4 +677,11 @@ def _fit(run: Run, *, start_epoch: int, verbose: int, state: ResumeState = Resum
         status = "early_stopped"
     else:
         status = "done"
-    return finish_run(run, status=status, seconds=time.perf_counter() - started, verbose=verbose)
+    seconds = time.perf_counter() - started
+    cluster = _multihost.current()
+    if cluster is not None:
+        if not cluster.writer:
+            _multihost.discard_scratch(run.folder)
+            return {"status": status, "process": cluster.process_id, "fit_seconds": seconds}
+        return _multihost.finish_in_tensorflow(run.folder, status, seconds, verbose)
+    return finish_run(run, status=status, seconds=seconds, verbose=verbose)

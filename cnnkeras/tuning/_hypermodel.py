@@ -13,7 +13,7 @@ import keras_tuner as kt
 from cnnkeras.errors import UserError
 from cnnkeras.models import create_model, model_info
 from cnnkeras.train._callbacks import AveragedWeights
-from cnnkeras.train._distribute import synchronize_batch_norm
+from cnnkeras.train._distribute import replicas, synchronize_batch_norm
 from cnnkeras.train._run import (
     compile_for_training,
     make_plan,
@@ -88,7 +88,7 @@ class ZooHyperModel(kt.HyperModel):
         epochs = epochs or experiment.epochs
         config = experiment.train_config(picked, epochs=max(1, epochs - initial_epoch))
         config.validate()
-        plan = make_plan(config, self.data, self.prep, verbose=0)
+        plan = make_plan(config, self.data, self.prep, verbose=0, replicas=replicas(model))
         compile_for_training(model, config, plan)
         fit_data = plan_pipelines(
             model,
@@ -125,7 +125,7 @@ class ZooHyperModel(kt.HyperModel):
             "epochs": len(losses),
             "params": int(model.count_params()),
             "batch_size": plan.batch_size,
-            "replicas": model.distribute_strategy.num_replicas_in_sync,
+            "replicas": replicas(model),
         }
         if not losses or not all(math.isfinite(v) for v in losses):
             error = kt.errors.FailedTrialError("loss became NaN; lower the learning rate")

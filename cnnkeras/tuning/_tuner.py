@@ -11,7 +11,7 @@ import keras
 import keras_tuner as kt
 
 from cnnkeras import _io
-from cnnkeras.train._distribute import make_strategy
+from cnnkeras.train._distribute import make_strategy, single_process
 from cnnkeras.tuning._experiment import Experiment
 from cnnkeras.tuning._hypermodel import ZooHyperModel
 from cnnkeras.tuning._kt import retries_pending
@@ -116,6 +116,7 @@ def make_tuner(
 ):
     """The experiment's Keras Tuner tuner, reloaded from its folder when one is there."""
     cls = TUNER_CLASSES[experiment.tuner]
+    single_process(experiment.distribute, "tune")
     common = dict(
         hypermodel=hypermodel,
         objective=kt.Objective(experiment.objective, direction=experiment.direction),

@@ -1,0 +1,167 @@
+"""--distribute multi-host: keras.distribution on JAX over processes started by `cnnkeras
+launch` on 127.0.0.1. Parity with one process, a killed worker, resume, and the model JAX
+trained evaluated and exported under TensorFlow (this test process's backend)."""
+
+import ipaddress
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import psutil
+import pytest
+from helpers import CLI, history, run_cli
+
+from cnnkeras.errors import UserError
+from cnnkeras.evaluate import evaluate_model
+from cnnkeras.export import export_model
+from cnnkeras.train import FinetuneConfig, TrainConfig, finetune, lr_find, train
+from cnnkeras.train._plan import multihost_batches
+
+PARITY = Path(__file__).with_name("multihost_parity.py")
+PORT = 29517
+
+
+def _loopback(ip: str) -> bool:
+    address = ipaddress.ip_address(ip)
+    return (getattr(address, "ipv4_mapped", None) or address).is_loopback
+
+
+def _process(launcher: subprocess.Popen, process_id: int) -> int:
+    """The pid of ``launcher``'s child with this KERAS_DISTRIBUTION_PROCESS_ID."""
+    for pid in subprocess.run(
+        ["pgrep", "-P", str(launcher.pid)], capture_output=True, text=True
+    ).stdout.split():
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        if f"KERAS_DISTRIBUTION_PROCESS_ID={process_id}".encode() in environ:
+            return int(pid)
+    raise AssertionError(f"no process {process_id} under the launcher")
+
+
+def test_two_processes_train_as_one(tmp_path):
+    """50 steps of LeNet-5, the same global batches: one JAX process against two, each fed its
+    half of every batch. Only the order of float sums may differ."""
+    out = tmp_path / "parity.json"
+    proc = subprocess.run(
+        [sys.executable, str(PARITY), "lenet5", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["local_batch"] == {"single": 32, "multi": 16}  # each process its half
+    assert result["same_initial_weights"] and result["finite"]
+    assert result["loss_max_rel"] < 1e-4 and result["weights_rel"] < 1e-4, result
+    assert result["multi"]["last_loss"] < 0.5 * result["multi"]["first_loss"]  # it trained
+
+
+def test_a_killed_worker_stops_the_run_which_resumes_and_loads_under_tensorflow(tmp_path):
+    """Both processes listen on loopback only. Process 1 is SIGKILLed after 2 epochs: the
+    launch ends within 60 s saying so (process 0 stops at its next collective operation); the
+    same launch with --resume finishes the run; process 0 alone wrote the run folder; its
+    model evaluates and exports under TensorFlow."""
+    runs = tmp_path / "runs"
+    train_args = ["train", "--dataset", "digits", "--image-size", "16", "--epochs", "4"]
+    launcher = subprocess.Popen(
+        [
+            *CLI,
+            "launch",
+            "--processes",
+            "2",
+            "--port",
+            str(PORT),
+            "--",
+            *train_args,
+            "--out",
+            str(runs),
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        found = list(runs.glob("lenet5-digits-*"))
+        if found and (found[0] / "history.csv").is_file() and len(history(found[0])) >= 2:
+            break
+        assert launcher.poll() is None, launcher.stderr.read()[-3000:]
+        time.sleep(0.05)
+    run = found[0]
+    listening = [
+        c.laddr
+        for pid in (_process(launcher, 0), _process(launcher, 1))
+        for c in psutil.Process(pid).net_connections("tcp")
+        if c.status == psutil.CONN_LISTEN
+    ]
+    assert PORT in [a.port for a in listening] and all(_loopback(a.ip) for a in listening)
+    os.kill(_process(launcher, 1), signal.SIGKILL)
+    killed = time.time()
+    _, err = launcher.communicate(timeout=120)
+    assert time.time() - killed < 60 and launcher.returncode != 0
+    assert "process 1 was killed by signal 9" in err and "--resume" in err
+    assert len(history(run)) < 4, "the run finished before it could be killed"
+    assert [p.name for p in runs.iterdir()] == [run.name]  # process 1 wrote no run folder
+
+    proc = run_cli("launch", "--processes", "2", "--", "train", "--resume", str(run))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "multi-host: 2 processes, 2 device(s)" in proc.stdout
+    assert [int(r["epoch"]) for r in history(run)] == list(range(4))
+    record = json.loads((run / "config.json").read_text())
+    assert (record["status"], record["replicas"], record["distribute"]) == ("done", 2, "multi-host")
+    assert record["plan"]["val_padded"] and record["plan"]["drop_last"]
+    assert record["result"]["test_accuracy"] > 0.5  # it learned (chance: 0.1)
+    assert (run / "report.html").is_file()
+
+    assert keras.backend.backend() == "tensorflow"
+    keras.saving.load_model(run / "model.keras", safe_mode=True)
+    evaluated = evaluate_model(run / "model.keras", out=tmp_path / "eval")
+    assert evaluated["accuracy"] == pytest.approx(record["result"]["test_accuracy"])
+    exported = export_model(run / "model.keras", out=tmp_path / "tflite", verbose=0)
+    assert exported["variants"]["float32"]["agreement"] >= 0.99
+
+
+def test_multihost_batches_give_every_process_an_equal_share():
+    for devices in (2, 4, 8):
+        for n_val in (1, 27, 180, 1001):
+            drop, spe, val_batch, val_steps = multihost_batches(1437, 16 * devices, n_val, devices)
+            assert drop and (1437 // (16 * devices)) % spe == 0
+            assert val_batch % devices == 0 and val_steps % spe == 0
+            assert 0 <= val_steps * val_batch - n_val < val_batch  # the last batch is padded
+    with pytest.raises(UserError, match="`batch_size` 15 must be a multiple of the 2 devices"):
+        multihost_batches(100, 15, 20, 2)
+
+
+def test_multihost_needs_the_jax_backend_and_names_what_runs_it(tmp_path):
+    config = TrainConfig(dataset="digits", epochs=1, out=str(tmp_path), distribute="multi-host")
+    with pytest.raises(UserError, match=r"runs on the JAX backend.*cnnkeras launch"):
+        train(config, verbose=0)
+    with pytest.raises(UserError, match="not lr-find"):
+        lr_find(config, verbose=0)
+    with pytest.raises(UserError, match="not finetune"):
+        finetune(
+            FinetuneConfig(base="a.keras", dataset="digits", distribute="multi-host"), verbose=0
+        )
+    assert not any(tmp_path.iterdir())  # refused before a run folder
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--dataset", "digits", "--distribute", "multi-host"], "--distribute multi-host"
+         " runs on the JAX backend"),
+        (["launch", "--processes", "2", "--", "tune"], "launch runs train: cnnkeras launch"),
+        (["launch", "--processes", "0", "--", "train"], "--processes must be >= 1"),
+    ],
+)  # fmt: skip
+def test_command_line_mistakes_are_one_line(argv, message, capsys):
+    from cnnkeras.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and message in err, err
