@@ -26,7 +26,16 @@ from cnnkeras.errors import UserError
 def import_tensorflow_quietly() -> None:
     """Import TensorFlow with stderr closed: TF 2.21 logs CUDA and oneDNN notices at load time
     through C++ logging that ignores TF_CPP_MIN_LOG_LEVEL. Set CNNKERAS_VERBOSE=1 to see them."""
-    if os.environ.get("CNNKERAS_VERBOSE") or "tensorflow" in sys.modules:
+    if "tensorflow" in sys.modules:
+        return
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "jax":
+        # TensorFlow's tf.lite imports jax when it is installed (for a converter cnnkeras
+        # does not use), which slows every TensorFlow process's start (BENCHMARKS.md); only
+        # multi-host runs need jax, and they run on the JAX backend
+        sys.modules.setdefault("jax", None)
+    if os.environ.get("CNNKERAS_VERBOSE"):
+        import tensorflow
+
         return
     sys.stderr.flush()
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)

@@ -4,12 +4,16 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).parent))  # tests/photos.py, shared by tests and benchmarks
-
-import keras
 import numpy as np
 import pytest
+
+from cnnkeras._spawn import import_tensorflow_quietly
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).parent))  # tests/photos.py, shared by tests and benchmarks
+import_tensorflow_quietly()  # as every cnnkeras process: quiet, and without jax on TensorFlow
+
+import keras  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -55,19 +55,21 @@ def test_resnet_mirrored_with_synchronised_batch_norm_is_single_device_training(
 
 
 def test_mirrored_train_on_real_photos_is_killed_resumes_and_finetunes(real_photos, tmp_path):
-    """A batch-norm network on the photo folder (odd sizes, one file that breaks when decoded)
-    under mirrored, killed mid-way, resumes under the same strategy to the end; its model is
-    the base of a mirrored finetune. Every batch gives each replica a share of the same size
-    (validation's last batch an image each at least): before, the plan's validation batch of
-    27 failed in Keras' first-batch build and a last batch of one image in batch norm."""
-    args = [*CLI, "train", "--arch", "resnet18", "--dataset", f"folder:{real_photos}"]
-    args += ["--image-size", "32", "--epochs", "3", *MIRRORED, "--out", str(tmp_path), "--quiet"]
-    run = kill_after_epochs(args, tmp_path, "resnet18-photos-*", 1)
-    assert len(history(run)) < 3, "the run finished before it could be killed"
+    """LeNet-5 on the photo folder (odd sizes, one file that breaks when decoded) under
+    mirrored, killed mid-way, resumes under the same strategy to the end; its model is the
+    base of a mirrored finetune. Every batch gives each replica a share of the same size
+    (validation's last batch an image each at least): before, the plan's odd validation
+    batch (5 here) failed in Keras' first-batch build ("AddN must have the same size"),
+    whatever the model, and a ResNet-18's last batch of one image failed in batch norm."""
+    args = [*CLI, "train", "--dataset", f"folder:{real_photos}", "--image-size", "32"]
+    # batch 12: the plan for one device would validate the 28 images in batches of 5
+    args += ["--batch-size", "12", "--epochs", "8", *MIRRORED, "--out", str(tmp_path), "--quiet"]
+    run = kill_after_epochs(args, tmp_path, "lenet5-photos-*", 2)
+    assert len(history(run)) < 8, "the run finished before it could be killed"
     proc = run_cli("train", "--resume", str(run))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "mirrored over 2 device(s)" in proc.stdout
-    assert [int(r["epoch"]) for r in history(run)] == list(range(3))
+    assert [int(r["epoch"]) for r in history(run)] == list(range(8))
     record = json.loads((run / "config.json").read_text())
     assert (record["status"], record["replicas"], record["distribute"]) == ("done", 2, "mirrored")
     plan, n_val = record["plan"], record["splits"]["val"]

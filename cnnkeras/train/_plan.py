@@ -96,6 +96,17 @@ def execution_plan(train_steps: int, n_val: int) -> tuple[int, int, int]:
     return 1, batch, math.ceil(n_val / batch)
 
 
+def _check_shares(batch: int, n_train: int, count: int, what: str) -> None:
+    """A distributed batch: a multiple of the devices sharing it, and no larger than the
+    training split (whose first batch would otherwise be partial)."""
+    if batch % count or batch > n_train:
+        whole = min(batch, n_train) // count * count
+        raise UserError(
+            f"`batch_size` {batch} must be a multiple of the {count} {what} and at most "
+            f"the {n_train} training images; pass {max(whole, count)}"
+        )
+
+
 def replica_batches(n_train: int, batch: int, n_val: int, replicas: int) -> tuple[bool, int]:
     """(leave out the last training batch, validation batch) for ``replicas`` devices.
 
@@ -109,12 +120,7 @@ def replica_batches(n_train: int, batch: int, n_val: int, replicas: int) -> tupl
     batch (at most 64 images a replica) is chosen so that its last batch is full or has an
     image for every replica, and every validation image counts; that fails only for
     validation splits of fewer than three images a replica."""
-    if batch % replicas or batch > n_train:
-        whole = min(batch, n_train) // replicas * replicas
-        raise UserError(
-            f"`batch_size` {batch} must be a multiple of the {replicas} replicas and at most "
-            f"the {n_train} training images; pass {max(whole, replicas)}"
-        )
+    _check_shares(batch, n_train, replicas, "replicas")
     if n_val == 0:
         return 0 < n_train % batch < replicas, 0
     for val_batch in range(
@@ -139,12 +145,7 @@ def multihost_batches(
     the device count and none may be partial: the epoch's last, partial training batch is
     left out (a few different images each shuffled epoch), and validation is padded to whole
     batches with images of weight 0, which accuracy does not count."""
-    if batch % devices or batch > n_train:
-        whole = min(batch, n_train) // devices * devices
-        raise UserError(
-            f"`batch_size` {batch} must be a multiple of the {devices} devices and at most "
-            f"the {n_train} training images; pass {max(whole, devices)}"
-        )
+    _check_shares(batch, n_train, devices, "devices")
     steps = n_train // batch
     divisors = [d for d in range(min(steps, MAX_STEPS_PER_EXECUTION), 0, -1) if steps % d == 0]
     if n_val == 0:
@@ -180,7 +181,7 @@ def plan_training(
 ) -> TrainingPlan:
     """Resolve a config's 'auto' values for a dataset of these sizes; with the training
     ``labels`` and ``class_names``, its class weights too (and a warning on imbalance).
-    ``replicas``: the devices a mirrored run splits each batch across."""
+    ``replicas``: the devices a mirrored or multi-host run splits each batch across."""
     reasons = []
     weights = None
     if labels is not None:
