@@ -46,6 +46,14 @@ def worker(args) -> None:
     cluster = start(verbose=0) if "KERAS_DISTRIBUTION_PROCESS_ID" in os.environ else None
     if args.float64:
         keras.config.set_floatx("float64")
+        # On JAX, keras.backend.result_type maps float64 to float32 whatever jax_enable_x64
+        # says ("aligned with JAX's default", keras-team/keras PR 18482), and batch norm
+        # computes in result_type(inputs, "float32"): left alone, its statistics and their
+        # gradients are summed in float32, one process's order against another's, which
+        # is a float32 difference (1e-8 a step) in a float64 comparison.
+        from keras.src.backend.common import dtypes
+
+        dtypes.BIT64_TO_BIT32_DTYPE["float64"] = "float64"
     dtype = keras.config.floatx()
     train = load_dataset("mnist5k", seed=42, verbose=0).splits["train"]
     order = np.random.default_rng(0).permutation(len(train))[: args.steps * BATCH]

@@ -17,7 +17,8 @@ from cnnkeras.export import VARIANTS, FlexOpsError, TFLiteModel, convert, export
 from cnnkeras.models import create_model, list_models, model_info
 from cnnkeras.train import TrainConfig, train
 
-pytestmark = pytest.mark.slow
+# a module-scoped fixture trains a model: pytest-xdist keeps the module on one worker
+pytestmark = [pytest.mark.xdist_group("export"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,9 @@ from cnnkeras.models import model_info
 from cnnkeras.train import FinetuneConfig, TrainConfig, finetune, train
 from cnnkeras.train._transfer_demo import METHODS, transfer_demo
 
+# a module-scoped fixture trains a model: pytest-xdist keeps the module on one worker
+pytestmark = pytest.mark.xdist_group("finetune")
+
 
 @pytest.fixture(scope="module")
 def lenet_base(tmp_path_factory):

@@ -16,6 +16,9 @@ from cnnkeras.errors import UserError
 from cnnkeras.models import create_model, layer_table, list_models, model_info
 from cnnkeras.train import TrainConfig, train
 
+# a module-scoped fixture trains a model: pytest-xdist keeps the module on one worker
+pytestmark = pytest.mark.xdist_group("interpret")
+
 
 def patch_images(rng, n: int):
     """Noise with one bright 6x6 patch; the class is the half it lies in (0 left, 1 right)."""
