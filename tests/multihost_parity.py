@@ -8,8 +8,9 @@ Both runs are JAX, start from the same seed and see the same global batches of m
 training images; the reference is one plain process (no distribution at all), the other
 ``cnnkeras launch``'s P processes, each fed its share of every batch by Keras. Each records
 the loss of every step (one step an epoch), the final weights and the median time of a step
-after the first five. Prints and writes one JSON object. Run with ``--worker`` it is one of
-those processes.
+after the first five. ``--float64`` computes batch norm in float64 too (Keras on JAX keeps
+it in float32 otherwise). Prints and writes one JSON object. Run with ``--worker`` it is one
+of those processes.
 """
 
 from __future__ import annotations
