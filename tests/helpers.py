@@ -4,10 +4,12 @@ constructors that build locally instead of downloading."""
 from __future__ import annotations
 
 import csv
+import json
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import keras
 
@@ -17,6 +19,19 @@ CLI = [sys.executable, "-m", "cnnkeras"]
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """``cnnkeras ARGS...`` in a fresh process, as a user runs it; output captured as text."""
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def run_parity(script: str, out, *args: str) -> dict:
+    """``python tests/SCRIPT ARGS --out OUT`` (a parity script: single-device training against
+    a distributed route) in a fresh process; the JSON object it writes."""
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name(script)), *args, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(Path(out).read_text())
 
 
 def history(run):

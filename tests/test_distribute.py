@@ -3,31 +3,20 @@ under it, on the CPU split into two logical devices (each in a fresh process: th
 come before TensorFlow starts its devices)."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
 import pytest
-from helpers import CLI, history, kill_after_epochs, run_cli
+from helpers import CLI, history, kill_after_epochs, run_cli, run_parity
 
 from cnnkeras.errors import UserError
 from cnnkeras.train import TrainConfig, train
 
-PARITY = Path(__file__).with_name("distributed_parity.py")
 MIRRORED = ["--distribute", "mirrored", "--devices", "cpu:2"]
 
 
 def parity(tmp_path, *args: str) -> dict:
-    out = tmp_path / "parity.json"
-    proc = subprocess.run(
-        [sys.executable, str(PARITY), *args, "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(out.read_text())
+    return run_parity("distributed_parity.py", tmp_path / "parity.json", *args)
 
 
 def test_lenet5_mirrored_gives_the_single_device_loss_curve_and_weights(tmp_path):

@@ -7,14 +7,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import keras
 import psutil
 import pytest
-from helpers import CLI, history, run_cli
+from helpers import CLI, history, run_cli, run_parity
 
 from cnnkeras.errors import UserError
 from cnnkeras.evaluate import evaluate_model
@@ -22,7 +21,6 @@ from cnnkeras.export import export_model
 from cnnkeras.train import FinetuneConfig, TrainConfig, finetune, lr_find, train
 from cnnkeras.train._plan import multihost_batches
 
-PARITY = Path(__file__).with_name("multihost_parity.py")
 PORT = 29517
 
 
@@ -43,15 +41,7 @@ def _process(launcher: subprocess.Popen, process_id: int) -> int:
 
 
 def parity(tmp_path, *args: str) -> dict:
-    out = tmp_path / "parity.json"
-    proc = subprocess.run(
-        [sys.executable, str(PARITY), *args, "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(out.read_text())
+    return run_parity("multihost_parity.py", tmp_path / "parity.json", *args)
 
 
 def test_two_processes_train_as_one(tmp_path):
