@@ -114,3 +114,21 @@ class Progress:
         import sys
 
         print(message, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Standard error closed at the file-descriptor level, for native libraries (TensorFlow,
+    LiteRT) that log through C++ whatever Python asks. CNNKERAS_VERBOSE=1 keeps it open."""
+    if os.environ.get("CNNKERAS_VERBOSE"):
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

@@ -3,10 +3,11 @@ interpreter that applies the quantization of a file's input and output for the c
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,39 +28,27 @@ class FlexOpsError(UserError):
         )
 
 
+# ITU-R 601 luma, the weights of tf.image.rgb_to_grayscale, which the pipeline uses, made to
+# sum to 1 (they sum to 0.9999): the pipeline rounds its grey levels, which keeps a grey
+# pixel's level; so does the exported file only with weights that sum to 1
+LUMA = tuple(w / 0.9999 for w in (0.2989, 0.5870, 0.1140))
+
+
 def convert(
     model,
     variant: str = "float32",
     representative: Callable[[], Iterable[list[np.ndarray]]] | None = None,
     int_io: str = "uint8",
+    rgb: bool = False,
 ) -> bytes:
-    """Keras model -> .tflite bytes (batch-1 input), through a SavedModel as Keras 3 does."""
-    import keras
-    import tensorflow as tf
+    """Keras model -> .tflite bytes (batch-1 input), through a SavedModel as Keras 3 does.
 
+    ``rgb``: a grey (one-channel) model gets the pipeline's luma conversion in front, so that it
+    takes the RGB frames phones give; ``representative`` then yields RGB input too."""
     if variant not in VARIANTS:
         raise UserError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
-    with tempfile.TemporaryDirectory() as saved:
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        spec = tf.TensorSpec((1, *model.input_shape[1:]), tf.float32, name="image")
-        archive.add_endpoint(
-            "serve", functools.partial(model.__call__, training=False), input_signature=[spec]
-        )
-        archive.write_out(saved, verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if variant != "float32":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if variant == "float16":
-            converter.target_spec.supported_types = [tf.float16]
-        if variant == "int8":
-            if representative is None:
-                raise UserError("int8 quantization needs a dataset for calibration (`dataset`)")
-            converter.representative_dataset = representative
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.inference_input_type = {"uint8": tf.uint8, "int8": tf.int8}[int_io]
-            converter.inference_output_type = converter.inference_input_type
+    with saved_model(model, rgb) as saved:
+        converter = make_converter(saved, variant, representative, int_io)
         try:
             return converter.convert()
         except Exception as err:  # the converter raises ConverterError with the op list
@@ -68,6 +57,55 @@ def convert(
                 ops = sorted({op.strip() for op in match.group(1).split(",")})
                 raise FlexOpsError(ops) from None
             raise UserError(f"TFLite conversion failed ({variant}): {str(err)[:300]}") from err
+
+
+@contextlib.contextmanager
+def saved_model(model, rgb: bool = False) -> Iterator[str]:
+    """The model's batch-1 inference function as a temporary SavedModel folder."""
+    import keras
+    import tensorflow as tf
+
+    height, width, channels = model.input_shape[1:]
+    call = functools.partial(model.__call__, training=False)
+    if rgb and channels == 1:
+        weights = tf.constant(np.reshape(LUMA, (1, 1, 3, 1)), tf.float32)
+
+        def call(image):
+            return model(tf.nn.conv2d(image, weights, 1, "VALID"), training=False)
+
+        channels = 3
+    with tempfile.TemporaryDirectory() as saved:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        spec = tf.TensorSpec((1, height, width, channels), tf.float32, name="image")
+        archive.add_endpoint("serve", call, input_signature=[spec])
+        archive.write_out(saved, verbose=False)
+        yield saved
+
+
+def make_converter(
+    saved: str,
+    variant: str,
+    representative: Callable[[], Iterable[list[np.ndarray]]] | None,
+    int_io: str = "uint8",
+):
+    """A TFLiteConverter of a SavedModel for ``variant``, builtin ops only."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if variant != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if variant == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if variant == "int8":
+        if representative is None:
+            raise UserError("int8 quantization needs a dataset for calibration (`dataset`)")
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = {"uint8": tf.uint8, "int8": tf.int8}[int_io]
+        converter.inference_output_type = converter.inference_input_type
+    return converter
 
 
 class TFLiteModel:

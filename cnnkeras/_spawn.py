@@ -20,6 +20,7 @@ import threading
 import traceback
 from pathlib import Path
 
+from cnnkeras import _io
 from cnnkeras.errors import UserError
 
 
@@ -33,19 +34,8 @@ def import_tensorflow_quietly() -> None:
         # does not use), which slows every TensorFlow process's start (BENCHMARKS.md); only
         # multi-host runs need jax, and they run on the JAX backend
         sys.modules.setdefault("jax", None)
-    if os.environ.get("CNNKERAS_VERBOSE"):
-        import tensorflow
-
-        return
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
+    with _io.quiet_stderr():
         import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 class Died:

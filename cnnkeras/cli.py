@@ -230,7 +230,9 @@ def cmd_inspect(args):
 def cmd_export(args):
     from cnnkeras.export import export_model, export_text
 
-    options = {k: getattr(args, k) for k in ("dataset", "samples", "out", "int_io")}
+    keys = ("dataset", "samples", "out", "int_io", "input", "author", "license")
+    options = {k: getattr(args, k) for k in keys}
+    options["int8_repair"] = args.int8_repair == "on"
     report = export_model(args.model, variants=args.quantize, verbose=_verbose(args), **options)
     return report, export_text(report)
 
@@ -419,6 +421,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=200, help="int8 calibration images")
     io_help = "integer type of the int8 file's input and output"
     p.add_argument("--int-io", choices=("uint8", "int8"), default="uint8", help=io_help)
+    from cnnkeras.export._export import DEFAULT_AUTHOR, DEFAULT_LICENSE, INPUTS
+
+    input_help = "rgb: a grey model converts RGB camera frames itself (phone runtimes need RGB)"
+    p.add_argument("--input", choices=INPUTS, default="rgb", help=input_help)
+    p.add_argument("--author", default=DEFAULT_AUTHOR, help="written into the file's metadata")
+    p.add_argument("--license", default=DEFAULT_LICENSE, help="written into the file's metadata")
+    repair_help = "when int8 misses its bar, also write model_int8_mixed.tflite"
+    p.add_argument("--int8-repair", choices=("on", "off"), default="on", help=repair_help)
     p.add_argument("--out", metavar="DIR", help="default: tflite/<model-name>/")
 
     p = command(sub, "predict", cmd_predict, "classify image files with a .keras or .tflite")

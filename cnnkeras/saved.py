@@ -33,7 +33,7 @@ LABELS_FILE = "labels.txt"  # class names, one a line, in output order
 SPLITS_FILE = "splits.json"  # the split a run trained on (train; export copies it)
 PREDICT_BATCH = 64  # a batch's activations, not its images, set the memory of a prediction
 RECORD_FORMAT = 1
-_PREP_KEYS = ("height", "width", "channels", "scale", "offset", "color_order")
+_PREP_KEYS = ("height", "width", "channels", "scale", "offset", "resize", "color_order")
 
 
 def model_record(

@@ -11,6 +11,7 @@ from helpers import run_cli
 from PIL import Image
 
 from cnnkeras.cli import main
+from cnnkeras.data import Preprocessing, preprocess_images
 from cnnkeras.errors import UserError
 from cnnkeras.evaluate import evaluate_model
 from cnnkeras.export import VARIANTS, FlexOpsError, TFLiteModel, convert, export_model
@@ -49,11 +50,14 @@ def test_v2_export_files(mobilenet_v2_run):
     assert (folder / "labels.txt").read_text().split() == [str(i) for i in range(10)]
     meta = json.loads((folder / "preprocess.json").read_text())
     prep = meta["preprocessing"]  # the record schema train writes too
-    assert (prep["height"], prep["width"], prep["channels"]) == (32, 32, 1)
+    # a grey model exported for phones takes RGB and converts it itself
+    assert (prep["height"], prep["width"], prep["channels"]) == (32, 32, 3)
+    assert meta["trained_channels"] == 1 and prep["resize"] == "phone"
     assert prep["scale"] == pytest.approx(1 / 255) and meta["dataset"] == "mnist5k"
     run_record = json.loads((out / "run" / "config.json").read_text())
-    shared = ("format", "preprocessing", "class_names", "num_classes", "dataset", "seed")
+    shared = ("format", "class_names", "num_classes", "dataset", "seed")
     assert {k: meta[k] for k in shared} == {k: run_record[k] for k in shared}
+    assert {**run_record["preprocessing"], "channels": 3, "color_order": "RGB"} == prep
     assert (meta["kind"], run_record["kind"]) == ("export", "run")
     int8 = meta["variants"]["int8"]
     assert int8["input"]["dtype"] == "uint8" and int8["output"]["dtype"] == "uint8"
@@ -61,12 +65,14 @@ def test_v2_export_files(mobilenet_v2_run):
     card = (folder / "model_card.md").read_text()
     assert "| int8 |" in card and "zero point" in card
     golden = json.loads((folder / "golden" / "expected.json").read_text())["cases"]
-    assert len(golden) == 5 and set(VARIANTS) <= set(golden[0])
-    # an app's self-check: the golden PNG through the recorded preprocessing gives the scores
+    assert len(golden) == 5 and set(VARIANTS) <= set(golden[0]["scores"])
+    # an app's self-check: each golden PNG through the recorded preprocessing gives the scores
     runner = TFLiteModel(folder / "model_float32.tflite")
-    pixels = np.asarray(Image.open(folder / golden[0]["image"]), np.float32)[None, ..., None]
-    scores = runner.predict(tf.image.resize(pixels * prep["scale"], (32, 32)).numpy())
-    np.testing.assert_allclose(scores[0], golden[0]["float32"], atol=1e-4)
+    recorded = Preprocessing.from_dict(prep)
+    for key in ("", "input_size_"):
+        pixels = np.asarray(Image.open(folder / golden[0][f"{key}image"]))
+        scores = runner.predict(preprocess_images([pixels], recorded))
+        np.testing.assert_allclose(scores[0], golden[0][f"{key}scores"]["float32"], atol=1e-5)
 
 
 def test_v2_parity_within_the_bars(mobilenet_v2_run):
@@ -134,13 +140,13 @@ def test_wrong_input_is_rejected(mobilenet_v2_run):
     out, _ = mobilenet_v2_run
     runner = TFLiteModel(out / "tflite" / "model_int8.tflite")
     with pytest.raises(UserError, match="does not fit"):
-        runner.predict(np.zeros((1, 28, 28, 1), np.float32))
+        runner.predict(np.zeros((1, 28, 28, 3), np.float32))
     with pytest.raises(UserError, match="takes float model input"):
-        runner.predict(np.zeros((1, 32, 32, 1), np.uint8))
+        runner.predict(np.zeros((1, 32, 32, 3), np.uint8))
     with pytest.raises(UserError, match="dtype float32 does not match"):
-        runner.invoke_raw(np.zeros((1, 32, 32, 1), np.float32))
+        runner.invoke_raw(np.zeros((1, 32, 32, 3), np.float32))
     with pytest.raises(UserError, match="does not match the model's"):
-        runner.invoke_raw(np.zeros((2, 32, 32, 1), np.uint8))
+        runner.invoke_raw(np.zeros((2, 32, 32, 3), np.uint8))
 
 
 def test_predict_generated_images_with_a_corrupt_one(mobilenet_v2_run, tmp_path, capsys):
@@ -185,7 +191,7 @@ def test_records_written_before_the_schema_still_load(mobilenet_v2_run, tmp_path
     (bundle / "preprocess.json").write_text(json.dumps(flat))
     old, new = Predictor(bundle / "model_int8.tflite"), Predictor(out / "tflite/model_int8.tflite")
     assert old.prep == new.prep and old.dataset == new.dataset == "mnist5k"
-    x = np.random.default_rng(0).random((2, 32, 32, 1), np.float32)
+    x = np.random.default_rng(0).random((2, 32, 32, 3), np.float32)
     np.testing.assert_array_equal(old(x), new(x))
     run = shutil.copytree(out / "run", tmp_path / "old_run")
     record = json.loads((run / "config.json").read_text())

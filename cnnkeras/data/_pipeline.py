@@ -30,6 +30,14 @@ ROTATION, ZOOM, TRANSLATION = 0.05, 0.1, 0.1
 CACHES = ("auto", "memory", "disk", "none")
 CACHE_BUDGET_MB = 1024.0  # "auto" caches decoded images in memory up to this size
 SHUFFLE_RECORDS = 4096  # shuffle buffer of encoded tfds records, and of disk-cached images
+# How an image is resized to the model's input. "phone" is what MediaPipe Tasks does on a phone
+# (bilinear, sampling at pixel corners, no antialiasing, into whole grey levels: TensorFlow's
+# ResizeBilinear with half_pixel_centers=False, rounded; on random pixels over 75% of values
+# equal MediaPipe's own output and the rest are one level off, its interpolation weights being
+# 5-bit fixed point; tests/test_phone.py), so that training, evaluation and the app see the
+# same pixels; new runs use it. "antialias" is the pipeline's earlier resize, which runs
+# recorded without a resize keep.
+RESIZES = ("phone", "antialias")
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,11 @@ class Preprocessing:
     channels: int
     scale: float = 1.0 / 255.0
     offset: float = 0.0
+    resize: str = "phone"  # one of RESIZES
+
+    def __post_init__(self):
+        if self.resize not in RESIZES:
+            raise UserError(f"`resize` must be one of {', '.join(RESIZES)}, got {self.resize!r}")
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -56,7 +69,8 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, d: dict) -> Preprocessing:
-        return cls(d["height"], d["width"], d["channels"], d["scale"], d["offset"])
+        resize = d.get("resize", "antialias")  # recorded before phones' resize was the default
+        return cls(d["height"], d["width"], d["channels"], d["scale"], d["offset"], resize)
 
 
 def _to_model_input(image: tf.Tensor, prep: Preprocessing) -> tf.Tensor:
@@ -71,12 +85,31 @@ def _to_model_input(image: tf.Tensor, prep: Preprocessing) -> tf.Tensor:
         image = tf.image.rgb_to_grayscale(image)
     image = tf.cast(image, tf.float32)
     if tuple(image.shape[:2]) != (prep.height, prep.width):
-        image = tf.image.resize(image, (prep.height, prep.width), antialias=True)
+        image = resize_image(image, prep)
     return image * prep.scale + prep.offset
 
 
+def resize_image(image: tf.Tensor, prep: Preprocessing) -> tf.Tensor:
+    """A float HxWxC image at the model's input size, resized as ``prep.resize`` says."""
+    size = (prep.height, prep.width)
+    if prep.resize == "antialias":
+        return tf.image.resize(image, size, antialias=True)
+    resized = tf.raw_ops.ResizeBilinear(
+        images=image[None], size=size, align_corners=False, half_pixel_centers=False
+    )
+    return tf.round(resized[0])  # a phone resizes uint8 frames into uint8 frames
+
+
 def _decode(encoded: tf.Tensor) -> tf.Tensor:
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    """RGB pixels of an encoded image. JPEGs are decoded with libjpeg's accurate integer IDCT,
+    the default of PIL, OpenCV and the phones' decoders (bit-identical to PIL, checked in
+    tests/test_phone.py); TensorFlow's own default, the fast IDCT, is up to 6 grey levels off,
+    enough to change the answer of a model on some real photos (BENCHMARKS.md)."""
+    image = tf.cond(
+        tf.io.is_jpeg(encoded),
+        lambda: tf.io.decode_jpeg(encoded, channels=3, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_image(encoded, channels=3, expand_animations=False),
+    )
     image.set_shape((None, None, 3))
     return image
 

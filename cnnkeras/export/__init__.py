@@ -1,19 +1,20 @@
 """TFLite (LiteRT) export for phones: float32, float16, dynamic-range and full-integer int8
-files with labels, preprocessing, golden test inputs, a parity report against the Keras model
-and a model card."""
+files with TFLite Metadata (MediaPipe Tasks, the Task Library and ML Kit take them as they are),
+labels, preprocessing, golden test inputs, a parity report against the Keras model in the
+runtimes apps use, and a model card."""
 
 from cnnkeras._litert import VARIANTS, FlexOpsError, TFLiteModel, convert
+from cnnkeras.export._card import bench_infer_text, export_text, parity_cells
 from cnnkeras.export._export import (
+    INPUTS,
     bench_infer,
-    bench_infer_text,
     export_model,
-    export_text,
     parity,
-    parity_cells,
     variants_for,
 )
 
 __all__ = [
+    "INPUTS",
     "VARIANTS",
     "FlexOpsError",
     "TFLiteModel",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from cnnkeras._options import check_choices, option
-from cnnkeras.data import DEFAULT_SEED
+from cnnkeras.data import DEFAULT_SEED, RESIZES
 from cnnkeras.data._pipeline import (
     AUGMENTATIONS,
     CACHE_BUDGET_MB,
@@ -44,6 +44,12 @@ class TrainConfig:
         metavar="auto|N",
     )
     image_size: int | None = option(None, help="pixels a side; default: the architecture's")
+    resize: str = option(
+        "phone",
+        help="how images are resized to image_size: phone (as MediaPipe Tasks does in apps: "
+        "bilinear at pixel corners, so training sees what the phone gives) or antialias",
+        choices=RESIZES,
+    )
     optimizer: str = option("adam", help="the optimizer", choices=OPTIMIZERS)
     lr: float | str = option(
         1e-3,
@@ -170,4 +176,5 @@ class TrainConfig:
         values = {k: v for k, v in d.items() if k in known}
         augment = values.get("augment", ())
         values["augment"] = augment if augment == "auto" else tuple(augment)
+        values.setdefault("resize", "antialias")  # recorded before phones' resize was the default
         return cls(**values)

@@ -91,10 +91,11 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def preprocessing_for(arch: str, size: int, channels: int) -> Preprocessing:
+def preprocessing_for(arch: str, size: int, channels: int, resize: str = "phone") -> Preprocessing:
     """Pixels scaled as the family's models expect them (0..1, or 0..255 for those that
-    rescale inside, as EfficientNet)."""
-    return Preprocessing(size, size, channels, scale=model_info(arch).facts.input_scale)
+    rescale inside, as EfficientNet), resized as ``resize`` says (RESIZES)."""
+    scale = model_info(arch).facts.input_scale
+    return Preprocessing(size, size, channels, scale=scale, resize=resize)
 
 
 def compile_for_training(
@@ -255,7 +256,7 @@ def prepare(config: TrainConfig, verbose: int = 1):
             f"pass {info.min_size} or more"
         )
     data = load_data(config, verbose=verbose)
-    prep = preprocessing_for(config.arch, size, data.channels)
+    prep = preprocessing_for(config.arch, size, data.channels, config.resize)
     with scope(strategy):
         model = create_model(
             config.arch,
