@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnkeras import _io
 from cnnkeras.errors import UserError
 
 VARIANTS = ("float32", "float16", "dynamic", "int8")
@@ -50,7 +51,8 @@ def convert(
     with saved_model(model, rgb) as saved:
         converter = make_converter(saved, variant, representative, int_io)
         try:
-            return converter.convert()
+            with _io.quiet_stderr():  # the converter logs its quantization settings
+                return converter.convert()
         except Exception as err:  # the converter raises ConverterError with the op list
             match = re.search(r"TF Select ops: ([^\n]+)", str(err))
             if match:
@@ -114,15 +116,19 @@ class TFLiteModel:
     def __init__(self, path_or_bytes: str | Path | bytes, num_threads: int | None = None):
         from ai_edge_litert.interpreter import Interpreter
 
+        if not isinstance(path_or_bytes, bytes) and not Path(path_or_bytes).is_file():
+            raise UserError(f"model file {path_or_bytes} does not exist")
         try:
-            if isinstance(path_or_bytes, bytes):
-                self.interpreter = Interpreter(model_content=path_or_bytes, num_threads=num_threads)
-            else:
-                path = Path(path_or_bytes)
-                if not path.is_file():
-                    raise UserError(f"model file {path} does not exist")
-                self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-            self.interpreter.allocate_tensors()
+            with _io.quiet_stderr():  # LiteRT announces its XNNPACK delegate
+                if isinstance(path_or_bytes, bytes):
+                    self.interpreter = Interpreter(
+                        model_content=path_or_bytes, num_threads=num_threads
+                    )
+                else:
+                    self.interpreter = Interpreter(
+                        model_path=str(path_or_bytes), num_threads=num_threads
+                    )
+                self.interpreter.allocate_tensors()
         except ValueError as err:
             raise UserError(f"not a valid .tflite file: {err}") from err
         self.input = self.interpreter.get_input_details()[0]

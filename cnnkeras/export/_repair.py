@@ -19,7 +19,7 @@ import numpy as np
 
 from cnnkeras._litert import TFLiteModel, make_converter, saved_model
 
-SENSITIVITY_IMAGES = 32  # images that rank the layers (each layer: one quantization, one pass)
+SENSITIVITY_IMAGES = 64  # images that rank the layers (each layer: one quantization, one pass)
 
 
 def _quantize(calibrated: bytes, float_layers: list[str]) -> bytes:
@@ -37,7 +37,8 @@ def layer_names(calibrated: bytes) -> list[str]:
     ``mlir_quantize`` matches (the debugger's own statistics name some differently)."""
     interpreter = TFLiteModel(calibrated).interpreter
     tensors = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
-    return [tensors[i] for op in interpreter._get_ops_details() for i in op["outputs"]]
+    names = (tensors[i] for op in interpreter._get_ops_details() for i in op["outputs"])
+    return list(dict.fromkeys(names))  # some operations share an output name
 
 
 def rank_layers(calibrated: bytes, names: list[str], float_blob: bytes, images) -> list[str]:

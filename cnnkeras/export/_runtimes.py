@@ -4,7 +4,10 @@ it reads the file's metadata, resizes the camera frame itself and names the clas
 
 from __future__ import annotations
 
+import atexit
 import gc
+import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -16,6 +19,14 @@ from cnnkeras._litert import TFLiteModel
 MEDIAPIPE_MISSING = "not measured: MediaPipe Tasks is not installed (pip install mediapipe)"
 
 
+def _close_stderr() -> None:
+    """LiteRT's accelerator registry logs its teardown from C++ destructors that run after
+    Python has finished; stderr is closed for them (atexit handlers run before)."""
+    if not os.environ.get("CNNKERAS_VERBOSE"):
+        sys.stderr.flush()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+
+
 class CompiledModelRunner(TFLiteModel):
     """A .tflite file in LiteRT's CompiledModel API on the CPU, with ``TFLiteModel``'s
     interface (its input and output details come from the interpreter)."""
@@ -24,10 +35,12 @@ class CompiledModelRunner(TFLiteModel):
         from ai_edge_litert.compiled_model import CompiledModel
 
         super().__init__(blob)
-        with _io.quiet_stderr():  # LiteRT logs each NPU plugin it looked for and lacks
+        atexit.unregister(_close_stderr)  # registered once, however many runners
+        atexit.register(_close_stderr)
+        with _io.quiet_stderr():  # LiteRT logs each accelerator it looks for, found or not
             self.compiled = CompiledModel.from_buffer(blob)
-        self._inputs = self.compiled.create_input_buffers(0)
-        self._outputs = self.compiled.create_output_buffers(0)
+            self._inputs = self.compiled.create_input_buffers(0)
+            self._outputs = self.compiled.create_output_buffers(0)
 
     def close(self) -> None:
         """Release the compiled model and its LiteRT environment (quietly, as it logs)."""
@@ -40,8 +53,9 @@ class CompiledModelRunner(TFLiteModel):
             gc.collect()
 
     def invoke_raw(self, x: np.ndarray) -> np.ndarray:
-        self._inputs[0].write(np.ascontiguousarray(x))
-        self.compiled.run_by_index(0, self._inputs, self._outputs)
+        with _io.quiet_stderr():  # the first run sets up LiteRT's accelerators, and says so
+            self._inputs[0].write(np.ascontiguousarray(x))
+            self.compiled.run_by_index(0, self._inputs, self._outputs)
         shape = tuple(int(d) for d in self.output["shape"])
         return self._outputs[0].read(int(np.prod(shape)), self.output["dtype"]).reshape(shape)
 
@@ -71,9 +85,8 @@ def mediapipe_scores(
         base_options=BaseOptions(model_asset_path=str(path)), max_results=-1
     )
     rows, names = [], [""] * num_classes
-    with _io.quiet_stderr():  # MediaPipe logs its graph set-up through C++
-        classifier = ImageClassifier.create_from_options(options)
-    with classifier:
+    with _io.quiet_stderr(), ImageClassifier.create_from_options(options) as classifier:
+        # MediaPipe logs its graph and LiteRT set-up through C++; its errors are exceptions
         for image in images:
             if isinstance(image, (str, Path)):
                 with Image.open(image) as file:
