@@ -30,13 +30,10 @@ ROTATION, ZOOM, TRANSLATION = 0.05, 0.1, 0.1
 CACHES = ("auto", "memory", "disk", "none")
 CACHE_BUDGET_MB = 1024.0  # "auto" caches decoded images in memory up to this size
 SHUFFLE_RECORDS = 4096  # shuffle buffer of encoded tfds records, and of disk-cached images
-# How an image is resized to the model's input. "phone" is what MediaPipe Tasks does on a phone
-# (bilinear, sampling at pixel corners, no antialiasing, into whole grey levels: TensorFlow's
-# ResizeBilinear with half_pixel_centers=False, rounded; on random pixels over 75% of values
-# equal MediaPipe's own output and the rest are one level off, its interpolation weights being
-# 5-bit fixed point; tests/test_phone.py), so that training, evaluation and the app see the
-# same pixels; new runs use it. "antialias" is the pipeline's earlier resize, which runs
-# recorded without a resize keep.
+# How an image is resized to the model's input. "phone" is what MediaPipe Tasks does in an app
+# (``_phone_resize``: its sampling and fixed-point weights), so that training, evaluation and
+# the app see the same pixels; new runs use it. "antialias" is the pipeline's earlier resize
+# (area-averaging when it shrinks), which runs recorded without a resize keep.
 RESIZES = ("phone", "antialias")
 
 
@@ -91,13 +88,71 @@ def _to_model_input(image: tf.Tensor, prep: Preprocessing) -> tf.Tensor:
 
 def resize_image(image: tf.Tensor, prep: Preprocessing) -> tf.Tensor:
     """A float HxWxC image at the model's input size, resized as ``prep.resize`` says."""
-    size = (prep.height, prep.width)
     if prep.resize == "antialias":
-        return tf.image.resize(image, size, antialias=True)
-    resized = tf.raw_ops.ResizeBilinear(
-        images=image[None], size=size, align_corners=False, half_pixel_centers=False
-    )
-    return tf.round(resized[0])  # a phone resizes uint8 frames into uint8 frames
+        return tf.image.resize(image, (prep.height, prep.width), antialias=True)
+    return _phone_resize(image, prep.height, prep.width)
+
+
+def _bilinear_table() -> np.ndarray:
+    """OpenCV's fixed-point bilinear weights (``initInterTab2D``): for each of 32x32 sub-pixel
+    positions, the four neighbours' weights in 1/32768, rounded and corrected to sum to 32768."""
+    table = np.zeros((32, 32, 4), np.int32)
+    for fy in range(32):
+        for fx in range(32):
+            vy = np.float32([1 - fy / 32, fy / 32])
+            vx = np.float32([1 - fx / 32, fx / 32])
+            w = np.rint(np.outer(vy, vx).astype(np.float32).ravel() * 32768).astype(np.int32)
+            excess = int(w.sum()) - 32768
+            if excess:
+                w[int(np.argmax(w)) if excess > 0 else int(np.argmin(w))] -= excess
+            table[fy, fx] = w
+    return table
+
+
+_BILINEAR = _bilinear_table()
+
+
+def _phone_positions(source: tf.Tensor, height: int, width: int):
+    """Where MediaPipe samples the source (``source``: its height and width) for each output
+    row and column, in 1/32 of a pixel, computed as OpenCV computes it: the inverse of the
+    scaling matrix by cofactors, in double precision, and per column block of warpPerspective
+    (16 rows by 1024 / 16 columns). Half-way cases then round the way OpenCV's do."""
+    m00 = tf.cast(width, tf.float64) / tf.cast(source[1], tf.float64)
+    m11 = tf.cast(height, tf.float64) / tf.cast(source[0], tf.float64)
+    det = m00 * m11
+    inverse = 1.0 / det
+    scale = 32.0 / (det * inverse)
+    block = min(1024 // min(16, height), width)
+    x = tf.range(width, dtype=tf.float64)
+    start = tf.floor(x / block) * block
+    fx = (m11 * inverse * start + m11 * inverse * (x - start)) * scale
+    fy = m00 * inverse * tf.range(height, dtype=tf.float64) * scale
+    return tf.cast(tf.round(fy), tf.int32), tf.cast(tf.round(fx), tf.int32)
+
+
+def _phone_resize(image: tf.Tensor, height: int, width: int) -> tf.Tensor:
+    """MediaPipe Tasks' resize of a frame to a model's input (its CPU path: OpenCV's
+    warpPerspective, bilinear, replicated border): output pixel x samples the source at
+    x * W / w (pixel corners, no antialiasing), at 1/32 of a pixel, with OpenCV's fixed-point
+    weights, into whole grey levels. Bit-identical to MediaPipe's own output
+    (tests/test_phone.py); the opencv-python wheel's warpPerspective is not (6-14% of values
+    one level off)."""
+    shape = tf.shape(image)
+    fixed_y, fixed_x = _phone_positions(shape, height, width)
+
+    def neighbours(fixed, size):
+        first = tf.minimum(fixed // 32, size - 1)
+        return first, tf.minimum(first + 1, size - 1), fixed % 32
+
+    y0, y1, fy = neighbours(fixed_y, shape[0])
+    x0, x1, fx = neighbours(fixed_x, shape[1])
+    weights = tf.gather(tf.gather(tf.constant(_BILINEAR), fy), fx, axis=1)  # (h, w, 4)
+    pixels = tf.cast(tf.round(image), tf.int32)
+    rows0, rows1 = tf.gather(pixels, y0), tf.gather(pixels, y1)
+    corners = [tf.gather(rows, x, axis=1) for rows in (rows0, rows1) for x in (x0, x1)]
+    total = sum(weights[..., k, None] * corners[k] for k in range(4))
+    rounded = tf.bitwise.right_shift(total + (1 << 14), 15)
+    return tf.cast(tf.clip_by_value(rounded, 0, 255), tf.float32)
 
 
 def _decode(encoded: tf.Tensor) -> tf.Tensor:

@@ -186,8 +186,16 @@ def _score_test_split(test, prep, in_prep, model, runners: dict):
             test, p, 1, batch_size=PREDICT_BATCH, one_hot=False, cache="none", positions=True
         )
 
+    def batches():  # (Keras input, converted input, positions); the split read once if it can
+        if in_prep == prep:
+            for x, _, positions in pipeline(prep):
+                yield x, x, positions
+            return
+        for (x, _, positions), (x_in, _, _) in zip(pipeline(prep), pipeline(in_prep), strict=True):
+            yield x, x_in, positions
+
     keras_scores, scores, kept = [], {v: [] for v in runners}, []
-    for (x, _, positions), (x_in, _, _) in zip(pipeline(prep), pipeline(in_prep), strict=True):
+    for x, x_in, positions in batches():
         keras_scores.append(np.asarray(model(x.numpy(), training=False)))
         for variant, runner in runners.items():
             scores[variant].append(runner.predict(x_in.numpy()))

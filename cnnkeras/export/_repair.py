@@ -60,7 +60,8 @@ def repair_int8(
     rgb: bool = False,
 ) -> dict | None:
     """An int8 model with the fewest harmful layers in float whose ``accuracy_of`` reaches
-    ``target``: {"blob", "kept_float", "trials": [[layers kept, accuracy], ...]}, or None where
+    ``target``: {"blob", "layers" (how many were ranked), "kept_float", "trials": [[layers
+    kept, accuracy], ...]}, or None where
     even every layer but one in float misses it. Input and output stay float (only the body is
     quantized), as in the float32 file."""
     import tensorflow as tf
@@ -99,6 +100,7 @@ def repair_int8(
             low = middle
     return {
         "blob": tried[high][0],
+        "layers": len(ranked),
         "kept_float": ranked[:high],
         "trials": [[k, acc] for k, (_, acc) in sorted(tried.items())],
     }

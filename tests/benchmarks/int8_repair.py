@@ -44,6 +44,8 @@ def main() -> None:
                 "keras_accuracy": report["keras_accuracy"],
                 "variants": rows,
                 "kept_float": repair.get("kept_float"),
+                "layers_kept": len(repair.get("kept_float") or []),
+                "layers": repair.get("layers"),
                 "trials": repair.get("trials"),
                 "export_seconds": round(seconds, 1),
             },

@@ -5,6 +5,7 @@ float32 and int8 files in the LiteRT Interpreter (same pipeline), and by MediaPi
 ImageClassifier on the original files (its own decoding and resizing, as in an app).
 
     python tests/benchmarks/phone_accuracy.py [--seeds 42,43] [--epochs 15] [--decode fast]
+        [--resizes antialias,phone]
 """
 
 import argparse
@@ -25,6 +26,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--per-class", type=int, default=90)
     parser.add_argument("--decode", choices=("accurate", "fast"), default="accurate")
+    parser.add_argument("--resizes", default="antialias,phone")
     args = parser.parse_args()
     from cnnkeras._spawn import import_tensorflow_quietly
 
@@ -46,7 +48,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = make_photo_folder(Path(tmp) / "photos", per_class=args.per_class, large=10)
         for seed in map(int, args.seeds.split(",")):
-            for resize in ("antialias", "phone"):
+            for resize in args.resizes.split(","):
                 config = TrainConfig(
                     arch="mobilenet_v2",
                     dataset=f"folder:{root}",
