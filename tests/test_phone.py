@@ -320,5 +320,6 @@ def test_a_record_without_resize_keeps_the_old_resize():
     old = {"height": 8, "width": 8, "channels": 3, "scale": 1 / 255, "offset": 0.0}
     assert Preprocessing.from_dict(old).resize == "antialias"
     assert Preprocessing.from_dict({**old, "resize": "phone"}).resize == "phone"
-    assert TrainConfig.from_dict({"arch": "lenet5"}).resize == "antialias"
-    assert TrainConfig().resize == "phone"
+    assert TrainConfig.from_record({"arch": "lenet5"}).resize == "antialias"
+    assert TrainConfig.from_record({"arch": "lenet5", "resize": "phone"}).resize == "phone"
+    assert TrainConfig().resize == TrainConfig.from_dict({}).resize == "phone"

@@ -176,5 +176,10 @@ class TrainConfig:
         values = {k: v for k, v in d.items() if k in known}
         augment = values.get("augment", ())
         values["augment"] = augment if augment == "auto" else tuple(augment)
-        values.setdefault("resize", "antialias")  # recorded before phones' resize was the default
         return cls(**values)
+
+    @classmethod
+    def from_record(cls, record: dict) -> TrainConfig:
+        """The options of a run from its config.json: a run recorded before the phone's resize
+        was the default keeps the resize it trained with."""
+        return cls.from_dict({"resize": "antialias", **record})

@@ -25,7 +25,7 @@ def main(argv: list[str]) -> int:
 
     folder, status, seconds, verbose = Path(argv[0]), argv[1], float(argv[2]), int(argv[3])
     record = _io.read_json(folder / CONFIG_FILE)
-    config = TrainConfig.from_dict(record)
+    config = TrainConfig.from_record(record)
     data = load_data(config, folder, verbose=0)
     prep = Preprocessing.from_dict(record["preprocessing"])
     plan = TrainingPlan.from_dict(record["plan"])

@@ -371,7 +371,7 @@ def resume(run_dir: str | Path, *, verbose: int = 1) -> dict:
         _io.log(verbose, f"{run} is complete ({record['status']}); nothing to resume")
         return record.get("result", {})
     plan = TrainingPlan.from_dict(record["plan"]) if "plan" in record else _legacy_plan(record)
-    config = TrainConfig.from_dict({**record, "schedule": plan.schedule})
+    config = TrainConfig.from_record({**record, "schedule": plan.schedule})
     strategy = make_strategy(config.distribute, config.devices, verbose)  # before TF's devices
     cluster = _multihost.current()
     if cluster is not None and cluster.process_id == 0:
