@@ -205,16 +205,18 @@ def test_the_grey_model_takes_rgb_and_keeps_its_answers(lenet):
 
 
 def test_a_phone_sees_the_pipelines_accuracy_on_real_photos(photos):
-    """MediaPipe resizes the stored photos itself: with the pipeline's phone resize and
-    accurate JPEG decoding, the answers differ on at most one test photo (a model trained
-    with the area-averaging resize differed on 13% of photos: BENCHMARKS.md); what remains
-    is MediaPipe's fixed-point interpolation, a grey level here and there."""
+    """MediaPipe resizes the stored photos itself: with the pipeline's phone resize (its
+    pixels) and accurate JPEG decoding (the decoders' pixels), float32 and int8 give the same
+    answers in MediaPipe as on the pipeline (trained and evaluated with the area-averaging
+    resize, 10-15% of photos differed: BENCHMARKS.md). One photo of slack: a frame size where
+    OpenCV's transform matrix is inexact can flip a half-way sample."""
     folder, report = photos
     assert report["keras_accuracy"] >= 0.5  # a trained model, not noise (chance: 0.17)
     n = report["test_images"]
-    assert report["variants"]["float32"]["phone_agreement"] >= 1 - 1.5 / n  # one photo at most
-    int8 = report["variants"]["int8"]
-    assert abs(int8["phone_accuracy"] - int8["accuracy"]) <= 1 / n + 1e-9, int8
+    for variant in ("float32", "int8"):
+        row = report["variants"][variant]
+        assert row["phone_agreement"] >= 1 - 1.5 / n, (variant, row)
+        assert abs(row["phone_accuracy"] - row["accuracy"]) <= 1 / n + 1e-9, (variant, row)
     card = (folder / "model_card.md").read_text()
     assert "accuracy in MediaPipe" in card
 

@@ -35,8 +35,8 @@ def export_text(report: dict) -> str:
         kept = report["int8_repair"]["kept_float"]
         lines.append(f"int8_mixed keeps {len(kept)} layer(s) in float: {', '.join(kept)}")
     lines.append(
-        "phone acc: MediaPipe Tasks' ImageClassifier on the test images as stored (its own "
-        "decoding and resizing)"
+        "phone acc: MediaPipe Tasks' ImageClassifier (the runtime of phone apps) on the test "
+        "images as stored, resized by MediaPipe"
     )
     lines.append(f"files: {report['out']}")
     return "\n".join(lines)
