@@ -40,6 +40,17 @@ def _photographs() -> dict[str, Image.Image]:
     return photos
 
 
+def _square_crop(image: Image.Image, region, rng, sides: tuple[int, int]) -> Image.Image:
+    """A square crop of ``image`` with a side in ``sides`` centred at a random point of
+    ``region`` (moved inside the image where it would stick out)."""
+    left, top, right, bottom = region
+    side = int(rng.integers(*sides))
+    cx, cy = rng.integers(left, right), rng.integers(top, bottom)
+    x0 = int(np.clip(cx - side // 2, 0, image.width - side))
+    y0 = int(np.clip(cy - side // 2, 0, image.height - side))
+    return image.crop((x0, y0, x0 + side, y0 + side))
+
+
 def make_photo_folder(root: str | Path, per_class: int = 45, seed: int = 0, large: int = 0) -> Path:
     """Write ``per_class`` JPEG crops for each of the six classes into ``root/<class>/``, and
     ``large`` more a class at 1,000 to 1,400 pixels a side (as phones store photos: a resizer
@@ -48,28 +59,18 @@ def make_photo_folder(root: str | Path, per_class: int = 45, seed: int = 0, larg
     root = Path(root)
     rng = np.random.default_rng(seed)
     photos = _photographs()
-    for name, (photo, (left, top, right, bottom)) in REGIONS.items():
-        image = photos[photo]
+    for name, (photo, region) in REGIONS.items():
         folder = root / name
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
-            side = int(rng.integers(40, 161))
-            cx, cy = rng.integers(left, right), rng.integers(top, bottom)
-            x0 = int(np.clip(cx - side // 2, 0, image.width - side))
-            y0 = int(np.clip(cy - side // 2, 0, image.height - side))
-            crop = image.crop((x0, y0, x0 + side, y0 + side))
+            crop = _square_crop(photos[photo], region, rng, (40, 161))
             size = (int(rng.integers(30, 126)), int(rng.integers(30, 126)))
             crop = crop.resize(size, Image.Resampling.BILINEAR)
             crop.save(folder / f"{name}_{i:03d}.jpg", quality=int(rng.integers(70, 96)))
     big = np.random.default_rng(seed + 1)  # the small images stay those of ``seed``
-    for name, (photo, (left, top, right, bottom)) in REGIONS.items():
-        image = photos[photo]
+    for name, (photo, region) in REGIONS.items():
         for i in range(large):
-            side = int(big.integers(100, 201))
-            cx, cy = big.integers(left, right), big.integers(top, bottom)
-            x0 = int(np.clip(cx - side // 2, 0, image.width - side))
-            y0 = int(np.clip(cy - side // 2, 0, image.height - side))
-            crop = image.crop((x0, y0, x0 + side, y0 + side))
+            crop = _square_crop(photos[photo], region, big, (100, 201))
             size = (int(big.integers(1000, 1401)), int(big.integers(1000, 1401)))
             crop = crop.resize(size, Image.Resampling.BICUBIC)
             crop.save(root / name / f"{name}_large_{i:02d}.jpg", quality=90)
