@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -33,9 +34,56 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+# Names from the file system may hold bytes that are not UTF-8 (a class folder named in
+# Latin-1, say); Python keeps them as surrogates, and text files write them back as the
+# bytes they were, so a run's files record every name losslessly.
+ERRORS = "surrogateescape"
+
+
 def write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", errors=ERRORS)
+
+
+def read_text(path: str | Path) -> str:
+    """A text file that ``write_text`` wrote, names of any bytes included."""
+    return Path(path).read_text(encoding="utf-8", errors=ERRORS)
+
+
+def shown(text: str) -> str:
+    """``text`` fit for a reader or another program (a phone app's label, a web page): bytes
+    of a name that are not UTF-8 become U+FFFD."""
+    return text.encode("utf-8", ERRORS).decode("utf-8", "replace")
+
+
+MIN_FREE_MB = 16  # below this, output is refused up front: a run would fail half-way
+
+
+def check_writable(folder: str | Path | None, option: str = "out") -> None:
+    """Refuse, before any work starts, an output folder that cannot take files: a file in
+    its place, no permission, a read-only or full file system. ``folder`` need not exist
+    (the nearest existing folder above it is what is tried); ``option`` names it in the
+    message."""
+    from cnnkeras.errors import UserError
+
+    probe = Path(folder or ".").absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"`{option}`: {probe} is a file, not a folder; choose another place")
+    try:
+        with tempfile.TemporaryFile(dir=probe) as f:
+            f.write(b"0")
+    except OSError as err:
+        raise UserError(
+            f"`{option}`: cannot write in {probe} ({err.strerror}); choose another place"
+        ) from None
+    free = shutil.disk_usage(probe).free / 2**20
+    if free < MIN_FREE_MB:
+        raise UserError(
+            f"`{option}`: {probe} has {free:.0f} MiB free, under {MIN_FREE_MB}; free some "
+            "space or choose another place"
+        )
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
@@ -48,9 +96,23 @@ def write_json(path: str | Path, obj) -> None:
 
 
 def read_json(path: str | Path) -> dict:
-    """A JSON object from a file, or an empty one where there is no file."""
+    """A JSON object from a file, or an empty one where there is no file; a file that is not
+    a JSON object is a user's problem (edited by hand, cut short), said in one line."""
+    from cnnkeras.errors import UserError
+
     path = Path(path)
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        value = json.loads(read_text(path))
+    except json.JSONDecodeError as err:
+        raise UserError(
+            f"{path} is not valid JSON ({err.msg} at line {err.lineno} column {err.colno}); "
+            "restore it"
+        ) from None
+    if not isinstance(value, dict):
+        raise UserError(f"{path} holds a JSON {type(value).__name__}, not an object; restore it")
+    return value
 
 
 def _json_default(value):

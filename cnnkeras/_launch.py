@@ -4,6 +4,7 @@ runs inside each). Light on purpose: the launcher imports neither Keras nor Tens
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -40,20 +41,38 @@ def launch(
     port: int | None = None,
     bind: str | None = None,
     log_dir: str | Path | None = None,
+    force: bool = False,
 ) -> int:
     """Run ``command`` (e.g. ``python -m cnnkeras train ...``) as ``processes`` processes of
     one multi-host run on this machine, the coordinator on 127.0.0.1:``port`` (a free port
     by default), bound to ``bind`` (loopback by default). Process 0 prints as usual; the
-    others' output goes to ``log_dir`` (a temporary folder by default). When a process fails
-    the others are given ``GRACE_S`` seconds and then stopped; returns the first failure's
-    exit status (1 for a signal), or 0."""
+    others' output goes to ``log_dir`` (by default a temporary folder, removed after a
+    success). More processes than CPU cores need ``force``. When a process fails the others
+    are given ``GRACE_S`` seconds and then stopped; returns the first failure's exit status
+    (1 for a signal), or 0."""
+    cores = os.cpu_count() or 1
     if processes < 1:
         raise UserError(f"`processes` must be >= 1, got {processes}")
+    if processes > cores and not force:
+        raise UserError(
+            f"`processes` {processes} is more than this machine's {cores} CPU cores; each is a "
+            "whole training process: pass fewer, or `force` to start them anyway"
+        )
+    if port is not None and not 1 <= port <= 65535:
+        raise UserError(f"`port` must be between 1 and 65535, got {port}")
     if not command:
         raise UserError("`launch` needs a command after --, e.g. -- train --dataset digits")
     port = port or free_port()
     logs = Path(log_dir or tempfile.mkdtemp(prefix="cnnkeras-launch-"))
     logs.mkdir(parents=True, exist_ok=True)
+    code = _start(command, processes, port, bind, logs)
+    if code == 0 and log_dir is None:
+        shutil.rmtree(logs, ignore_errors=True)
+    return code
+
+
+def _start(command: list[str], processes: int, port: int, bind: str | None, logs: Path) -> int:
+    """The processes, watched until all end or one fails."""
     children = []
     for i in range(processes):
         env = {

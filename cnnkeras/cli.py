@@ -111,9 +111,17 @@ def cmd_explain(args):
 def cmd_train(args):
     from cnnkeras.train import TrainConfig, resume, train
 
+    options = given(args, TrainConfig)
     if args.resume:
-        return resume(args.resume, verbose=_verbose(args)), ""
-    config = TrainConfig(**given(args, TrainConfig))
+        conflicting = sorted(set(options) - {"dataset"})
+        if conflicting:
+            raise UserError(
+                f"`resume` continues a run with the options it recorded; drop "
+                f"{', '.join(f'`{name}`' for name in conflicting)} (only `dataset` may "
+                "change, to where a folder run's images moved)"
+            )
+        return resume(args.resume, dataset=options.get("dataset"), verbose=_verbose(args)), ""
+    config = TrainConfig(**options)
     return train(config, verbose=_verbose(args)), ""
 
 
@@ -126,7 +134,11 @@ def cmd_launch(args):
     if "--resume" not in rest and "--distribute" not in rest:
         rest = [*rest, "--distribute", "multi-host"]
     command = [sys.executable, "-m", "cnnkeras", *rest]
-    return None, "", launch(command, args.processes, port=args.port, bind=args.bind)
+    return (
+        None,
+        "",
+        launch(command, args.processes, port=args.port, bind=args.bind, force=args.force),
+    )
 
 
 LAUNCH_HELP = "run `train` as N processes of a multi-host run here"
@@ -137,6 +149,8 @@ def _launch_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="the coordinator's port (default: a free one)")
     bind_help = "the coordinator listens here (default 127.0.0.1; 0.0.0.0 for other machines)"
     p.add_argument("--bind", metavar="ADDRESS", help=bind_help)
+    force_help = "start more processes than this machine has CPU cores"
+    p.add_argument("--force", action="store_true", help=force_help)
     p.add_argument("rest", nargs=argparse.REMAINDER, help="-- train OPTIONS")
     p.set_defaults(func=cmd_launch, json=False, quiet=False)
     return p
@@ -281,6 +295,7 @@ TTA_HELP = (
 def build_parser() -> argparse.ArgumentParser:
     from cnnkeras.demos import DEMOS
     from cnnkeras.train import FinetuneConfig, TrainConfig
+    from cnnkeras.train._lr_find import STEPS as LR_FIND_STEPS
     from cnnkeras.tuning import MEMORY_GROWTH_MB, Experiment
 
     common = argparse.ArgumentParser(add_help=False)
@@ -313,7 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command(sub, "lr-find", cmd_lr_find, "learning-rate range test: loss against the rate")
     add_options(p, TrainConfig)
-    p.add_argument("--steps", type=int, default=200, help="steps of the test (default: 200)")
+    steps_help = f"steps of the test (default: {LR_FIND_STEPS}, as `train --lr auto`)"
+    p.add_argument("--steps", type=int, default=LR_FIND_STEPS, help=steps_help)
     p.add_argument("--plot", default="lr_find.png", metavar="PNG", help="default: lr_find.png")
 
     p = command(sub, "finetune", cmd_finetune, "transfer learning: frozen base + new head")
@@ -462,6 +478,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``cnnkeras`` and ``python -m cnnkeras``; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    # names of any bytes (a file or class folder named in Latin-1) print as the bytes they are
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="surrogateescape")
     if argv[:1] == ["launch"]:  # the launcher only starts processes: no Keras, no TensorFlow
         parser, argv = (
             _launch_options(_Parser(prog="cnnkeras launch", description=LAUNCH_HELP)),

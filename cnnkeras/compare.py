@@ -408,7 +408,7 @@ def compare(
     ``model_options`` maps an architecture to builder options (``{"mobilenet_v2": {"alpha":
     0.35}}``). Without ``epochs`` or ``budget_minutes``, train's epochs apply."""
     from cnnkeras.data import DEFAULT_SEED
-    from cnnkeras.models import list_models, model_info
+    from cnnkeras.models import check_option_names, list_models, model_info
     from cnnkeras.train import TrainConfig
 
     archs = list(archs) if archs is not None else list_models()
@@ -422,6 +422,8 @@ def compare(
         raise UserError(
             f"`model_options` for {', '.join(unknown)}: not among the compared architectures"
         )
+    for arch, options in model_options.items():
+        check_option_names(arch, options)
     if epochs is not None and budget_minutes is not None:
         raise UserError("give `epochs` or `budget_minutes`, not both")
     if epochs is not None and epochs < 1:
@@ -431,6 +433,7 @@ def compare(
     if seeds < 1:
         raise UserError("`seeds` must be >= 1")
     out = Path(out) if out else Path("saved_models") / f"comparison-{_io.safe_name(dataset)}"
+    _io.check_writable(out)
     settings = {
         "dataset": dataset,
         "image_size": image_size,

@@ -79,7 +79,7 @@ def read_record(path: str | Path) -> dict:
 def read_labels(folder: str | Path) -> list[str] | None:
     """The class names recorded in ``folder``, or None where there is no labels.txt."""
     path = Path(folder) / LABELS_FILE
-    return path.read_text().splitlines() if path.is_file() else None
+    return _io.read_text(path).splitlines() if path.is_file() else None
 
 
 def run_split_record(path: str | Path) -> dict | None:
@@ -97,22 +97,40 @@ class LoadedModel(NamedTuple):
     record: dict
 
 
+def load_keras(path: str | Path, *, compile: bool = True):
+    """``keras.saving.load_model`` with ``safe_mode=True`` (no Lambda code runs), its
+    failures one line that says what is wrong with the file."""
+    import zipfile
+
+    import keras
+
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"{path} is not a complete .keras file (cut short or damaged)")
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=compile)
+    except Exception as err:  # zip, JSON and deserialisation errors all mean "not a model"
+        text = str(err)
+        if "Lambda" in text and "safe_mode" in text:
+            raise UserError(
+                f"{path} holds a Lambda layer, whose Python code cnnkeras never runs (models "
+                "load with safe_mode); rebuild the model without Lambda layers"
+            ) from None
+        first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+        raise UserError(f"could not load {path} as a Keras model: {first}") from None
+
+
 def load_run_model(path: str | Path) -> LoadedModel:
     """A saved ``.keras`` model with what its run recorded.
 
     The preprocessing comes from the run's config.json; a bare model file gets the plain
     0..1 scaling of its input shape. Loading is ``safe_mode=True``: no Lambda code runs."""
-    import keras
 
     path = Path(path)
     if not path.is_file():
         raise UserError(f"model file {path} does not exist")
     if path.suffix != ".keras":
         raise UserError(f"{path} is not a .keras model file")
-    try:
-        model = keras.saving.load_model(path, safe_mode=True, compile=False)
-    except Exception as err:  # zip, JSON and deserialisation errors all mean "not a model"
-        raise UserError(f"could not load {path} as a Keras model: {err}") from err
+    model = load_keras(path, compile=False)
     record = read_record(path.parent / CONFIG_FILE)
     if "preprocessing" in record:
         prep = Preprocessing.from_dict(record["preprocessing"])

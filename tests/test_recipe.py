@@ -120,14 +120,15 @@ def _digits_split(n=64):
 def test_mixed_labels_sum_to_one_and_follow_the_images(kinds):
     """Image i is all i, its label class i: after mixing, an image's mean is the mean of the
     classes its label weights, for MixUp's blend and CutMix's box alike."""
-    from cnnkeras.data._pipeline import MIX_STRENGTHS, mix_batches
+    from cnnkeras.data._pipeline import MIX_STRENGTHS, mix_batches, mixing_layers
 
     n = 10
     x = np.broadcast_to(np.arange(n, dtype="float32")[:, None, None, None], (n, 8, 8, 1))
     y = np.eye(n, dtype="float32")
     ds = tf.data.Dataset.from_tensors((x, y, tf.zeros(n))).repeat(4)
     mixed = 0
-    for xm, ym, _ in mix_batches(ds, {k: MIX_STRENGTHS[k] for k in kinds}, seed=1):
+    layers = mixing_layers({k: MIX_STRENGTHS[k] for k in kinds}, seed=1)
+    for xm, ym, _ in mix_batches(ds, layers, seed=1):
         xm, ym = xm.numpy(), ym.numpy()
         np.testing.assert_allclose(ym.sum(1), 1.0, atol=1e-5)
         np.testing.assert_allclose(xm.mean((1, 2, 3)), ym @ np.arange(n), atol=1e-4)

@@ -11,6 +11,7 @@ from cnnkeras.data._datasets import (
     ImageDataset,
     Split,
     TfdsSource,
+    absolute_spec,
     load_dataset,
 )
 from cnnkeras.data._pipeline import (
@@ -37,6 +38,7 @@ __all__ = [
     "Split",
     "SplitImages",
     "TfdsSource",
+    "absolute_spec",
     "load_dataset",
     "make_pipeline",
     "preprocess_images",

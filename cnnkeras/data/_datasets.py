@@ -298,9 +298,20 @@ def _folder(root: str, seed: int, verbose: int) -> ImageDataset:
     )
 
 
-def _from_record(record: dict, data_dir: str | None) -> ImageDataset:
-    """The dataset exactly as a run recorded it: no folder scan, no label pass."""
-    spec = record["spec"]
+def absolute_spec(spec: str) -> str:
+    """``spec`` with a folder's path made absolute, as runs record it: a run resumed or
+    evaluated from another directory finds its images."""
+    kind, _, rest = spec.partition(":")
+    if kind == "folder" and rest:
+        return f"folder:{Path(rest).expanduser().absolute()}"
+    return spec
+
+
+def _from_record(record: dict, data_dir: str | None, spec: str | None = None) -> ImageDataset:
+    """The dataset exactly as a run recorded it: no folder scan, no label pass. ``spec``: a
+    recorded folder's new place (folder:PATH), which must hold every recorded file."""
+    moved = spec is not None and spec != record["spec"]
+    spec = spec or record["spec"]
     kind, _, rest = spec.partition(":")
     splits = {}
     for name, entry in record["splits"].items():
@@ -312,7 +323,14 @@ def _from_record(record: dict, data_dir: str | None) -> ImageDataset:
                     f"folder {root} of this run no longer exists; pass `dataset` folder:PATH "
                     "to use other images"
                 )
-            splits[name] = Split(labels, paths=[str(root / f) for f in entry["files"]])
+            paths = [str(root / f) for f in entry["files"]]
+            missing = [p for p in paths if moved and not Path(p).is_file()]
+            if missing:
+                raise UserError(
+                    f"folder {root} lacks {len(missing)} of the run's {name} images, e.g. "
+                    f"{missing[0]}; pass the folder the run trained on"
+                )
+            splits[name] = Split(labels, paths=paths)
         elif kind == "tfds":
             source = TfdsSource(rest, entry["tfds_split"], data_dir)
             splits[name] = Split(labels, tfds=source, index=np.asarray(entry["index"], np.int64))
@@ -322,6 +340,10 @@ def _from_record(record: dict, data_dir: str | None) -> ImageDataset:
 
 
 EMBEDDED = {"digits": _digits, "mnist5k": _mnist5k}
+
+
+def _folder_moved(recorded: str, spec: str) -> bool:
+    return recorded.startswith("folder:") and spec.startswith("folder:") and recorded != spec
 
 
 def load_dataset(
@@ -337,11 +359,12 @@ def load_dataset(
     ``record`` (from ``ImageDataset.split_record``, e.g. a run's ``splits.json``) gives the
     splits that a run used: a folder or tfds set is not scanned again, and an embedded set is
     checked to split the same way."""
-    if record is not None and record.get("spec") == spec:
+    moved = record is not None and _folder_moved(record.get("spec", ""), spec)
+    if record is not None and (record.get("spec") == spec or moved):
         if record.get("sha256") != _digest(record):
             raise UserError("the recorded split (splits.json) was changed by hand; restore it")
         if spec not in EMBEDDED:
-            return _from_record(record, data_dir)
+            return _from_record(record, data_dir, spec)
         seed = record["seed"]
     kind, _, rest = spec.partition(":")
     if spec in EMBEDDED:

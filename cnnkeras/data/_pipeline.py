@@ -8,7 +8,9 @@ and a ``DecodeTally`` counts it."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -192,9 +194,10 @@ class DecodeTally:
         return [f"tfds:{source.name}[{source.split}][{self.split.index[i]}]" for i in missing]
 
 
-def _positions(split: Split, seed: int, shuffle: bool) -> tf.data.Dataset:
-    """(encoded image or pixels, label, position in the split), shuffled before decoding when
-    ``shuffle``: file paths and record positions are cheap to shuffle, decoded images are not."""
+def _positions(split: Split, seed: int | tf.Tensor | None) -> tf.data.Dataset:
+    """(encoded image or pixels, label, position in the split), shuffled before decoding with
+    ``seed`` (None: in order): file paths and record positions are cheap to shuffle, decoded
+    images are not."""
     n = len(split)
     labels = split.labels.astype(np.int64)
     positions = np.arange(n, dtype=np.int64)
@@ -209,21 +212,69 @@ def _positions(split: Split, seed: int, shuffle: bool) -> tf.data.Dataset:
         ds = ds.enumerate().take(len(lookup))
         ds = ds.map(lambda i, record: (record[0], record[1], tf.gather(lookup, i)))
         ds = ds.filter(lambda image, label, pos: pos >= 0)
-        if shuffle:
-            ds = ds.shuffle(min(n, SHUFFLE_RECORDS), seed=seed, reshuffle_each_iteration=True)
+        if seed is not None:
+            ds = ds.shuffle(min(n, SHUFFLE_RECORDS), seed=seed)
         return ds.map(lambda image, label, pos: (_decode(image), label, pos), tf.data.AUTOTUNE)
     if split.paths is not None:
-        ds = tf.data.Dataset.from_tensor_slices((split.paths, labels, positions))
-        if shuffle:
-            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        # bytes, as the file system names them: a name need not be UTF-8
+        paths = np.array([os.fsencode(p) for p in split.paths], dtype=object)
+        ds = tf.data.Dataset.from_tensor_slices((paths, labels, positions))
+        if seed is not None:
+            ds = ds.shuffle(n, seed=seed)
         return ds.map(
             lambda path, label, pos: (_decode(tf.io.read_file(path)), label, pos),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     ds = tf.data.Dataset.from_tensor_slices((split.images, labels, positions))
-    if shuffle:
-        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    if seed is not None:
+        ds = ds.shuffle(n, seed=seed)
     return ds
+
+
+def random_key(seed: int, *parts) -> tf.Tensor:
+    """A stateless random key (an int64 pair) that is a function of ``seed`` and ``parts``
+    (epoch, step, stream) alone: what makes an epoch's shuffle, augmentation and mixing the
+    same whether the run got there in one go or was resumed."""
+    key = tf.constant([seed, 0], tf.int64)
+    for part in parts:
+        key = tf.random.experimental.stateless_fold_in(key, tf.cast(part, tf.int64))
+    return key
+
+
+def _keyed_seed(key: tf.Tensor):
+    """A Keras ``SeedGenerator`` whose n-th draw is ``key`` folded with n: no state, so a
+    layer's random draws are a function of the key."""
+    import keras
+
+    class KeyedSeed(keras.random.SeedGenerator):
+        def __init__(self):  # no state variable: that is the point
+            self.draws = 0
+
+        def next(self, ordered=True):
+            self.draws += 1
+            return tf.random.experimental.stateless_fold_in(key, self.draws)
+
+    return KeyedSeed()
+
+
+@contextlib.contextmanager
+def _keyed(layers: Sequence, key: tf.Tensor):
+    """While tracing a map function: ``layers`` (and the layers inside them, as RandAugment's)
+    draw their randomness from ``key`` instead of their seed generators' state."""
+    generator = _keyed_seed(key)
+    inner = [sub for layer in layers for sub in layer._flatten_layers()]
+    for layer in inner:
+        layer._get_seed_generator = lambda backend=None: generator
+    try:
+        yield
+    finally:
+        for layer in inner:
+            del layer._get_seed_generator
+
+
+def _per_step(ds: tf.data.Dataset, seed: int, epoch, stream: int, fn) -> tf.data.Dataset:
+    """``fn(key, *batch)`` on each batch, with the key of (seed, epoch, step, stream)."""
+    return ds.enumerate().map(lambda step, batch: fn(random_key(seed, epoch, step, stream), *batch))
 
 
 def resolve_cache(cache: str, nbytes: int, budget_mb: float = CACHE_BUDGET_MB) -> str:
@@ -240,7 +291,7 @@ def cache_file(cache_dir: str | Path, split: Split, prep: Preprocessing) -> Path
     key = hashlib.sha256()
     key.update(repr(sorted(asdict(prep).items())).encode())
     key.update(np.asarray(split.index, np.int64).tobytes())
-    key.update("\n".join(split.paths or []).encode())
+    key.update(b"\n".join(os.fsencode(p) for p in split.paths or []))
     if split.tfds is not None:
         key.update(repr(split.tfds).encode())
     return Path(cache_dir) / f"cache-{key.hexdigest()[:16]}"
@@ -301,11 +352,9 @@ def _cutmix_layer(alpha: float, seed: int):
     return CutMix(factor=alpha, seed=seed)
 
 
-def mix_batches(ds: tf.data.Dataset, strengths: dict[str, float], seed: int) -> tf.data.Dataset:
-    """MixUp and CutMix (Keras's layers) on batches of (images, one-hot labels, extra): each
-    image is mixed with another of its batch and its label by the same weight, so labels stay
-    distributions that sum to one. With both, each batch gets one of them at random (timm's
-    ``switch_prob`` 0.5). ``strengths``: the Beta(alpha, alpha) parameter of each kind."""
+def mixing_layers(strengths: dict[str, float], seed: int) -> list:
+    """Keras's MixUp and CutMix layers of ``strengths`` (the Beta(alpha, alpha) parameter of
+    each kind), for ``mix_batches``."""
     import keras
 
     layers = []
@@ -313,23 +362,55 @@ def mix_batches(ds: tf.data.Dataset, strengths: dict[str, float], seed: int) -> 
         layers.append(keras.layers.MixUp(alpha=strengths["mixup"], seed=seed))
     if strengths.get("cutmix"):
         layers.append(_cutmix_layer(strengths["cutmix"], seed))
+    return layers
+
+
+def mix_batches(
+    ds: tf.data.Dataset, layers: Sequence, seed: int, epoch: int | tf.Tensor = 0
+) -> tf.data.Dataset:
+    """MixUp and CutMix (``mixing_layers``) on batches of (images, one-hot labels, extra):
+    each image is mixed with another of its batch and its label by the same weight, so labels
+    stay distributions that sum to one. With both, each batch gets one of them at random
+    (timm's ``switch_prob`` 0.5). The draws of a batch are a function of (seed, epoch, step)."""
     if not layers:
         return ds
 
-    def mixed(layer, x, y):
-        out = layer({"images": x, "labels": y}, training=True)
+    def mixed(layer, key, x, y):
+        with _keyed([layer], key):
+            out = layer({"images": x, "labels": y}, training=True)
         return out["images"], tf.cast(out["labels"], y.dtype)
 
-    if len(layers) == 1:
-        return ds.map(lambda x, y, extra: (*mixed(layers[0], x, y), extra))
-    coins = tf.data.Dataset.random(seed=seed).map(lambda r: r % 2 == 0)
-
-    def either(batch, coin):
-        x, y, extra = batch
-        x, y = tf.cond(coin, lambda: mixed(layers[0], x, y), lambda: mixed(layers[1], x, y))
+    def mix(key, x, y, extra):
+        if len(layers) == 1:
+            return (*mixed(layers[0], key, x, y), extra)
+        coin = tf.random.stateless_uniform((), tf.random.experimental.stateless_fold_in(key, 0))
+        x, y = tf.cond(
+            coin < 0.5, lambda: mixed(layers[0], key, x, y), lambda: mixed(layers[1], key, x, y)
+        )
         return x, y, extra
 
-    return tf.data.Dataset.zip((ds, coins)).map(either)
+    return _per_step(ds, seed, epoch, 1, mix)
+
+
+def _training_batches(
+    source, seed: int, epoch, *, batch_size, drop_remainder, layers, mixers, num_classes
+) -> tf.data.Dataset:
+    """One epoch of training batches from ``source`` (model inputs in this epoch's order):
+    batched, augmented, labels one-hot (with ``num_classes``), mixed; every draw a function
+    of (seed, epoch, step)."""
+    ds = source.batch(batch_size, drop_remainder=drop_remainder)
+    if layers:
+
+        def augment(key, x, y, pos):
+            with _keyed(layers, key):
+                for layer in layers:
+                    x = layer(x, training=True)
+            return x, y, pos
+
+        ds = _per_step(ds, seed, epoch, 0, augment)
+    if num_classes:
+        ds = ds.map(lambda x, y, pos: (x, tf.one_hot(y, num_classes), pos))
+    return mix_batches(ds, mixers, seed, epoch)
 
 
 def make_pipeline(
@@ -349,6 +430,7 @@ def make_pipeline(
     positions: bool = False,
     sample_weights: bool = False,
     repeat: bool = False,
+    epoch: int | None = None,
     mix: dict[str, float] | None = None,
     drop_remainder: bool = False,
     pad_to: int = 0,
@@ -366,7 +448,12 @@ def make_pipeline(
     pipeline again each epoch (BENCHMARKS.md, "Epoch size"). ``mix``: the strength of
     each of 'mixup' and 'cutmix' in ``augment`` (default ``MIX_STRENGTHS``).
     ``drop_remainder`` leaves out each pass's last, partial batch; ``pad_to`` (with
-    ``sample_weights``) pads each pass to this many images with blanks of weight 0."""
+    ``sample_weights``) pads each pass to this many images with blanks of weight 0.
+
+    Training: the order, augmentation and mixing of an epoch are a function of (``seed``,
+    epoch number, step), so a resumed run sees what it would have seen without the stop.
+    ``epoch``: the number of the first epoch (default 0 with ``repeat``; without it, each
+    pass over the dataset draws a new number, as a reshuffling pipeline would)."""
     if batch_size < 1:
         raise UserError(f"batch_size must be >= 1, got {batch_size}")
     value_range = (prep.offset, prep.offset + 255.0 * prep.scale)
@@ -374,65 +461,97 @@ def make_pipeline(
     strengths = {k: (mix or {}).get(k, MIX_STRENGTHS[k]) for k in MIXING if k in augment}
     if training and strengths and not one_hot:
         raise UserError("mixup and cutmix mix labels: they need one_hot=True")
+    mixers = mixing_layers(strengths, seed) if training else []
     mode = resolve_cache(cache, len(split) * prep.image_bytes, cache_budget_mb)
     if mode == "disk" and cache_dir is None:
         raise UserError("cache='disk' needs a cache_dir")
     n = len(split)
-    ds = _positions(split, seed, shuffle=training and mode != "memory")
-    if split.images is None:  # decoded from files or records, some of which may be broken
-        ds = ds.ignore_errors()
-    if tally is not None:
 
-        def mark(image, label, pos):
-            tally.mark(pos)
-            return image, label, pos
+    def inputs(order_seed) -> tf.data.Dataset:
+        """One pass of (model input, label, position), shuffled before decoding with
+        ``order_seed`` (None: in order)."""
+        ds = _positions(split, order_seed)
+        if split.images is None:  # decoded from files or records, some of which may be broken
+            ds = ds.ignore_errors()
+        if tally is not None:
 
-        ds = ds.map(mark)
-    if split.images is None and training:
-        # a broken file's place in the epoch goes to the next image (from the next pass), so
-        # that every epoch has its known number of steps and no batch is short of images
-        ds = ds.repeat().take(n).apply(tf.data.experimental.assert_cardinality(n))
-    ds = ds.map(
-        lambda x, y, pos: (_to_model_input(x, prep), y, pos), num_parallel_calls=tf.data.AUTOTUNE
-    )
-    if sample_weights and (split.images is None or pad_to > n):
-        # a broken file's place goes to a blank image of weight 0 (as do the places padding
-        # adds): the epoch keeps its known number of steps and accuracy counts only real
-        # images (the loss is averaged over all)
-        total = max(n, pad_to)
-        blank = (tf.zeros(prep.input_shape), tf.constant(0, tf.int64), tf.constant(-1, tf.int64))
-        ds = ds.concatenate(tf.data.Dataset.from_tensors(blank).repeat()).take(total)
-        ds = ds.apply(tf.data.experimental.assert_cardinality(total))
-    if mode == "memory":
-        ds = ds.cache()
-        if training:
-            ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
-    elif mode == "disk":
-        prefix = cache_file(cache_dir, split, prep)
-        prefix.parent.mkdir(parents=True, exist_ok=True)
-        _clear_unfinished(prefix)
-        ds = ds.cache(str(prefix))
-        if training:  # the first pass was shuffled before decoding; mix it again locally
-            ds = ds.shuffle(min(len(split), SHUFFLE_RECORDS), seed=seed + 1)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    if layers:
+            def mark(image, label, pos):
+                tally.mark(pos)
+                return image, label, pos
 
-        def apply(x, y, pos):
-            for layer in layers:
-                x = layer(x, training=True)
-            return x, y, pos
+            ds = ds.map(mark)
+        if split.images is None and training:
+            # a broken file's place in the epoch goes to the next image (from the next pass),
+            # so that every epoch has its known number of steps and no batch is short
+            ds = ds.repeat().take(n).apply(tf.data.experimental.assert_cardinality(n))
+        ds = ds.map(
+            lambda x, y, pos: (_to_model_input(x, prep), y, pos),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        if sample_weights and (split.images is None or pad_to > n):
+            # a broken file's place goes to a blank image of weight 0 (as do the places
+            # padding adds): the epoch keeps its known number of steps and accuracy counts
+            # only real images (the loss is averaged over all)
+            total = max(n, pad_to)
+            blank = (
+                tf.zeros(prep.input_shape),
+                tf.constant(0, tf.int64),
+                tf.constant(-1, tf.int64),
+            )
+            ds = ds.concatenate(tf.data.Dataset.from_tensors(blank).repeat()).take(total)
+            ds = ds.apply(tf.data.experimental.assert_cardinality(total))
+        return ds
 
-        ds = ds.map(apply, num_parallel_calls=tf.data.AUTOTUNE)
-    if one_hot:
-        ds = ds.map(lambda x, y, pos: (x, tf.one_hot(y, num_classes), pos))
-    if training and strengths:
-        ds = mix_batches(ds, strengths, seed)
+    def cached(ds: tf.data.Dataset) -> tf.data.Dataset:
+        if mode == "memory":
+            return ds.cache()
+        if mode == "disk":
+            prefix = cache_file(cache_dir, split, prep)
+            prefix.parent.mkdir(parents=True, exist_ok=True)
+            _clear_unfinished(prefix)
+            return ds.cache(str(prefix))
+        return ds
+
+    if training:
+        # decoded once (memory, disk: the disk cache's one order is shuffled before decoding)
+        # or every epoch in that epoch's order (none)
+        once = cached(inputs(seed if mode == "disk" else None)) if mode != "none" else None
+
+        def one_epoch(number):
+            order = random_key(seed, number)[0]
+            if once is None:
+                source = inputs(order)
+            else:  # the disk cache is mixed again locally
+                source = once.shuffle(n if mode == "memory" else min(n, SHUFFLE_RECORDS), order)
+            return _training_batches(
+                source,
+                seed,
+                number,
+                batch_size=batch_size,
+                drop_remainder=drop_remainder,
+                layers=layers,
+                mixers=mixers,
+                num_classes=num_classes if one_hot else 0,
+            )
+
+        if repeat:
+            numbers = tf.data.Dataset.counter(epoch or 0)
+        elif epoch is not None:
+            numbers = tf.data.Dataset.from_tensors(tf.constant(epoch, tf.int64))
+        else:
+            numbers = tf.data.Dataset.random(seed, rerandomize_each_iteration=True).take(1)
+        # built in Python (no AutoGraph): the epoch's own map functions are converted anyway
+        ds = numbers.flat_map(tf.autograph.experimental.do_not_convert(one_epoch))
+    else:
+        ds = cached(inputs(None)).batch(batch_size, drop_remainder=drop_remainder)
+        if one_hot:
+            ds = ds.map(lambda x, y, pos: (x, tf.one_hot(y, num_classes), pos))
+        if repeat:
+            ds = ds.repeat()
     if sample_weights:
         ds = ds.map(lambda x, y, pos: (x, y, tf.cast(pos >= 0, tf.float32)))
     elif not positions:
         ds = ds.map(lambda x, y, pos: (x, y))
-    if repeat:
-        ds = ds.repeat()
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -456,7 +575,7 @@ class SplitImages:
 
 def raw_images(split: Split) -> list[np.ndarray]:
     """The split's images as decoded uint8 pixels, unresized (files that fail are left out)."""
-    ds = _positions(split, 0, shuffle=False)
+    ds = _positions(split, None)
     if split.images is None:
         ds = ds.ignore_errors()
     return [image for image, _, _ in ds.as_numpy_iterator()]

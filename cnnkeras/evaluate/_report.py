@@ -99,9 +99,11 @@ def write_report(
     highest loss (with the Grad-CAM of the predicted class when ``model`` is a Keras model;
     ``cam_note`` says why not otherwise), the most confused class pairs, and right and wrong
     examples of the worst classes. ``about`` (model, data, ...) and the training ``curves``
-    open the page, so that one file tells the story of a run."""
+    open the page, so that one file tells the story of a run. Class names are shown as
+    readers see them (bytes that are not UTF-8 as U+FFFD; labels.txt keeps them)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    class_names = [_io.shown(name) for name in class_names]
     m = compute_metrics(y_true, y_score, class_names)
     if extra:
         m.update(extra)

@@ -325,8 +325,7 @@ def export_model(
     num_classes = _check_classifier(model, model_path)
     name = model_path.parent.name if model_path.name == "model.keras" else model_path.stem
     out = Path(out) if out else Path("tflite") / name
-    if out.exists() and not out.is_dir():
-        raise UserError(f"`out`: {out} is a file, not a folder")
+    _io.check_writable(out)
     rgb = input == "rgb" and prep.channels == 1
     in_prep = dataclasses.replace(prep, channels=3) if rgb else prep
     dataset = dataset or config.get("dataset")
@@ -489,14 +488,16 @@ class _Export:
 
     def write(self, about: ClassifierMetadata, meta: dict, split_record: dict | None) -> None:
         """The .tflite files with their metadata inside, labels, records and golden images."""
-        labels = ("\n".join(self.class_names) + "\n").encode()
+        # what apps show: a name's bytes that are not UTF-8 become U+FFFD (labels.txt beside
+        # the files keeps them as they were)
+        labels = ("\n".join(map(_io.shown, self.class_names)) + "\n").encode()
         for variant, blob in self.blobs.items():
             path = self.folder / f"model_{variant}.tflite"
             _io.write_bytes(path, populate(blob, metadata_bytes(about), {LABELS_FILE: labels}))
             self.files[variant] = path
             size = path.stat().st_size / 1024
             _io.log(self.verbose, f"wrote model_{variant}.tflite ({size:.0f} KiB)")
-        _io.write_bytes(self.folder / LABELS_FILE, labels)
+        _io.write_text(self.folder / LABELS_FILE, "\n".join(self.class_names) + "\n")
         if split_record and split_record["spec"] == self.data.spec:
             _io.write_json(self.folder / SPLITS_FILE, split_record)  # evaluate sees the split
         _io.write_json(self.folder / PREPROCESS_FILE, meta)

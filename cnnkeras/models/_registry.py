@@ -137,6 +137,17 @@ def model_info(name: str) -> ModelInfo:
         raise UserError(f"unknown model {name!r}; {hint}") from None
 
 
+def check_option_names(name: str, options: dict) -> None:
+    """Refuse builder options that model ``name`` does not take (before any training)."""
+    info = model_info(name)
+    unknown = sorted(set(options) - set(info.options))
+    if unknown:
+        raise UserError(
+            f"{name} does not take option(s) {', '.join(unknown)}; "
+            f"it takes: {', '.join(info.options)}"
+        )
+
+
 def create_model(name: str, weights: str | Path | keras.Model | None = None, **options):
     """Build a registered model by name; ``create_model(name)`` is the paper's configuration.
 
@@ -145,12 +156,7 @@ def create_model(name: str, weights: str | Path | keras.Model | None = None, **o
     of the same configuration to copy from, or a path to a ``.weights.h5`` file.
     """
     info = model_info(name)
-    unknown = sorted(set(options) - set(info.options))
-    if unknown:
-        raise UserError(
-            f"{name} does not take option(s) {', '.join(unknown)}; "
-            f"it takes: {', '.join(info.options)}"
-        )
+    check_option_names(name, options)
     if isinstance(weights, str) and weights == "imagenet":
         from cnnkeras.models._weights import imagenet_source
 

@@ -125,8 +125,36 @@ def _assign(variables, values) -> None:
         v.assign(value)
 
 
+SEED_STATE = "seed_generator_state"  # the name of a Keras seed generator's state variable
+
+
+def seed_states(model: keras.Model) -> list[list[int]]:
+    """The state of every seed generator of the model (its dropout layers' say): Keras does
+    not save them, and a resumed run must draw what the uninterrupted one would have."""
+    return [
+        [int(v) for v in keras.ops.convert_to_numpy(variable)]
+        for variable in model.variables
+        if variable.name == SEED_STATE
+    ]
+
+
+def set_seed_states(model: keras.Model, states: list[list[int]]) -> None:
+    """Put back what ``seed_states`` read (of the same model, so the same order)."""
+    variables = [v for v in model.variables if v.name == SEED_STATE]
+    if len(variables) != len(states):
+        raise ValueError(f"{len(states)} seed states for {len(variables)} seed generators")
+    for variable, state in zip(variables, states, strict=True):
+        variable.assign(keras.ops.convert_to_tensor(state, variable.dtype))
+
+
+def seeds_file(checkpoint: Path) -> Path:
+    """Where the seed states of a checkpoint are: written before it, as part of its commit."""
+    return checkpoint.with_suffix(".seeds.json")
+
+
 class RunCheckpoint(keras.callbacks.Callback):
-    """History row, then the epoch checkpoint (commit point), then the best model.
+    """History row, then the epoch checkpoint (commit point; its seed states just before),
+    then the best model.
 
     A non-finite loss stops training before anything of that epoch is written, so the best
     model so far is kept. With ``averaged`` (an ``AveragedWeights``) the checkpoint holds
@@ -168,10 +196,12 @@ class RunCheckpoint(keras.callbacks.Callback):
         append_history(self.run_dir / "history.csv", row)
         folder = self.run_dir / CHECKPOINTS
         folder.mkdir(exist_ok=True)
+        checkpoint = folder / f"epoch-{epoch:04d}.keras"
+        _io.write_json(seeds_file(checkpoint), seed_states(self.model))
         with self.averaged.raw_weights() if self.averaged else contextlib.nullcontext():
-            _io.save_model(self.model, folder / f"epoch-{epoch:04d}.keras")
-        for old in folder.glob("epoch-*.keras"):
-            if old.name != f"epoch-{epoch:04d}.keras":
+            _io.save_model(self.model, checkpoint)
+        for old in folder.glob("epoch-*"):
+            if not old.name.startswith(checkpoint.stem + "."):
                 old.unlink(missing_ok=True)
         value = score(logs)
         if value is not None and (self.best is None or value > self.best):

@@ -30,12 +30,15 @@ from cnnkeras.train._distribute import (
     scope,
     single_process,
 )
-from cnnkeras.train._history import read_history
+from cnnkeras.train._history import read_history, write_history
 from cnnkeras.train._lr_find import PNG, lr_find_png
+from cnnkeras.train._plan import TrainingPlan
 from cnnkeras.train._run import (
     ResumeState,
-    _default_run_dir,
+    Run,
+    absolute_spec,
     auto_lr,
+    claim_run_dir,
     compile_for_training,
     finish_run,
     fit_epochs,
@@ -208,6 +211,8 @@ def finetune(config: FinetuneConfig, *, run_dir: str | Path | None = None, verbo
     if config.epochs_finetune and config.unfreeze is None:
         raise UserError("`epochs_finetune` needs `unfreeze` (a number of layers or 'all')")
     single_process(config.distribute, "finetune")
+    config = dataclasses.replace(config, dataset=absolute_spec(config.dataset))
+    _io.check_writable(Path(run_dir).parent if run_dir else config.out)
     seed_everything(config.seed)
     data = load_data(config, verbose=verbose)
     strategy = make_strategy(config.distribute, config.devices, verbose)
@@ -220,37 +225,149 @@ def finetune(config: FinetuneConfig, *, run_dir: str | Path | None = None, verbo
     if data.channels != prep.channels:
         _io.log(verbose, f"converting {data.channels}-channel images to the base's {prep.channels}")
     set_trainable(features, None)
-    phases = {"phase1": trainable_names(model)}
     head = dataclasses.replace(config, epochs=config.epochs_head)
     plan = make_plan(head, data, prep, verbose, replicas=replicas(model))
     config, found = auto_lr(config, model, plan, data, prep, verbose)  # the head's rate
     compile_for_training(model, config, plan)
     config = dataclasses.replace(config, arch="finetune-" + model.name.removesuffix("_transfer"))
-    folder = Path(run_dir) if run_dir else _default_run_dir(config, data.name)
+    folder = Path(run_dir) if run_dir else claim_run_dir(config, data.name)
     options = {**config.to_dict(), "base_described": described, **lr_find_record(found)}
     title = f"{described} fine-tuned on {config.dataset}: test split"
     run = start_run(folder, config, options, data, prep, model, plan, title=title, verbose=verbose)
     if found is not None:
         _io.write_bytes(folder / PNG, lr_find_png(found, title))
+    return _phases(run, features, config, verbose=verbose)
+
+
+def _phases(
+    run: Run,
+    features: keras.Model,
+    config: FinetuneConfig,
+    *,
+    start_epoch: int = 0,
+    state: ResumeState = ResumeState(),
+    in_phase2: bool = False,
+    verbose: int,
+) -> dict:
+    """Phase 1 from ``start_epoch`` (unless ``in_phase2``), then phase 2 (from
+    ``start_epoch`` when ``in_phase2``, with the model's optimizer as it is), then the
+    report. ``state``: the callbacks' state where the phase goes on."""
+    model, folder, plan = run.model, run.folder, run.plan
+    phases = {"phase1": _names_with(features, model, None)}
+    if config.epochs_finetune:
+        unfrozen = set_trainable(features, config.unfreeze, config.train_bn)
+        phases.update(phase2_unfrozen=unfrozen, phase2=trainable_names(model))
+    tuned = dataclasses.replace(config, lr=config.lr_finetune)
+    tuned_plan = dataclasses.replace(plan, epochs=config.epochs_finetune)  # its own schedule
     started = time.perf_counter()
-    checkpoint = fit_epochs(
-        run, start_epoch=0, epochs=config.epochs_head, verbose=verbose, extra={"phase": 1}
-    )
-    done = len(read_history(folder / "history.csv"))
-    if config.epochs_finetune and checkpoint.nan_epoch is None:
-        phases["phase2_unfrozen"] = set_trainable(features, config.unfreeze, config.train_bn)
-        phases["phase2"] = trainable_names(model)
-        tuned = dataclasses.replace(config, lr=config.lr_finetune)
-        plan = dataclasses.replace(plan, epochs=config.epochs_finetune)  # its own schedule
-        compile_for_training(model, tuned, plan)  # a change of trainable weights needs a compile
+    nan = False
+    if not in_phase2:
+        set_trainable(features, None)
         checkpoint = fit_epochs(
-            dataclasses.replace(run, config=tuned, plan=plan),
-            start_epoch=done,
+            run,
+            start_epoch=start_epoch,
+            epochs=config.epochs_head,
+            verbose=verbose,
+            state=state,
+            extra={"phase": 1},
+        )
+        nan = checkpoint.nan_epoch is not None
+        state, start_epoch = ResumeState(best=(checkpoint.best, checkpoint.best_epoch)), None
+        if config.epochs_finetune and not nan:
+            set_trainable(features, config.unfreeze, config.train_bn)
+            compile_for_training(model, tuned, tuned_plan)  # new trainable weights: a compile
+    if config.epochs_finetune and not nan:
+        done = sum(1 for r in read_history(folder / "history.csv") if r.get("phase", 1) == 1)
+        checkpoint = fit_epochs(
+            dataclasses.replace(run, config=tuned, plan=tuned_plan),
+            start_epoch=done if start_epoch is None else start_epoch,
             epochs=done + config.epochs_finetune,
             verbose=verbose,
-            state=ResumeState(best=(checkpoint.best, checkpoint.best_epoch)),
+            state=state,
             extra={"phase": 2},
         )
+        nan = checkpoint.nan_epoch is not None
     _io.write_json(folder / "trainable_layers.json", phases)
-    status = "nan" if checkpoint.nan_epoch is not None else "done"
+    status = "nan" if nan else "done"
     return finish_run(run, status=status, seconds=time.perf_counter() - started, verbose=verbose)
+
+
+def _names_with(features: keras.Model, model: keras.Model, unfreeze) -> list[str]:
+    set_trainable(features, unfreeze)
+    return trainable_names(model)
+
+
+def resume_finetune(run_dir: Path, record: dict, *, dataset: str | None, verbose: int) -> dict:
+    """Continue a fine-tuning run from its last completed epoch, in the phase it was in,
+    with what the uninterrupted run would have seen (see ``resume``)."""
+    from cnnkeras.train._run import (
+        CHECKPOINTS,
+        DONE,
+        Run,
+        load_checkpoint,
+        relocate,
+        resumed_dataset,
+    )
+
+    run = Path(run_dir)
+    if record.get("status") in DONE:
+        _io.log(verbose, f"{run} is complete ({record['status']}); nothing to resume")
+        return record.get("result", {})
+    try:
+        config = FinetuneConfig.from_record(record)
+        plan = TrainingPlan.from_dict(record["plan"])
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise UserError(f"{run / 'config.json'} is not a record cnnkeras wrote ({err})") from None
+    config = resumed_dataset(config, dataset)
+    checkpoints = sorted((run / CHECKPOINTS).glob("epoch-*.keras"))
+    if not checkpoints:
+        raise UserError(
+            f"{run} was stopped before its first epoch completed; run the finetune command again"
+        )
+    seed_everything(config.seed)
+    data = load_data(config, run, verbose)
+    model, epoch = load_checkpoint(checkpoints[-1])
+    features = next((layer for layer in model.layers if isinstance(layer, keras.Model)), None)
+    if features is None:
+        raise UserError(f"{checkpoints[-1]} holds no base model; it is not a finetune checkpoint")
+    rows = [r for r in read_history(run / "history.csv") if r["epoch"] <= epoch]
+    head = [r for r in rows if r.get("phase", 1) == 1]
+    full = ResumeState.from_history(rows, plan.early_stop_from)
+    if config.dataset != record["dataset"]:
+        relocate(run, record, data)
+    write_history(run / "history.csv", rows)
+    full.save_best(model, run, rows)
+    prep = Preprocessing.from_dict(record["preprocessing"])
+    title = (
+        f"{record.get('base_described', config.base)} fine-tuned on {config.dataset}: test split"
+    )
+    resumed = Run(run, config, plan, data, prep, model, record, title)
+    _io.log(verbose, f"resuming {run} after epoch {epoch + 1}")
+    if len(rows) > len(head):  # in phase 2: its counters started at its first epoch
+        state = ResumeState.from_history(rows, plan.early_stop_from, since=len(head))
+        return _phases(
+            resumed,
+            features,
+            config,
+            start_epoch=epoch + 1,
+            state=state,
+            in_phase2=True,
+            verbose=verbose,
+        )
+    if len(head) < config.epochs_head and not full.stopped(config.patience):
+        return _phases(
+            resumed, features, config, start_epoch=epoch + 1, state=full, verbose=verbose
+        )
+    # phase 1 had ended: phase 2 starts as it would have, from the last head epoch
+    set_trainable(features, config.unfreeze, config.train_bn)
+    tuned = dataclasses.replace(config, lr=config.lr_finetune)
+    compile_for_training(model, tuned, dataclasses.replace(plan, epochs=config.epochs_finetune))
+    return _phases(
+        resumed,
+        features,
+        config,
+        start_epoch=len(head),
+        state=ResumeState(best=full.best),
+        in_phase2=True,
+        verbose=verbose,
+    )

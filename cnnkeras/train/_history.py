@@ -8,13 +8,17 @@ import os
 from pathlib import Path
 
 from cnnkeras import _io
+from cnnkeras.errors import UserError
 
 
 def read_history(path: Path) -> list[dict]:
     if not path.is_file():
         return []
-    with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    try:
+        with open(path, newline="") as f:
+            return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    except (ValueError, TypeError) as err:  # a cell that is not a number, a row cut short
+        raise UserError(f"{path} is not a history cnnkeras wrote ({err}); restore it") from None
 
 
 def write_history(path: Path, rows: list[dict]) -> None:

@@ -26,13 +26,20 @@ import numpy as np
 import tensorflow as tf
 
 from cnnkeras import _io
-from cnnkeras.data import ImageDataset, Preprocessing, load_dataset, make_pipeline
+from cnnkeras.data import ImageDataset, Preprocessing, absolute_spec, load_dataset, make_pipeline
 from cnnkeras.data._pipeline import DecodeTally, SplitImages
 from cnnkeras.errors import UserError
 from cnnkeras.evaluate import write_report
 from cnnkeras.evaluate._plots import training_curves_png
 from cnnkeras.models import create_model, model_info
-from cnnkeras.saved import CONFIG_FILE, LABELS_FILE, SPLITS_FILE, model_record, predict_split
+from cnnkeras.saved import (
+    CONFIG_FILE,
+    LABELS_FILE,
+    SPLITS_FILE,
+    load_keras,
+    model_record,
+    predict_split,
+)
 from cnnkeras.train import _multihost
 from cnnkeras.train._callbacks import (
     CHECKPOINTS,
@@ -46,6 +53,8 @@ from cnnkeras.train._callbacks import (
     RunCheckpoint,
     learning_rate,
     score,
+    seeds_file,
+    set_seed_states,
     trainable_batch_norms,
     warm_up_average,
 )
@@ -140,16 +149,22 @@ def _compile(model: keras.Model, config: TrainConfig, plan: TrainingPlan | None,
 # ---------------------------------------------------------------- runs
 
 
-def _default_run_dir(config: TrainConfig, dataset_name: str) -> Path:
+def claim_run_dir(config: TrainConfig, dataset_name: str) -> Path:
+    """A new run folder under ``config.out`` (saved_models), named after the architecture,
+    the data and the time, created here: ``mkdir`` refuses a folder that exists, so two runs
+    started in the same second take the next free name and never share one."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    safe = _io.safe_name(dataset_name)
     base = Path(config.out) if config.out else Path("saved_models")
-    run = base / f"{config.arch}-{safe}-{stamp}"
-    suffix = 1
-    while run.exists():
-        suffix += 1
-        run = base / f"{config.arch}-{safe}-{stamp}-{suffix}"
-    return run
+    name = f"{config.arch}-{_io.safe_name(dataset_name)}-{stamp}"
+    base.mkdir(parents=True, exist_ok=True)
+    for suffix in itertools.count(1):
+        run = base / (name if suffix == 1 else f"{name}-{suffix}")
+        try:
+            run.mkdir()
+            return run
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
 
 
 def load_data(config: TrainConfig, run: Path | None = None, verbose: int = 1):
@@ -210,12 +225,15 @@ def start_run(
     *,
     title: str,
     verbose: int,
+    restart: bool = False,
 ) -> Run:
     """Create the run folder with config.json, splits.json and labels.txt; refuse to
-    overwrite a run."""
-    if (folder / CONFIG_FILE).exists():
+    overwrite a run, unless ``restart`` (a run killed before its first epoch completed,
+    started again in its folder: its files are replaced only now, when all is ready)."""
+    if (folder / CONFIG_FILE).exists() and not restart:
         raise UserError(f"{folder} already holds a run; continue it with `resume`")
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / "history.csv").unlink(missing_ok=True)
     split = data.split_record()
     _io.write_json(folder / SPLITS_FILE, split)
     record = {
@@ -318,21 +336,35 @@ def train(
     run_dir: str | Path | None = None,
     verbose: int = 1,
     record: dict | None = None,
+    restart: bool = False,
 ) -> dict:
     """Train ``config.arch`` on ``config.dataset`` into a new run folder; return the summary.
     ``lr='auto'`` runs the learning-rate range test first and trains at its suggestion
     (recorded in config.json, with the curve as lr_find.png). ``record``: more fields for
-    config.json (a run started again keeps where its rate came from)."""
+    config.json (a run started again keeps where its rate came from); ``restart``: start
+    again in ``run_dir``, a run that never completed an epoch."""
+    config = dataclasses.replace(config, dataset=absolute_spec(config.dataset))
+    _io.check_writable(Path(run_dir).parent if run_dir else config.out)
     size, data, prep, model, plan = prepare(config, verbose)
     config, found = auto_lr(config, model, plan, data, prep, verbose)
     compile_for_training(model, config, plan)
-    folder = Path(run_dir) if run_dir else _default_run_dir(config, data.name)
     cluster = _multihost.current()
     if cluster is not None and not cluster.writer:  # process 0 writes the run folder
-        folder, verbose = _multihost.scratch_folder(folder, copy=False), 0
+        folder, verbose = _multihost.scratch_folder(Path("run"), copy=False), 0
+    else:
+        folder = Path(run_dir) if run_dir else claim_run_dir(config, data.name)
     options = {**config.to_dict(), "image_size": size, **(record or {}), **lr_find_record(found)}
     run = start_run(
-        folder, config, options, data, prep, model, plan, title=_title(config), verbose=verbose
+        folder,
+        config,
+        options,
+        data,
+        prep,
+        model,
+        plan,
+        title=_title(config),
+        verbose=verbose,
+        restart=restart,
     )
     if found is not None:
         _io.write_bytes(folder / PNG, lr_find_png(found, f"{config.arch} on {config.dataset}"))
@@ -358,20 +390,59 @@ def _legacy_plan(record: dict) -> TrainingPlan:
     )
 
 
-def resume(run_dir: str | Path, *, verbose: int = 1) -> dict:
-    """Continue a run folder from its last completed epoch (after a crash or a kill)."""
-    run = Path(run_dir)
-    config_path = run / CONFIG_FILE
-    if not config_path.is_file():
+DONE = ("done", "early_stopped", "nan")  # the statuses of a finished run
+
+
+def read_run(run: Path) -> tuple[dict, TrainingPlan, TrainConfig]:
+    """A run folder's record, plan and options, checked before anything is changed: a record
+    that is missing, cut short or edited into what cnnkeras never wrote is one line naming
+    the file and the field."""
+    path = run / CONFIG_FILE
+    if not path.is_file():
         raise UserError(f"{run} is not a run folder (no config.json); start one with train")
-    record = json.loads(config_path.read_text())
+    record = _io.read_json(path)
+    try:
+        plan = TrainingPlan.from_dict(record["plan"]) if "plan" in record else _legacy_plan(record)
+        config = TrainConfig.from_record({**record, "schedule": plan.schedule})
+        Preprocessing.from_dict(record["preprocessing"])
+        config.validate()
+    except KeyError as err:
+        raise UserError(f"{path} has no field {err.args[0]!r}; restore the file") from None
+    except (TypeError, ValueError, AttributeError) as err:
+        raise UserError(
+            f"{path} has a field cnnkeras did not write ({err}); restore the file"
+        ) from None
+    return record, plan, config
+
+
+def resumed_dataset(config: TrainConfig, dataset: str | None) -> TrainConfig:
+    """``config`` with the data it resumes on: ``dataset`` (a folder:PATH) where a folder
+    run's images moved, else as recorded."""
+    if not dataset:
+        return config
+    if not (config.dataset.startswith("folder:") and dataset.startswith("folder:")):
+        raise UserError(
+            "`dataset` with `resume` points a run on folder:PATH at the folder's new place; "
+            f"this run trained on {config.dataset}"
+        )
+    return dataclasses.replace(config, dataset=absolute_spec(dataset))
+
+
+def resume(run_dir: str | Path, *, dataset: str | None = None, verbose: int = 1) -> dict:
+    """Continue a run folder from its last completed epoch (after a crash or a kill), with
+    what it would have seen had it not stopped: same order, augmentation and dropout.
+    ``dataset``: a folder run's images where they are now, if they moved. Everything is
+    checked (record, data, checkpoint) before a file of the run changes."""
+    run = Path(run_dir)
+    record, plan, config = read_run(run)
     if "base" in record:
-        raise UserError(f"{run} is a finetune run; those cannot be resumed yet: run it again")
-    if record.get("status") in ("done", "early_stopped", "nan"):
+        from cnnkeras.train._finetune import resume_finetune
+
+        return resume_finetune(run, record, dataset=dataset, verbose=verbose)
+    if record.get("status") in DONE:
         _io.log(verbose, f"{run} is complete ({record['status']}); nothing to resume")
         return record.get("result", {})
-    plan = TrainingPlan.from_dict(record["plan"]) if "plan" in record else _legacy_plan(record)
-    config = TrainConfig.from_record({**record, "schedule": plan.schedule})
+    config = resumed_dataset(config, dataset)
     strategy = make_strategy(config.distribute, config.devices, verbose)  # before TF's devices
     cluster = _multihost.current()
     if cluster is not None and cluster.process_id == 0:
@@ -379,31 +450,62 @@ def resume(run_dir: str | Path, *, verbose: int = 1) -> dict:
     elif cluster is not None:  # works on a copy; process 0 writes the run folder
         run, verbose = _multihost.scratch_folder(run, copy=True), 0
         _multihost.barrier("resume: copied")
-        config_path = run / CONFIG_FILE
     seed_everything(config.seed)
+    data = load_data(config, run, verbose)
     checkpoints = sorted((run / CHECKPOINTS).glob("epoch-*.keras"))
     if not checkpoints:  # killed during the first epoch: start over in the same folder
         _io.log(verbose, "no completed epoch to resume from; starting the run again")
-        (run / "history.csv").unlink(missing_ok=True)
-        config_path.unlink()
         kept = {k: record[k] for k in ("lr_find",) if k in record}  # the rate's origin
         if cluster is not None and not cluster.writer:
             _multihost.discard_scratch(run)  # train gives this process a scratch folder anew
-        return train(config, run_dir=run, verbose=verbose, record=kept)
-    data = load_data(config, run, verbose)
-    prep = Preprocessing.from_dict(record["preprocessing"])
-    last = checkpoints[-1]
-    epoch = int(last.stem.split("-")[1])
+        return train(config, run_dir=run, verbose=verbose, record=kept, restart=True)
+    model, epoch = load_checkpoint(checkpoints[-1], strategy)
+    rows = [r for r in read_history(run / "history.csv") if r["epoch"] <= epoch]
+    state = ResumeState.from_history(rows, plan.early_stop_from)
+    # checked; from here on the run's files change
+    if config.dataset != record["dataset"]:
+        relocate(run, record, data)
+    write_history(run / "history.csv", rows)
+    state.save_best(model, run, rows)
+    resumed = Run(
+        run,
+        config,
+        plan,
+        data,
+        Preprocessing.from_dict(record["preprocessing"]),
+        model,
+        record,
+        _title(config),
+    )
+    if state.stopped(config.patience):  # killed after early stopping, before the report
+        return _finish(resumed, time.perf_counter(), verbose, status="early_stopped")
+    _io.log(verbose, f"resuming {run} after epoch {epoch + 1} of {plan.epochs}")
+    return _fit(resumed, start_epoch=epoch + 1, verbose=verbose, state=state)
+
+
+def load_checkpoint(path: Path, strategy=None) -> tuple[keras.Model, int]:
+    """An epoch checkpoint, ready to train on (its optimizer, weight average and dropout
+    seeds as they were), and its epoch."""
     with scope(strategy):
-        model = for_strategy(keras.saving.load_model(last, safe_mode=True), strategy)
+        model = for_strategy(load_keras(path), strategy)
+    if model.optimizer is None:
+        raise UserError(f"{path} holds no optimizer state; it is not a cnnkeras checkpoint")
     if model.optimizer.use_ema:
         warm_up_average(model.optimizer)
-    rows = [r for r in read_history(run / "history.csv") if r["epoch"] <= epoch]
-    write_history(run / "history.csv", rows)
-    _io.log(verbose, f"resuming {run} after epoch {epoch + 1} of {plan.epochs}")
-    state = ResumeState.from_history(rows, model, run, plan.early_stop_from)
-    resumed = Run(run, config, plan, data, prep, model, record, _title(config))
-    return _fit(resumed, start_epoch=epoch + 1, verbose=verbose, state=state)
+    seeds = seeds_file(path)
+    if seeds.is_file():  # written by every run since seeds were saved
+        try:
+            set_seed_states(model, json.loads(_io.read_text(seeds)))
+        except (ValueError, TypeError) as err:
+            raise UserError(f"{seeds} does not fit its checkpoint ({err}); restore it") from None
+    return model, int(path.name.split(".")[0].split("-")[1])
+
+
+def relocate(run: Path, record: dict, data: ImageDataset) -> None:
+    """Record a folder run's data at its new place (config.json and splits.json)."""
+    _io.write_json(run / SPLITS_FILE, data.split_record())
+    record["dataset"] = data.spec
+    _io.write_json(run / CONFIG_FILE, {**_io.read_json(run / CONFIG_FILE), "dataset": data.spec})
 
 
 @dataclass(frozen=True)
@@ -416,28 +518,51 @@ class ResumeState:
     plateau: PlateauState | None = None
 
     @classmethod
-    def from_history(
-        cls, rows: list[dict], model: keras.Model, run: Path, counts_from: int
-    ) -> ResumeState:
-        """``counts_from``: the first epoch early stopping counts (the plan's)."""
+    def from_history(cls, rows: list[dict], counts_from: int, since: int = 0) -> ResumeState:
+        """``counts_from``: the first epoch early stopping counts (the plan's); ``since``: the
+        first epoch of the phase the counters started in (fine-tuning's second phase starts
+        them anew; the best model is the best of all epochs)."""
         if not rows:
             return cls()
         values = [score(r) or (-math.inf, -math.inf) for r in rows]
         best_i = max(range(len(values)), key=values.__getitem__)
         last_epoch = int(rows[-1]["epoch"])
         best_epoch = int(rows[best_i]["epoch"])
-        if best_epoch == last_epoch:  # killed after the checkpoint, before the best model
-            _io.save_model(model, run / "model.keras")
-        counted = [i for i, r in enumerate(rows) if r["epoch"] >= counts_from]
+        phase = [i for i, r in enumerate(rows) if r["epoch"] >= since]
+        counted = [i for i in phase if rows[i]["epoch"] >= counts_from]
         early_stop = None
         if counted:
             i = max(counted, key=values.__getitem__)
             epoch = int(rows[i]["epoch"])
             early_stop = EarlyStopState(wait=last_epoch - epoch, best=values[i], best_epoch=epoch)
-        lr_changes = [int(r["epoch"]) for a, r in itertools.pairwise(rows) if r["lr"] < a["lr"]]
-        since_lr = last_epoch - max([best_epoch, *lr_changes])
-        plateau = PlateauState(wait=since_lr, best=rows[best_i][MONITOR])
+        plateau = _replay_plateau([rows[i] for i in phase]) if phase else None
         return cls((values[best_i], best_epoch), early_stop, plateau)
+
+    def stopped(self, patience: int) -> bool:
+        """Whether early stopping ended training at the last epoch (as Keras decides it)."""
+        stop = self.early_stop
+        return stop is not None and stop.wait >= patience and stop.best_epoch + stop.wait > 0
+
+    def save_best(self, model: keras.Model, run: Path, rows: list[dict]) -> None:
+        """A run killed after its last epoch's checkpoint but before its best model: that
+        epoch was the best, and the checkpoint (``model``) is it."""
+        if self.best is not None and rows and self.best[1] == int(rows[-1]["epoch"]):
+            _io.save_model(model, run / "model.keras")
+
+
+def _replay_plateau(rows: list[dict]) -> PlateauState:
+    """ReduceLROnPlateau's counters after ``rows``, replayed as Keras counts them: the wait
+    grows on every epoch without a strictly better validation accuracy and starts again at
+    a better one or at a reduction (the rows' learning rate drops)."""
+    best, wait = -math.inf, 0
+    for previous, row in zip([None, *rows], rows, strict=False):
+        if row[MONITOR] > best:
+            best, wait = row[MONITOR], 0
+        else:
+            wait += 1
+            if previous is not None and row["lr"] < previous["lr"]:
+                wait = 0
+    return PlateauState(wait=wait, best=best)
 
 
 class FitData(NamedTuple):
@@ -462,11 +587,14 @@ class FitData(NamedTuple):
         }
 
 
-def plan_pipelines(model, data, prep, plan, *, seed, augment, cache_dir, tallies=None) -> FitData:
+def plan_pipelines(
+    model, data, prep, plan, *, seed, augment, cache_dir, tallies=None, start_epoch: int = 0
+) -> FitData:
     """The pipelines of a plan. They repeat, and ``fit`` is told the steps of an epoch, so that
-    Keras keeps one iterator of each across epochs (no start-up cost per epoch). Precise
-    batch norm reads the training images without augmentation: the statistics of what
-    evaluation will see."""
+    Keras keeps one iterator of each across epochs (no start-up cost per epoch); training's
+    starts at ``start_epoch`` (each epoch's draws are a function of the seed and its number).
+    Precise batch norm reads the training images without augmentation, the same sample
+    before every validation: the statistics of what evaluation will see."""
     tallies = tallies or {}
     common = dict(cache=plan.cache, cache_dir=cache_dir, repeat=True)
     train = data.splits["train"]
@@ -479,6 +607,7 @@ def plan_pipelines(model, data, prep, plan, *, seed, augment, cache_dir, tallies
         augment=augment,
         mix=dict(plan.mix),
         seed=seed,
+        epoch=start_epoch,
         tally=tallies.get("train"),
         drop_remainder=plan.drop_last,
         **common,
@@ -503,6 +632,7 @@ def plan_pipelines(model, data, prep, plan, *, seed, augment, cache_dir, tallies
             batch_size=plan.batch_size,
             training=True,
             seed=seed + 1,
+            epoch=0,
             cache="none",
         )
         callbacks.append(PreciseBatchNorm(clean))
@@ -536,6 +666,7 @@ def fit_epochs(
         augment=plan.augment,
         cache_dir=folder / CACHE_DIR,
         tallies=tallies,
+        start_epoch=start_epoch,
     )
     plateau = (
         [
@@ -646,10 +777,7 @@ def finish_run(run: Run, *, status: str, seconds: float, verbose: int) -> dict:
     }
     record = {**_io.read_json(run / CONFIG_FILE), **record, "status": status, "result": result}
     _io.write_json(run / CONFIG_FILE, record)
-    for leftover in (run / CHECKPOINTS).glob("*.keras"):
-        leftover.unlink()
-    if (run / CHECKPOINTS).is_dir():
-        (run / CHECKPOINTS).rmdir()
+    shutil.rmtree(run / CHECKPOINTS, ignore_errors=True)
     shutil.rmtree(run / CACHE_DIR, ignore_errors=True)
     _io.log(
         verbose,
@@ -662,22 +790,24 @@ def finish_run(run: Run, *, status: str, seconds: float, verbose: int) -> dict:
 
 def _fit(run: Run, *, start_epoch: int, verbose: int, state: ResumeState = ResumeState()):
     started = time.perf_counter()
-    plan = run.plan
     try:
         checkpoint = fit_epochs(
-            run, start_epoch=start_epoch, epochs=plan.epochs, verbose=verbose, state=state
+            run, start_epoch=start_epoch, epochs=run.plan.epochs, verbose=verbose, state=state
         )
     except Exception as error:
         if _multihost.current() is None:
             raise
         _multihost.abandon(error, run.folder)
+    status = "nan" if checkpoint.nan_epoch is not None else None
+    return _finish(run, started, verbose, status=status)
+
+
+def _finish(run: Run, started: float, verbose: int, *, status: str | None = None) -> dict:
+    """The report of a run whose training ended (``status``, or done or early stopped as its
+    history says)."""
     rows = read_history(run.folder / "history.csv")
-    if checkpoint.nan_epoch is not None:
-        status = "nan"
-    elif len(rows) < plan.epochs:
-        status = "early_stopped"
-    else:
-        status = "done"
+    if status is None:
+        status = "early_stopped" if len(rows) < run.plan.epochs else "done"
     seconds = time.perf_counter() - started
     cluster = _multihost.current()
     if cluster is not None:
