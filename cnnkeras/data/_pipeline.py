@@ -518,7 +518,9 @@ def make_pipeline(
         once = cached(inputs(seed if mode == "disk" else None)) if mode != "none" else None
 
         def one_epoch(number):
-            order = random_key(seed, number)[0]
+            order = tf.random.stateless_uniform(  # a scalar seed of the whole key
+                (), random_key(seed, number), minval=None, maxval=None, dtype=tf.int64
+            )
             if once is None:
                 source = inputs(order)
             else:  # the disk cache is mixed again locally
@@ -542,6 +544,9 @@ def make_pipeline(
             numbers = tf.data.Dataset.random(seed, rerandomize_each_iteration=True).take(1)
         # built in Python (no AutoGraph): the epoch's own map functions are converted anyway
         ds = numbers.flat_map(tf.autograph.experimental.do_not_convert(one_epoch))
+        steps = n // batch_size if drop_remainder else -(-n // batch_size)
+        known = tf.data.INFINITE_CARDINALITY if repeat else steps  # flat_map cannot know it
+        ds = ds.apply(tf.data.experimental.assert_cardinality(known))
     else:
         ds = cached(inputs(None)).batch(batch_size, drop_remainder=drop_remainder)
         if one_hot:
