@@ -9,10 +9,10 @@ A run folder holds everything needed to continue, evaluate or ship a model:
 from cnnkeras._launch import launch
 from cnnkeras.train._callbacks import PreciseBatchNorm
 from cnnkeras.train._config import LOSSES, OPTIMIZERS, TrainConfig
-from cnnkeras.train._finetune import FinetuneConfig, finetune
+from cnnkeras.train._finetune import FinetuneConfig, finetune, resume
 from cnnkeras.train._lr_find import LRFinding, find_lr
 from cnnkeras.train._plan import SCHEDULES, TrainingPlan, plan_training
-from cnnkeras.train._run import lr_find, resume, train
+from cnnkeras.train._run import lr_find, train
 from cnnkeras.train._transfer_demo import demo_table, transfer_demo
 
 __all__ = [

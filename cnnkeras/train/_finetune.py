@@ -34,6 +34,8 @@ from cnnkeras.train._history import read_history, write_history
 from cnnkeras.train._lr_find import PNG, lr_find_png
 from cnnkeras.train._plan import TrainingPlan
 from cnnkeras.train._run import (
+    CHECKPOINTS,
+    DONE,
     ResumeState,
     Run,
     absolute_spec,
@@ -42,9 +44,14 @@ from cnnkeras.train._run import (
     compile_for_training,
     finish_run,
     fit_epochs,
+    load_checkpoint,
     load_data,
     lr_find_record,
     make_plan,
+    read_run,
+    relocate,
+    resume_training,
+    resumed_dataset,
     seed_everything,
     start_run,
 )
@@ -297,18 +304,20 @@ def _names_with(features: keras.Model, model: keras.Model, unfreeze) -> list[str
     return trainable_names(model)
 
 
+def resume(run_dir: str | Path, *, dataset: str | None = None, verbose: int = 1) -> dict:
+    """Continue a run folder (``train`` or ``finetune``) from its last completed epoch, after a
+    crash or a kill, with what it would have seen had it not stopped; ``dataset``: a folder
+    run's images where they are now, if they moved. Nothing changes before all is checked."""
+    run = Path(run_dir)
+    record = read_run(run)[0]
+    if "base" not in record:
+        return resume_training(run, dataset=dataset, verbose=verbose)
+    return resume_finetune(run, record, dataset=dataset, verbose=verbose)
+
+
 def resume_finetune(run_dir: Path, record: dict, *, dataset: str | None, verbose: int) -> dict:
     """Continue a fine-tuning run from its last completed epoch, in the phase it was in,
     with what the uninterrupted run would have seen (see ``resume``)."""
-    from cnnkeras.train._run import (
-        CHECKPOINTS,
-        DONE,
-        Run,
-        load_checkpoint,
-        relocate,
-        resumed_dataset,
-    )
-
     run = Path(run_dir)
     if record.get("status") in DONE:
         _io.log(verbose, f"{run} is complete ({record['status']}); nothing to resume")

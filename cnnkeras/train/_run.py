@@ -428,17 +428,15 @@ def resumed_dataset(config: TrainConfig, dataset: str | None) -> TrainConfig:
     return dataclasses.replace(config, dataset=absolute_spec(dataset))
 
 
-def resume(run_dir: str | Path, *, dataset: str | None = None, verbose: int = 1) -> dict:
-    """Continue a run folder from its last completed epoch (after a crash or a kill), with
+def resume_training(run_dir: str | Path, *, dataset: str | None = None, verbose: int = 1) -> dict:
+    """Continue a training run folder from its last completed epoch (after a crash or a kill), with
     what it would have seen had it not stopped: same order, augmentation and dropout.
     ``dataset``: a folder run's images where they are now, if they moved. Everything is
     checked (record, data, checkpoint) before a file of the run changes."""
     run = Path(run_dir)
     record, plan, config = read_run(run)
     if "base" in record:
-        from cnnkeras.train._finetune import resume_finetune
-
-        return resume_finetune(run, record, dataset=dataset, verbose=verbose)
+        raise UserError(f"{run} is a finetune run; resume it with cnnkeras.train.resume")
     if record.get("status") in DONE:
         _io.log(verbose, f"{run} is complete ({record['status']}); nothing to resume")
         return record.get("result", {})
