@@ -55,6 +55,22 @@ def kill_after_epochs(args: list[str], out, pattern: str, epochs: int):
     return runs[0]
 
 
+def killed_and_resumed(args: list[str], out: Path, rows: int, epochs: int):
+    """``cnnkeras ARGS`` run to the end into ``out``/whole, and again into ``out``/killed,
+    SIGKILLed once ``rows`` history rows are written (before its ``epochs``) and finished
+    with ``train --resume``; returns (resumed run folder, uninterrupted run folder, the
+    resume's JSON result)."""
+    whole = subprocess.run([*CLI, *args, "--out", str(out / "whole")], capture_output=True)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    run = kill_after_epochs([*CLI, *args, "--out", str(out / "killed")], out, "killed/*", rows)
+    assert len(history(run)) < epochs, "the run finished before it could be killed"
+    assert json.loads((run / "config.json").read_text())["status"] == "running"
+    proc = run_cli("train", "--resume", str(run), "--quiet", "--json")
+    assert proc.returncode == 0, proc.stderr
+    (reference,) = (out / "whole").iterdir()
+    return run, reference, json.loads(proc.stdout)
+
+
 class OfflineApplication:
     """Stands in for a ``keras.applications`` constructor: the same network built with
     ``weights=None`` (random) instead of a download. Keeps the calls, the model it built, its

@@ -2,12 +2,11 @@
 run folder is complete, imagenet:NAME goes through the weight-copy path, bad input is refused."""
 
 import json
-import subprocess
 
 import keras
 import numpy as np
 import pytest
-from helpers import CLI, history, kill_after_epochs, offline_application, run_cli
+from helpers import history, killed_and_resumed, offline_application, run_cli
 from PIL import Image
 
 from cnnkeras.errors import UserError
@@ -205,18 +204,11 @@ def test_a_finetune_killed_in_phase_2_resumes_to_the_uninterrupted_run(lenet_bas
     """SIGKILL once phase 2 (top layers unfrozen) has begun; `train --resume` goes on in the
     phase it was in and ends with the uninterrupted run's history, bit for bit."""
     args = [
-        *CLI,
         "finetune",
         *("--base", str(lenet_base[0]), "--dataset", "digits", "--augment", "rotation"),
         *("--epochs-head", "3", "--epochs-finetune", "3", "--unfreeze", "2", "--quiet"),
     ]
-    whole = subprocess.run([*args, "--out", str(tmp_path / "whole")], capture_output=True)
-    assert whole.returncode == 0, whole.stderr[-2000:]
-    run = kill_after_epochs([*args, "--out", str(tmp_path / "killed")], tmp_path, "killed/*", 4)
-    assert len(history(run)) < 6, "the run finished before it could be killed"
-    proc = run_cli("train", "--resume", str(run), "--quiet", "--json")
-    assert proc.returncode == 0, proc.stderr
-    (reference,) = (tmp_path / "whole").iterdir()
+    run, reference, _ = killed_and_resumed(args, tmp_path, rows=4, epochs=6)
     assert (run / "history.csv").read_bytes() == (reference / "history.csv").read_bytes()
     assert [int(r["phase"]) for r in history(run)] == [1, 1, 1, 2, 2, 2]
     layers = json.loads((run / "trainable_layers.json").read_text())

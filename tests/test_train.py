@@ -10,7 +10,7 @@ import sys
 import keras
 import numpy as np
 import pytest
-from helpers import CLI, history, kill_after_epochs, run_cli
+from helpers import CLI, history, kill_after_epochs, killed_and_resumed, run_cli
 
 from cnnkeras.errors import UserError
 from cnnkeras.train import TrainConfig, resume, train
@@ -68,20 +68,12 @@ def test_a_run_killed_and_resumed_is_the_run_it_would_have_been(tmp_path):
     """SIGKILL at epoch 2 or 3 of 6 (augmentation, MixUp, weight average); --resume ends
     with the uninterrupted run's history (every value) and weights, bit for bit."""
     args = [
-        *CLI,
         "train",
         *("--dataset", "digits", "--image-size", "16", "--epochs", "6", "--patience", "100"),
         *("--augment", "rotation,mixup", "--ema", "0.99", "--quiet"),
     ]
-    whole = subprocess.run([*args, "--out", str(tmp_path / "whole")], capture_output=True)
-    assert whole.returncode == 0, whole.stderr[-2000:]
-    run = kill_after_epochs([*args, "--out", str(tmp_path / "killed")], tmp_path, "killed/*", 2)
-    assert len(history(run)) < 6, "the run finished before it could be killed"
-    assert json.loads((run / "config.json").read_text())["status"] == "running"
-    proc = run_cli("train", "--resume", str(run), "--quiet", "--json")
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["epochs_run"] == 6
-    (reference,) = (tmp_path / "whole").iterdir()
+    run, reference, result = killed_and_resumed(args, tmp_path, rows=2, epochs=6)
+    assert result["epochs_run"] == 6
     assert (run / "history.csv").read_bytes() == (reference / "history.csv").read_bytes()
     a = keras.saving.load_model(run / "model.keras", safe_mode=True).get_weights()
     b = keras.saving.load_model(reference / "model.keras", safe_mode=True).get_weights()

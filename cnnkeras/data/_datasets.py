@@ -307,11 +307,11 @@ def absolute_spec(spec: str) -> str:
     return spec
 
 
-def _from_record(record: dict, data_dir: str | None, spec: str | None = None) -> ImageDataset:
-    """The dataset exactly as a run recorded it: no folder scan, no label pass. ``spec``: a
-    recorded folder's new place (folder:PATH), which must hold every recorded file."""
-    moved = spec is not None and spec != record["spec"]
-    spec = spec or record["spec"]
+def _from_record(record: dict, data_dir: str | None, spec: str) -> ImageDataset:
+    """The dataset exactly as a run recorded it: no folder scan, no label pass. ``spec``: the
+    recorded one, or a recorded folder's new place (folder:PATH), which must then hold every
+    recorded file."""
+    moved = spec != record["spec"]
     kind, _, rest = spec.partition(":")
     splits = {}
     for name, entry in record["splits"].items():
@@ -324,7 +324,7 @@ def _from_record(record: dict, data_dir: str | None, spec: str | None = None) ->
                     "to use other images"
                 )
             paths = [str(root / f) for f in entry["files"]]
-            missing = [p for p in paths if moved and not Path(p).is_file()]
+            missing = [p for p in paths if not Path(p).is_file()] if moved else []
             if missing:
                 raise UserError(
                     f"folder {root} lacks {len(missing)} of the run's {name} images, e.g. "

@@ -147,6 +147,17 @@ def set_seed_states(model: keras.Model, states: list[list[int]]) -> None:
         variable.assign(keras.ops.convert_to_tensor(state, variable.dtype))
 
 
+def checkpoint_file(run: Path, epoch: int) -> Path:
+    """Where the epoch checkpoint of ``epoch`` is (the resume point)."""
+    return run / CHECKPOINTS / f"epoch-{epoch:04d}.keras"
+
+
+def last_checkpoint(run: Path) -> tuple[Path, int] | None:
+    """The newest epoch checkpoint of a run folder and its epoch, or None."""
+    found = sorted((run / CHECKPOINTS).glob("epoch-[0-9][0-9][0-9][0-9].keras"))
+    return (found[-1], int(found[-1].stem.removeprefix("epoch-"))) if found else None
+
+
 def seeds_file(checkpoint: Path) -> Path:
     """Where the seed states of a checkpoint are: written before it, as part of its commit."""
     return checkpoint.with_suffix(".seeds.json")
@@ -194,13 +205,12 @@ class RunCheckpoint(keras.callbacks.Callback):
         row["lr"] = lr
         row.update(self.extra)
         append_history(self.run_dir / "history.csv", row)
-        folder = self.run_dir / CHECKPOINTS
-        folder.mkdir(exist_ok=True)
-        checkpoint = folder / f"epoch-{epoch:04d}.keras"
+        checkpoint = checkpoint_file(self.run_dir, epoch)
+        checkpoint.parent.mkdir(exist_ok=True)
         _io.write_json(seeds_file(checkpoint), seed_states(self.model))
         with self.averaged.raw_weights() if self.averaged else contextlib.nullcontext():
             _io.save_model(self.model, checkpoint)
-        for old in folder.glob("epoch-*"):
+        for old in checkpoint.parent.glob("epoch-*"):
             if not old.name.startswith(checkpoint.stem + "."):
                 old.unlink(missing_ok=True)
         value = score(logs)

@@ -21,7 +21,8 @@ from cnnkeras._options import option
 from cnnkeras.data import Preprocessing
 from cnnkeras.errors import UserError
 from cnnkeras.models import create_model, model_info
-from cnnkeras.saved import load_run_model
+from cnnkeras.saved import CONFIG_FILE, load_run_model
+from cnnkeras.train._callbacks import last_checkpoint
 from cnnkeras.train._config import TrainConfig
 from cnnkeras.train._distribute import (
     for_strategy,
@@ -34,7 +35,6 @@ from cnnkeras.train._history import read_history, write_history
 from cnnkeras.train._lr_find import PNG, lr_find_png
 from cnnkeras.train._plan import TrainingPlan
 from cnnkeras.train._run import (
-    CHECKPOINTS,
     DONE,
     ResumeState,
     Run,
@@ -309,36 +309,38 @@ def resume(run_dir: str | Path, *, dataset: str | None = None, verbose: int = 1)
     crash or a kill, with what it would have seen had it not stopped; ``dataset``: a folder
     run's images where they are now, if they moved. Nothing changes before all is checked."""
     run = Path(run_dir)
-    record = read_run(run)[0]
-    if "base" not in record:
-        return resume_training(run, dataset=dataset, verbose=verbose)
-    return resume_finetune(run, record, dataset=dataset, verbose=verbose)
-
-
-def resume_finetune(run_dir: Path, record: dict, *, dataset: str | None, verbose: int) -> dict:
-    """Continue a fine-tuning run from its last completed epoch, in the phase it was in,
-    with what the uninterrupted run would have seen (see ``resume``)."""
-    run = Path(run_dir)
+    finetuned = "base" in _io.read_json(run / CONFIG_FILE)
+    record, plan, config = read_run(run, FinetuneConfig if finetuned else TrainConfig)
     if record.get("status") in DONE:
         _io.log(verbose, f"{run} is complete ({record['status']}); nothing to resume")
         return record.get("result", {})
-    try:
-        config = FinetuneConfig.from_record(record)
-        plan = TrainingPlan.from_dict(record["plan"])
-    except (KeyError, TypeError, ValueError, AttributeError) as err:
-        raise UserError(f"{run / 'config.json'} is not a record cnnkeras wrote ({err})") from None
+    resume_run = resume_finetune if finetuned else resume_training
+    return resume_run(run, record, plan, config, dataset=dataset, verbose=verbose)
+
+
+def resume_finetune(
+    run: Path,
+    record: dict,
+    plan: TrainingPlan,
+    config: FinetuneConfig,
+    *,
+    dataset: str | None,
+    verbose: int,
+) -> dict:
+    """Continue an unfinished fine-tuning run (``read_run``'s record, plan and options) from
+    its last completed epoch, in the phase it was in (see ``resume``)."""
     config = resumed_dataset(config, dataset)
-    checkpoints = sorted((run / CHECKPOINTS).glob("epoch-*.keras"))
-    if not checkpoints:
+    last = last_checkpoint(run)
+    if last is None:
         raise UserError(
             f"{run} was stopped before its first epoch completed; run the finetune command again"
         )
     seed_everything(config.seed)
     data = load_data(config, run, verbose)
-    model, epoch = load_checkpoint(checkpoints[-1])
+    model, epoch = load_checkpoint(*last)
     features = next((layer for layer in model.layers if isinstance(layer, keras.Model)), None)
     if features is None:
-        raise UserError(f"{checkpoints[-1]} holds no base model; it is not a finetune checkpoint")
+        raise UserError(f"{last[0]} holds no base model; it is not a finetune checkpoint")
     rows = [r for r in read_history(run / "history.csv") if r["epoch"] <= epoch]
     head = [r for r in rows if r.get("phase", 1) == 1]
     full = ResumeState.from_history(rows, plan.early_stop_from)

@@ -51,6 +51,7 @@ from cnnkeras.train._callbacks import (
     ResumableEarlyStopping,
     ResumableReduceLR,
     RunCheckpoint,
+    last_checkpoint,
     learning_rate,
     score,
     seeds_file,
@@ -393,17 +394,19 @@ def _legacy_plan(record: dict) -> TrainingPlan:
 DONE = ("done", "early_stopped", "nan")  # the statuses of a finished run
 
 
-def read_run(run: Path) -> tuple[dict, TrainingPlan, TrainConfig]:
-    """A run folder's record, plan and options, checked before anything is changed: a record
-    that is missing, cut short or edited into what cnnkeras never wrote is one line naming
-    the file and the field."""
+def read_run(
+    run: Path, config_class: type[TrainConfig] = TrainConfig
+) -> tuple[dict, TrainingPlan, TrainConfig]:
+    """A run folder's record, plan and options (a ``config_class``), checked before anything
+    is changed: a record that is missing, cut short or edited into what cnnkeras never wrote
+    is one line naming the file and the field."""
     path = run / CONFIG_FILE
     if not path.is_file():
         raise UserError(f"{run} is not a run folder (no config.json); start one with train")
     record = _io.read_json(path)
     try:
         plan = TrainingPlan.from_dict(record["plan"]) if "plan" in record else _legacy_plan(record)
-        config = TrainConfig.from_record({**record, "schedule": plan.schedule})
+        config = config_class.from_record({**record, "schedule": plan.schedule})
         Preprocessing.from_dict(record["preprocessing"])
         config.validate()
     except KeyError as err:
@@ -428,18 +431,17 @@ def resumed_dataset(config: TrainConfig, dataset: str | None) -> TrainConfig:
     return dataclasses.replace(config, dataset=absolute_spec(dataset))
 
 
-def resume_training(run_dir: str | Path, *, dataset: str | None = None, verbose: int = 1) -> dict:
-    """Continue a training run folder from its last completed epoch (after a crash or a kill), with
-    what it would have seen had it not stopped: same order, augmentation and dropout.
-    ``dataset``: a folder run's images where they are now, if they moved. Everything is
-    checked (record, data, checkpoint) before a file of the run changes."""
-    run = Path(run_dir)
-    record, plan, config = read_run(run)
-    if "base" in record:
-        raise UserError(f"{run} is a finetune run; resume it with cnnkeras.train.resume")
-    if record.get("status") in DONE:
-        _io.log(verbose, f"{run} is complete ({record['status']}); nothing to resume")
-        return record.get("result", {})
+def resume_training(
+    run: Path,
+    record: dict,
+    plan: TrainingPlan,
+    config: TrainConfig,
+    *,
+    dataset: str | None,
+    verbose: int,
+) -> dict:
+    """Continue an unfinished training run (``read_run``'s record, plan and options) from its
+    last completed epoch, with what it would have seen had it not stopped (``resume``)."""
     config = resumed_dataset(config, dataset)
     strategy = make_strategy(config.distribute, config.devices, verbose)  # before TF's devices
     cluster = _multihost.current()
@@ -450,14 +452,14 @@ def resume_training(run_dir: str | Path, *, dataset: str | None = None, verbose:
         _multihost.barrier("resume: copied")
     seed_everything(config.seed)
     data = load_data(config, run, verbose)
-    checkpoints = sorted((run / CHECKPOINTS).glob("epoch-*.keras"))
-    if not checkpoints:  # killed during the first epoch: start over in the same folder
+    last = last_checkpoint(run)
+    if last is None:  # killed during the first epoch: start over in the same folder
         _io.log(verbose, "no completed epoch to resume from; starting the run again")
         kept = {k: record[k] for k in ("lr_find",) if k in record}  # the rate's origin
         if cluster is not None and not cluster.writer:
             _multihost.discard_scratch(run)  # train gives this process a scratch folder anew
         return train(config, run_dir=run, verbose=verbose, record=kept, restart=True)
-    model, epoch = load_checkpoint(checkpoints[-1], strategy)
+    model, epoch = load_checkpoint(*last, strategy)
     rows = [r for r in read_history(run / "history.csv") if r["epoch"] <= epoch]
     state = ResumeState.from_history(rows, plan.early_stop_from)
     # checked; from here on the run's files change
@@ -481,9 +483,9 @@ def resume_training(run_dir: str | Path, *, dataset: str | None = None, verbose:
     return _fit(resumed, start_epoch=epoch + 1, verbose=verbose, state=state)
 
 
-def load_checkpoint(path: Path, strategy=None) -> tuple[keras.Model, int]:
-    """An epoch checkpoint, ready to train on (its optimizer, weight average and dropout
-    seeds as they were), and its epoch."""
+def load_checkpoint(path: Path, epoch: int, strategy=None) -> tuple[keras.Model, int]:
+    """An epoch checkpoint (``last_checkpoint``), ready to train on: its optimizer, weight
+    average and dropout seeds as they were; and its epoch."""
     with scope(strategy):
         model = for_strategy(load_keras(path), strategy)
     if model.optimizer is None:
@@ -496,7 +498,7 @@ def load_checkpoint(path: Path, strategy=None) -> tuple[keras.Model, int]:
             set_seed_states(model, json.loads(_io.read_text(seeds)))
         except (ValueError, TypeError) as err:
             raise UserError(f"{seeds} does not fit its checkpoint ({err}); restore it") from None
-    return model, int(path.name.split(".")[0].split("-")[1])
+    return model, epoch
 
 
 def relocate(run: Path, record: dict, data: ImageDataset) -> None:
