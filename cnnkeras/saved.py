@@ -105,7 +105,10 @@ def load_keras(path: str | Path, *, compile: bool = True):
     import keras
 
     if not zipfile.is_zipfile(path):
-        raise UserError(f"{path} is not a complete .keras file (cut short or damaged)")
+        raise UserError(
+            f"could not load {path} as a Keras model: not a complete .keras file (cut short "
+            "or damaged)"
+        )
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=compile)
     except Exception as err:  # zip, JSON and deserialisation errors all mean "not a model"

@@ -272,6 +272,19 @@ def _keyed(layers: Sequence, key: tf.Tensor):
             del layer._get_seed_generator
 
 
+@contextlib.contextmanager
+def _graph_seed_aside():
+    """While tracing an epoch: no graph-level seed, so that a shuffle's order is a function of
+    its (tensor) seed alone. It also avoids a TensorFlow bug: with the global seed 0, tf.data
+    compares a tensor seed with 0 in Python and fails."""
+    graph = tf.compat.v1.get_default_graph()
+    saved, graph.seed = graph.seed, None
+    try:
+        yield
+    finally:
+        graph.seed = saved
+
+
 def _per_step(ds: tf.data.Dataset, seed: int, epoch, stream: int, fn) -> tf.data.Dataset:
     """``fn(key, *batch)`` on each batch, with the key of (seed, epoch, step, stream); in
     parallel, as nothing is shared between batches (the order stays the dataset's)."""
@@ -525,10 +538,12 @@ def make_pipeline(
             order = tf.random.stateless_uniform(  # a scalar seed of the whole key
                 (), random_key(seed, number), minval=None, maxval=None, dtype=tf.int64
             )
-            if once is None:
-                source = inputs(order)
-            else:  # cached: shuffled whole (memory), or mixed again locally (disk)
-                source = once.shuffle(n if mode == "memory" else min(n, SHUFFLE_RECORDS), order)
+            with _graph_seed_aside():
+                if once is None:
+                    source = inputs(order)
+                else:  # cached: shuffled whole (memory), or mixed again locally (disk)
+                    buffer = n if mode == "memory" else min(n, SHUFFLE_RECORDS)
+                    source = once.shuffle(buffer, order)
             return _training_batches(
                 source,
                 seed,
