@@ -334,8 +334,7 @@ def inspect_images(
     """Predictions, Grad-CAM, feature maps and first-layer filters of a run's model for
     image files, written as PNGs into ``out`` (default: ``inspect/`` beside the model)."""
     from cnnkeras import _io
-    from cnnkeras.data import preprocess_images
-    from cnnkeras.predict import read_image
+    from cnnkeras.data import preprocess_images, read_image
     from cnnkeras.saved import load_run_model
 
     loaded = load_run_model(model_path)

@@ -6,24 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnkeras.data import preprocess_images
+from cnnkeras.data import preprocess_images, read_image
 from cnnkeras.errors import UserError
 from cnnkeras.saved import Predictor
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """uint8 pixels of any image file PIL reads, in grey or RGB."""
-    from PIL import Image
-
-    path = Path(path)
-    if not path.is_file():
-        raise UserError("no such file")
-    try:
-        with Image.open(path) as image:
-            image = image.convert("L" if image.mode in ("L", "1", "I", "I;16") else "RGB")
-            return np.asarray(image)
-    except (OSError, ValueError) as err:
-        raise UserError(f"not a readable image ({err})") from None
 
 
 def predict_files(

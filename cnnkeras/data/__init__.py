@@ -14,6 +14,7 @@ from cnnkeras.data._datasets import (
     absolute_spec,
     load_dataset,
 )
+from cnnkeras.data._images import read_image
 from cnnkeras.data._pipeline import (
     AUGMENTATIONS,
     CACHES,
@@ -42,4 +43,5 @@ __all__ = [
     "load_dataset",
     "make_pipeline",
     "preprocess_images",
+    "read_image",
 ]

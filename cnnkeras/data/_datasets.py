@@ -8,19 +8,20 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from cnnkeras import _io
+from cnnkeras.data._images import GREY_MODES, image_header
 from cnnkeras.errors import UserError
 
 DEFAULT_SEED = 42
 VAL_FRACTION = 0.1
 TEST_FRACTION = 0.1
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-GREY_MODES = frozenset({"L", "LA", "1", "I;16", "I"})
 
 
 @dataclass(frozen=True)
@@ -35,13 +36,15 @@ class TfdsSource:
 @dataclass
 class Split:
     """Labels and where the images are: a uint8 array (N, H, W, C) of an embedded set, image
-    file paths, or positions in a tfds split (``index``)."""
+    file paths, or positions in a tfds split (``index``). Files stored turned have their EXIF
+    orientation in ``orientation`` (None: every image is stored upright)."""
 
     labels: np.ndarray
     images: np.ndarray | None = None
     paths: list[str] | None = None
     tfds: TfdsSource | None = None
     index: np.ndarray | None = None  # positions in the source, to trace every split image
+    orientation: np.ndarray | None = None  # EXIF tag 1-8 of each file
 
     def __post_init__(self):
         if self.index is None:
@@ -54,7 +57,8 @@ class Split:
         index = np.asarray(index, dtype=np.int64)
         images = None if self.images is None else self.images[index]
         paths = None if self.paths is None else [self.paths[i] for i in index]
-        return Split(self.labels[index], images, paths, self.tfds, self.index[index])
+        orientation = None if self.orientation is None else self.orientation[index]
+        return Split(self.labels[index], images, paths, self.tfds, self.index[index], orientation)
 
 
 @dataclass
@@ -67,6 +71,7 @@ class ImageDataset:
     splits: dict[str, Split]
     skipped: list[str] = field(default_factory=list)
     seed: int = DEFAULT_SEED
+    notes: list[str] = field(default_factory=list)  # what a run should say about the data
 
     @property
     def num_classes(self) -> int:
@@ -84,13 +89,14 @@ class ImageDataset:
     def split_record(self) -> dict:
         """The splits written down (files relative to the folder, or source positions) with a
         digest, so that a later load reproduces them exactly."""
-        kind, _, rest = self.spec.partition(":")
-        root = Path(rest).expanduser() if kind == "folder" else None
+        root = files_root(self.spec)
         splits = {}
         for name, split in self.splits.items():
             entry = {"labels": split.labels.tolist()}
             if split.paths is not None:
-                entry["files"] = [str(Path(p).relative_to(root)) for p in split.paths]
+                entry["files"] = [os.path.relpath(p, root) for p in split.paths]
+                if split.orientation is not None:
+                    entry["orientation"] = split.orientation.tolist()
             else:
                 entry["index"] = split.index.tolist()
             if split.tfds is not None:
@@ -105,6 +111,17 @@ class ImageDataset:
         }
         record["sha256"] = _digest(record)
         return record
+
+
+def files_root(spec: str) -> Path | None:
+    """The folder that a spec's image paths are recorded relative to: the folder of
+    ``folder:PATH``, the CSV's folder of ``csv:FILE``; None for other specs."""
+    kind, _, rest = spec.partition(":")
+    if kind == "folder":
+        return Path(rest).expanduser()
+    if kind == "csv":
+        return Path(rest).expanduser().parent
+    return None
 
 
 def _digest(record: dict) -> str:
@@ -245,65 +262,225 @@ def _tfds(name: str, seed: int, data_dir: str | None, verbose: int) -> ImageData
     return ImageDataset(spec, names, channels, splits, seed=seed)
 
 
-def _image_header(path: Path) -> str | None:
-    """The colour mode from the file's header (nothing is decoded), or None if it is not an
-    image PIL knows. Files whose pixels turn out to be broken are skipped by the pipeline."""
-    from PIL import Image
+SPLIT_FOLDERS = {
+    "train": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+}
+SPLIT_WORDS = ("train", "val", "test")
 
-    try:
-        with Image.open(path) as image:
-            return image.mode
-    except Exception:  # PIL raises many types for truncated or non-image files
-        return None
+
+class _Files:
+    """Image files gathered for a dataset, each header read once (colour mode and EXIF
+    orientation); files that are missing or not images are set aside in ``skipped``."""
+
+    def __init__(self, source: Path, verbose: int):
+        self.rows: dict[str | None, list[tuple[str, int, int]]] = {}
+        self.skipped: list[str] = []
+        self.modes: set[str] = set()
+        self.progress = _io.Progress(f"{source}: files checked", verbose)
+
+    def add(self, file: Path, label: int, split: str | None = None) -> bool:
+        header = image_header(file) if file.suffix.lower() in IMAGE_SUFFIXES else None
+        self.progress.update()
+        if header is None:
+            self.skipped.append(str(file))
+            return False
+        self.modes.add(header[0])
+        self.rows.setdefault(split, []).append((os.path.normpath(file), label, header[1]))
+        return True
+
+    def dataset(self, spec: str, class_names: list[str], seed: int) -> ImageDataset:
+        """The dataset, split three ways from ``seed``, or as given where files came with
+        their split (a missing validation or test split is held out of the training one)."""
+        self.progress.done()
+        given = {name: _file_split(rows) for name, rows in self.rows.items() if name}
+        if given:
+            splits, notes = _given_splits(given, class_names, seed)
+        else:
+            whole = _file_split(self.rows.get(None, []))
+            splits, notes = _split_all(whole, class_names, seed), []
+        turned = sum(
+            int(np.sum(s.orientation != 1)) for s in splits.values() if s.orientation is not None
+        )
+        if turned:
+            notes.append(
+                f"{turned} image(s) are stored turned or mirrored with an EXIF orientation; "
+                "they are read upright, as a phone shows them"
+            )
+        channels = 1 if self.modes <= GREY_MODES else 3
+        return ImageDataset(spec, class_names, channels, splits, self.skipped, seed, notes)
+
+
+def _file_split(rows: list[tuple[str, int, int]]) -> Split:
+    orientation = np.asarray([row[2] for row in rows], dtype=np.uint8)
+    return Split(
+        np.asarray([row[1] for row in rows], dtype=np.int64),
+        paths=[row[0] for row in rows],
+        orientation=orientation if np.any(orientation != 1) else None,
+    )
+
+
+def _given_splits(
+    given: dict[str, Split], class_names: list[str], seed: int
+) -> tuple[dict[str, Split], list[str]]:
+    """The splits as given, each holding every class; a missing validation or test split is
+    a stratified share of the training one."""
+    if "train" not in given:
+        raise UserError(
+            f"the data gives {' and '.join(sorted(given))} splits but no train split; add one"
+        )
+    lacking = []
+    for name in (name for name in SPLIT_WORDS if name in given):
+        absent = set(range(len(class_names))) - set(given[name].labels.tolist())
+        if absent:
+            lacking.append(f"{name} lacks {', '.join(class_names[i] for i in sorted(absent))}")
+    if lacking:
+        raise UserError(
+            f"the given splits disagree on classes ({'; '.join(lacking)}); every split needs "
+            "every class"
+        )
+    missing = [name for name in ("val", "test") if name not in given]
+    fractions = {"val": VAL_FRACTION, "test": TEST_FRACTION}
+    notes = []
+    if missing:
+        _check_class_counts(given["train"].labels, class_names, 1 + len(missing))
+        parts = _stratified_split(given["train"].labels, seed, tuple(fractions[m] for m in missing))
+        train = given["train"]
+        given["train"] = train.subset(parts[0])
+        for name, part in zip(missing, parts[1:], strict=True):
+            given[name] = train.subset(part)
+            notes.append(
+                f"no {name} split given: {len(part)} training images ({fractions[name]:.0%}) "
+                f"are held out as the {name} split"
+            )
+    counts = ", ".join(f"{name} {len(given[name])}" for name in SPLIT_WORDS)
+    notes.insert(0, f"splits as given: {counts} images")
+    return {name: given[name] for name in SPLIT_WORDS}, notes
+
+
+def _class_folders(path: Path) -> list[str]:
+    return sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _add_class_folder(files: _Files, folder: Path, label: int, split: str | None) -> None:
+    found = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    kept = sum(files.add(file, label, split) for file in found)
+    if kept == 0:
+        raise UserError(
+            f"class folder {folder} has no readable images (JPEG/PNG/BMP/GIF); "
+            "add images or remove the folder"
+        )
 
 
 def _folder(root: str, seed: int, verbose: int) -> ImageDataset:
+    """One sub-folder per class, or the layout split tools export: train/, val/ (valid/,
+    validation/) and test/, each with one sub-folder per class."""
     path = Path(root).expanduser()
     if not path.is_dir():
         raise UserError(
             f"folder {path} does not exist; give folder:PATH with one sub-folder per class"
         )
-    classes = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if len(classes) < 2:
+    top = _class_folders(path)
+    named = [name for name in top if name.lower() in SPLIT_FOLDERS]
+    layout = {SPLIT_FOLDERS[name.lower()]: name for name in named}
+    others = [name for name in top if name.lower() not in SPLIT_FOLDERS]
+    if named and others:
         raise UserError(
-            f"folder {path} has {len(classes)} class sub-folder(s); a classifier needs at least two"
+            f"folder {path} mixes split folders ({', '.join(named)}) with class folders "
+            f"({', '.join(others[:5])}); put the class folders inside {named[0]}/ (and the other "
+            "splits), or rename the classes named like splits"
         )
-    paths, labels, skipped, modes = [], [], [], set()
-    progress = _io.Progress(f"{path}: files checked", verbose)
-    for index, name in enumerate(classes):
-        files = sorted(
-            p for p in (path / name).rglob("*") if p.is_file() and not p.name.startswith(".")
+    if len(layout) < len(named):
+        raise UserError(
+            f"folder {path} has two folders for one split ({', '.join(named)}); keep one"
         )
-        kept = 0
-        for file in files:
-            mode = _image_header(file) if file.suffix.lower() in IMAGE_SUFFIXES else None
-            progress.update()
-            if mode is None:
-                skipped.append(str(file))
-                continue
-            modes.add(mode)
-            paths.append(str(file))
-            labels.append(index)
-            kept += 1
-        if kept == 0:
+    files = _Files(path, verbose)
+    if not named:
+        if len(top) < 2:
             raise UserError(
-                f"class folder {path / name} has no readable images (JPEG/PNG/BMP/GIF); "
-                "add images or remove the folder"
+                f"folder {path} has {len(top)} class sub-folder(s); a classifier needs at least two"
             )
-    progress.done()
-    channels = 1 if modes <= GREY_MODES else 3
-    whole = Split(np.asarray(labels, dtype=np.int64), paths=paths)
-    return ImageDataset(
-        f"folder:{root}", classes, channels, _split_all(whole, classes, seed), skipped, seed
-    )
+        for label, name in enumerate(top):
+            _add_class_folder(files, path / name, label, None)
+        return files.dataset(f"folder:{root}", top, seed)
+    if "train" not in layout:
+        raise UserError(
+            f"folder {path} has {', '.join(named)} but no train/ folder; add train/ with one "
+            "sub-folder per class"
+        )
+    per_split = {split: _class_folders(path / name) for split, name in layout.items()}
+    classes = sorted(set().union(*per_split.values()))
+    if len(per_split["train"]) < 2:
+        raise UserError(
+            f"folder {path / layout['train']} needs one sub-folder per class (at least two) when "
+            "the data comes split into train/, val/, test/"
+        )
+    for split, names in per_split.items():
+        for name in names:
+            _add_class_folder(files, path / layout[split] / name, classes.index(name), split)
+    return files.dataset(f"folder:{root}", classes, seed)
+
+
+def _csv(source: str, seed: int, verbose: int) -> ImageDataset:
+    """A label file as labelling tools and Kaggle export it: a header with ``path`` and
+    ``label`` (and optionally ``split``: train, val or test), paths relative to its folder."""
+    import csv
+
+    file = Path(source).expanduser()
+    try:
+        with open(file, newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        reason = getattr(err, "strerror", None) or err
+        raise UserError(f"could not read the label file {file} ({reason})") from None
+    header = [name.strip().lower() for name in rows[0]] if rows else []
+    if "path" not in header or "label" not in header:
+        found = ", ".join(rows[0]) if rows else "nothing"
+        raise UserError(
+            f"{file} has columns {found}; a label file needs a header with path and label "
+            "(and optionally split)"
+        )
+    column = {name: header.index(name) for name in ("path", "label", "split") if name in header}
+    body = [row for row in rows[1:] if any(cell.strip() for cell in row)]
+    if not body:
+        raise UserError(f"{file} lists no images; add rows of path,label")
+    for number, row in enumerate(body, start=2):
+        if len(row) < len(header):
+            raise UserError(f"{file} line {number} has {len(row)} of {len(header)} columns")
+        word = row[column["split"]].strip().lower() if "split" in column else "train"
+        if word not in SPLIT_FOLDERS:
+            raise UserError(f"{file} line {number}: split {word!r} is not train, val or test")
+    classes = sorted({row[column["label"]].strip() for row in body})
+    if len(classes) < 2:
+        raise UserError(f"{file} names {len(classes)} class(es); a classifier needs at least two")
+    if "" in classes:
+        raise UserError(f"{file} has a row without a label; give every image its label")
+    files, missing = _Files(file, verbose), []
+    for row in body:
+        path = file.parent / row[column["path"]].strip()
+        split = SPLIT_FOLDERS[row[column["split"]].strip().lower()] if "split" in column else None
+        if not path.is_file():
+            missing.append(str(path))
+            continue
+        files.add(path, classes.index(row[column["label"]].strip()), split)
+    data = files.dataset(f"csv:{source}", classes, seed)
+    if missing:
+        data.skipped = missing + data.skipped
+        data.notes.append(
+            f"{len(missing)} file(s) listed in {file.name} do not exist, e.g. {missing[0]}"
+        )
+    return data
 
 
 def absolute_spec(spec: str) -> str:
     """``spec`` with a folder's path made absolute, as runs record it: a run resumed or
     evaluated from another directory finds its images."""
     kind, _, rest = spec.partition(":")
-    if kind == "folder" and rest:
-        return f"folder:{Path(rest).expanduser().absolute()}"
+    if kind in ("folder", "csv") and rest:
+        return f"{kind}:{Path(rest).expanduser().absolute()}"
     return spec
 
 
@@ -313,24 +490,27 @@ def _from_record(record: dict, data_dir: str | None, spec: str) -> ImageDataset:
     recorded file."""
     moved = spec != record["spec"]
     kind, _, rest = spec.partition(":")
+    root = files_root(spec)
     splits = {}
     for name, entry in record["splits"].items():
         labels = np.asarray(entry["labels"], dtype=np.int64)
         if "files" in entry:
-            root = Path(rest).expanduser()
             if not root.is_dir():
                 raise UserError(
                     f"folder {root} of this run no longer exists; pass `dataset` folder:PATH "
                     "to use other images"
                 )
-            paths = [str(root / f) for f in entry["files"]]
+            paths = [os.path.normpath(root / f) for f in entry["files"]]
             missing = [p for p in paths if not Path(p).is_file()] if moved else []
             if missing:
                 raise UserError(
                     f"folder {root} lacks {len(missing)} of the run's {name} images, e.g. "
                     f"{missing[0]}; pass the folder the run trained on"
                 )
-            splits[name] = Split(labels, paths=paths)
+            orientation = entry.get("orientation")  # absent: every file is stored upright
+            if orientation is not None:
+                orientation = np.asarray(orientation, dtype=np.uint8)
+            splits[name] = Split(labels, paths=paths, orientation=orientation)
         elif kind == "tfds":
             source = TfdsSource(rest, entry["tfds_split"], data_dir)
             splits[name] = Split(labels, tfds=source, index=np.asarray(entry["index"], np.int64))
@@ -378,7 +558,9 @@ def load_dataset(
         return _tfds(rest, seed, data_dir, verbose)
     if kind == "folder" and rest:
         return _folder(rest, seed, verbose)
+    if kind == "csv" and rest:
+        return _csv(rest, seed, verbose)
     raise UserError(
-        f"unknown dataset {spec!r}; use digits, mnist5k, tfds:NAME (e.g. tfds:cifar10) "
-        "or folder:PATH"
+        f"unknown dataset {spec!r}; use digits, mnist5k, tfds:NAME (e.g. tfds:cifar10), "
+        "folder:PATH or csv:FILE"
     )

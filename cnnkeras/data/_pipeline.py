@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from cnnkeras.data._datasets import Split, read_tfds
+from cnnkeras.data._images import upright
 from cnnkeras.errors import UserError
 
 GEOMETRIC = ("flip", "rotation", "zoom", "translation")  # what test-time augmentation repeats
@@ -221,10 +222,15 @@ def _positions(split: Split, seed: int | tf.Tensor | None) -> tf.data.Dataset:
         ds = tf.data.Dataset.from_tensor_slices((paths, labels, positions))
         if seed is not None:
             ds = ds.shuffle(n, seed=seed)
-        return ds.map(
-            lambda path, label, pos: (_decode(tf.io.read_file(path)), label, pos),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
+        turned = None if split.orientation is None else tf.constant(split.orientation)
+
+        def load(path, label, pos):
+            image = _decode(tf.io.read_file(path))
+            if turned is not None:
+                image = upright(image, tf.gather(turned, pos))
+            return image, label, pos
+
+        return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
     ds = tf.data.Dataset.from_tensor_slices((split.images, labels, positions))
     if seed is not None:
         ds = ds.shuffle(n, seed=seed)

@@ -79,7 +79,8 @@ def mediapipe_scores(
     import mediapipe as mp
     from mediapipe.tasks.python import BaseOptions
     from mediapipe.tasks.python.vision import ImageClassifier, ImageClassifierOptions
-    from PIL import Image
+
+    from cnnkeras.data import read_image
 
     options = ImageClassifierOptions(
         base_options=BaseOptions(model_asset_path=str(path)), max_results=-1
@@ -89,8 +90,8 @@ def mediapipe_scores(
         # MediaPipe logs its graph and LiteRT set-up through C++; its errors are exceptions
         for image in images:
             if isinstance(image, (str, Path)):
-                with Image.open(image) as file:
-                    image = np.asarray(file.convert("RGB"))
+                image = read_image(image)  # upright, as a phone's gallery shows it
+                image = image[..., None] if image.ndim == 2 else image
             rgb = np.repeat(image, 3, -1) if image.shape[-1] == 1 else image[..., :3]
             frame = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
             row = np.zeros(num_classes, np.float32)

@@ -33,7 +33,7 @@ class TrainConfig:
 
     arch: str = option("lenet5", help="a registered model name (see `cnnkeras models`)")
     dataset: str = option(
-        "mnist5k", help="digits, mnist5k, tfds:NAME or folder:PATH", metavar="SPEC"
+        "mnist5k", help="digits, mnist5k, tfds:NAME, folder:PATH or csv:FILE", metavar="SPEC"
     )
     epochs: int | str = option(
         "auto", help="auto: 60, or enough for 1,500 steps when epochs are short", metavar="auto|N"

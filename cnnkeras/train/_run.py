@@ -173,10 +173,13 @@ def load_data(config: TrainConfig, run: Path | None = None, verbose: int = 1):
     split afresh from the config's spec and seed."""
     record = _io.read_json(run / SPLITS_FILE) if run is not None else {}
     data = load_dataset(config.dataset, seed=config.seed, record=record or None, verbose=verbose)
+    for note in data.notes:
+        _io.log(verbose, note)
     if data.skipped:
         _io.log(
             verbose,
-            f"skipped {len(data.skipped)} file(s) that are not images, e.g. {data.skipped[0]}",
+            f"skipped {len(data.skipped)} file(s) that are missing or not images, e.g. "
+            f"{data.skipped[0]}",
         )
     return data
 

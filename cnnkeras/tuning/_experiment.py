@@ -65,7 +65,7 @@ class Experiment:
     name: str = option("", help="default: the experiment file's name, or ARCH_DATASET")
     arch: str = option("lenet5", help="a registered model name")
     dataset: str = option(
-        "digits", help="digits, mnist5k, tfds:NAME or folder:PATH", metavar="SPEC"
+        "digits", help="digits, mnist5k, tfds:NAME, folder:PATH or csv:FILE", metavar="SPEC"
     )
     tuner: str = option("random", help="the Keras Tuner oracle", choices=TUNERS)
     max_trials: int = option(10, help="configurations to try")
