@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from helpers import CLI, history, kill_after_epochs, killed_and_resumed, run_cli
 
+from cnnkeras.cli import main
 from cnnkeras.errors import UserError
 from cnnkeras.train import TrainConfig, resume, train
 from cnnkeras.train._run import RunCheckpoint
@@ -147,8 +148,49 @@ def test_main_job_reaches_96_percent(tmp_path):
     default seed gives 0.982; the bar stays where the lowest seed was."""
     result = train(TrainConfig(out=str(tmp_path)), verbose=0)
     assert result["test_accuracy"] >= 0.96
+    assert "learned_nothing" not in result  # a run that learns is not warned about
     config = json.loads((tmp_path / os.listdir(tmp_path)[0] / "config.json").read_text())
     assert (config["arch"], config["dataset"]) == ("lenet5", "mnist5k")
+
+
+def test_learned_nothing_is_judged_against_guessing_and_its_noise():
+    """The rule by hand: guessing is the larger of chance and the largest class's share of the
+    validation split; noise is two standard errors of a guesser on that many images."""
+    from cnnkeras.train._plan import TrainingPlan
+    from cnnkeras.train._verdict import learned_nothing
+
+    plan = TrainingPlan(16, 10, 1, 16, 2, "memory", "cosine", 0, 3)  # 10 steps an epoch
+
+    def rows(best, losses=(1.0, 0.8, 0.7)):
+        return [
+            {"loss": x, "val_accuracy": a} for x, a in zip(losses, (0.2, best, 0.3), strict=True)
+        ]
+
+    even = np.repeat([0, 1, 2], 10)  # guessing 1/3, noise 2 * sqrt(2/9 / 30): up to 0.5055
+    assert learned_nothing(rows(0.55), even, 3, plan) is None
+    warned = learned_nothing(rows(0.50), even, 3, plan)
+    assert warned["guessing"] == pytest.approx(1 / 3)
+    assert warned["margin"] == pytest.approx(2 * math.sqrt(2 / 9 / 30))
+    assert warned["causes"] == ["30 optimizer steps, where `--epochs auto` plans 1,500"]
+    skewed = np.repeat([0, 1, 2], [24, 3, 3])  # always class 0 gets 0.8, noise 0.146
+    assert learned_nothing(rows(0.9), skewed, 3, plan)["guessing"] == pytest.approx(0.8)
+    assert learned_nothing(rows(0.95), skewed, 3, plan) is None
+    flat = learned_nothing(rows(0.4, (1.0, 0.95, 0.91)), even, 3, plan)
+    assert "a training loss that never fell (1.000 -> 0.910)" in flat["causes"]
+
+
+def test_a_run_that_learned_nothing_says_so(tmp_path, capsys):
+    """A learning rate too small to move the weights: the run, its --json and its report say
+    it learned nothing, with the causes measured from the run."""
+    argv = ["train", "--dataset", "digits", "--image-size", "16", "--epochs", "2"]
+    assert main([*argv, "--lr", "1e-9", "--out", str(tmp_path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    warned = result["learned_nothing"]
+    assert warned["best_val_accuracy"] <= warned["guessing"] + warned["margin"]
+    assert any("never fell" in c for c in warned["causes"]), warned
+    assert any("optimizer steps" in c for c in warned["causes"]), warned
+    (run,) = tmp_path.iterdir()
+    assert "learned nothing that validation can tell" in (run / "report.md").read_text()
 
 
 # ---------------------------------------------------------------- a user's own images

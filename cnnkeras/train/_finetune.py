@@ -69,7 +69,10 @@ class FinetuneConfig(TrainConfig):
 
     base: str = option("", help="a .keras model file or imagenet:NAME", required=True)
     dataset: str = option(
-        "", help="digits, mnist5k, tfds:NAME, folder:PATH or csv:FILE", metavar="SPEC", required=True
+        "",
+        help="digits, mnist5k, tfds:NAME, folder:PATH or csv:FILE",
+        metavar="SPEC",
+        required=True,
     )
     image_size: int | None = option(None, help="imagenet bases: the size to build at")
     epochs_head: int = option(10, help="phase 1: epochs of the new head on the frozen base")

@@ -79,6 +79,7 @@ from cnnkeras.train._lr_find import (
     lr_find_png,
 )
 from cnnkeras.train._plan import TrainingPlan, plan_training
+from cnnkeras.train._verdict import learned_nothing
 
 CACHE_DIR = "cache"
 
@@ -737,7 +738,8 @@ def _report_decode_failures(run: Path, tallies: list[DecodeTally], verbose: int)
 
 def finish_run(run: Run, *, status: str, seconds: float, verbose: int) -> dict:
     """Training curves, the test-split report of the best model, and the final config.json."""
-    data, prep, record, title, run = run.data, run.prep, run.record, run.title, run.folder
+    data, prep, record, plan, title = run.data, run.prep, run.record, run.plan, run.title
+    run = run.folder
     rows = read_history(run / "history.csv")
     if not (run / "model.keras").is_file():
         raise UserError(f"training stopped before any epoch completed ({status}); try a lower `lr`")
@@ -745,6 +747,16 @@ def finish_run(run: Run, *, status: str, seconds: float, verbose: int) -> dict:
     curves = training_curves_png(history)
     _io.write_bytes(run / "training_curves.png", curves)
     best = keras.saving.load_model(run / "model.keras", safe_mode=True)
+    warning = learned_nothing(rows, data.splits["val"].labels, data.num_classes, plan)
+    about = {
+        "model": f"{record.get('arch')} ({record.get('params', 0):,} parameters), {run}",
+        "data": f"{record.get('dataset')}: "
+        + ", ".join(f"{n} {k}" for k, n in record.get("splits", {}).items())
+        + " images",
+        "training": f"{len(rows)} epochs ({status})",
+    }
+    if warning:
+        about["warning"] = warning["message"]
     test = data.splits["test"]
     scores, kept = predict_split(best, test, prep)
     if len(kept) < len(test):
@@ -757,13 +769,7 @@ def finish_run(run: Run, *, status: str, seconds: float, verbose: int) -> dict:
         images=SplitImages(test.subset(kept), prep),
         title=title,
         model=best,
-        about={
-            "model": f"{record.get('arch')} ({record.get('params', 0):,} parameters), {run}",
-            "data": f"{record.get('dataset')}: "
-            + ", ".join(f"{n} {k}" for k, n in record.get("splits", {}).items())
-            + " images",
-            "training": f"{len(rows)} epochs ({status})",
-        },
+        about=about,
         curves=curves,
     )
     best_i = max(range(len(rows)), key=lambda i: score(rows[i])) if rows else -1
@@ -778,6 +784,9 @@ def finish_run(run: Run, *, status: str, seconds: float, verbose: int) -> dict:
         "test_mAP": metrics["mAP"],
         "fit_seconds": round(seconds, 2),
     }
+    if warning:
+        result["learned_nothing"] = warning
+        _io.log(verbose, f"warning: {warning['message']}")
     record = {**_io.read_json(run / CONFIG_FILE), **record, "status": status, "result": result}
     _io.write_json(run / CONFIG_FILE, record)
     shutil.rmtree(run / CHECKPOINTS, ignore_errors=True)
