@@ -14,6 +14,7 @@ import dataclasses
 import json
 import re
 import typing
+from collections.abc import Collection
 from dataclasses import MISSING, field, fields
 from typing import Any
 
@@ -95,15 +96,18 @@ def _value_type(hint) -> typing.Callable[[str], object]:
     return next((t for t in (int, float) if t in kinds), str)
 
 
-def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
-    """One argparse option per field of ``cls`` declared with ``option``.
+def add_options(
+    parser: argparse.ArgumentParser, cls: type, only: Collection[str] | None = None
+) -> None:
+    """One argparse option per field of ``cls`` declared with ``option`` (of those named in
+    ``only``, when given).
 
     Absent options stay absent (``SUPPRESS``), so the dataclass or an experiment file keeps
     its default; the help says what that default is."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         meta = f.metadata
-        if "help" not in meta:
+        if "help" not in meta or (only is not None and f.name not in only):
             continue
         flags = meta["flags"] or ("--" + f.name.replace("_", "-"),)
         kwargs = {"dest": f.name, "default": argparse.SUPPRESS, "help": meta["help"]}

@@ -125,6 +125,27 @@ def cmd_train(args):
     return train(config, verbose=_verbose(args)), ""
 
 
+PREVIEW_OPTIONS = (
+    "arch",
+    "image_size",
+    "resize",
+    "augment",
+    "mixup",
+    "cutmix",
+    "seed",
+    "batch_size",
+)
+
+
+def cmd_data_preview(args):
+    from cnnkeras.train import TrainConfig
+    from cnnkeras.train._preview import preview
+
+    config = TrainConfig(dataset=args.spec, **given(args, TrainConfig))
+    r = preview(config, args.out, verbose=_verbose(args))
+    return r, f"first training batch ({', '.join(r['augment']) or 'no augmentation'}): {r['png']}"
+
+
 def cmd_launch(args):
     from cnnkeras._launch import launch
 
@@ -358,6 +379,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=1, help="of each retrain (default: 1)")
     no_baseline = "retrain the best configuration only, without train's defaults"
     p.add_argument("--no-baseline", dest="baseline", action="store_false", help=no_baseline)
+
+    data = sub.add_parser("data", help="look at a dataset before training on it")
+    datasub = data.add_subparsers(dest="what", required=True, parser_class=_Parser)
+    p = command(datasub, "preview", cmd_data_preview, "the first training batch, augmented")
+    p.add_argument("spec", metavar="SPEC", help="as train's --dataset")
+    add_options(p, TrainConfig, only=PREVIEW_OPTIONS)
+    p.add_argument("--out", default="train_batch.png", metavar="PNG", help="default: %(default)s")
 
     demo = sub.add_parser("demo", help="measured demonstrations")
     dsub = demo.add_subparsers(dest="what", required=True, parser_class=_Parser)

@@ -31,6 +31,7 @@ CONFIG_FILE = "config.json"  # the record of a training run (train)
 PREPROCESS_FILE = "preprocess.json"  # the record of an export (export)
 LABELS_FILE = "labels.txt"  # class names, one a line, in output order
 SPLITS_FILE = "splits.json"  # the split a run trained on (train; export copies it)
+BATCH_FILE = "train_batch.png"  # the first training step's images as the model sees them
 PREDICT_BATCH = 64  # a batch's activations, not its images, set the memory of a prediction
 RECORD_FORMAT = 1
 _PREP_KEYS = ("height", "width", "channels", "scale", "offset", "resize", "color_order")

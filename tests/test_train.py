@@ -38,6 +38,7 @@ def test_short_run_leaves_a_complete_run_folder(tmp_path):
         "confusion_matrix.png",
         "pr_curves.png",
         "misclassified.png",
+        "train_batch.png",
     }
     assert expected <= set(os.listdir(run))
     assert not (run / "checkpoint").exists()

@@ -13,6 +13,7 @@ from cnnkeras.cli import main
 from cnnkeras.data import DEFAULT_AUGMENT, Preprocessing, load_dataset, make_pipeline, read_image
 from cnnkeras.data._pipeline import raw_images
 from cnnkeras.errors import UserError
+from cnnkeras.train import train
 
 # the transpose that stores an upright image so that the tag turns it back (PIL's exif_transpose
 # applies FLIP_LEFT_RIGHT, ROTATE_180, FLIP_TOP_BOTTOM, TRANSPOSE, ROTATE_270, TRANSVERSE,
@@ -215,3 +216,49 @@ def test_bad_label_files_are_one_line(tmp_path, capsys, text, match):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and match in err, err
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_preview_is_the_first_training_step_with_its_mixed_labels(real_photos, tmp_path):
+    """`data preview` shows the images and labels of the run's own first step (the fit
+    pipeline's first batch, MixUp included), and a run writes the same grid. (A file that
+    fails to decode moves the order on differently in a cached pipeline: the folder here
+    has none, unlike the `real_photos` folder.)"""
+    import keras
+
+    from cnnkeras.data._preview import first_batch, label_text
+    from cnnkeras.train import TrainConfig
+    from cnnkeras.train._run import load_data, make_plan, plan_pipelines, preprocessing_for
+
+    for c, paths in _photos(real_photos).items():
+        (tmp_path / "photos" / c).mkdir(parents=True)
+        for path in paths:
+            (tmp_path / "photos" / c / path.name).write_bytes(path.read_bytes())
+    folder = f"folder:{tmp_path / 'photos'}"
+    options = dict(image_size=32, augment=("flip", "rotation", "mixup"), seed=3, epochs=1)
+    config = TrainConfig(dataset=folder, **options)
+    data = load_data(config, verbose=0)
+    prep = preprocessing_for(config.arch, 32, data.channels)
+    plan = make_plan(config, data, prep, verbose=0)
+    model = keras.Sequential([keras.Input(prep.input_shape), keras.layers.Flatten()])
+    fit = plan_pipelines(
+        model, data, prep, plan, seed=3, augment=plan.augment, cache_dir=tmp_path / "cache"
+    )
+    x_fit, y_fit = next(iter(fit.train))
+    split = data.splits["train"]
+    x, y = first_batch(
+        split, 3, prep, augment=plan.augment, mix=dict(plan.mix), seed=3, batch_size=plan.batch_size
+    )
+    np.testing.assert_array_equal(x, x_fit.numpy())
+    np.testing.assert_array_equal(y, y_fit.numpy())
+    assert (y.max(1) < 0.995).any()  # mixed labels, shown as two shares
+    names = data.class_names
+    assert label_text(np.eye(3)[2], names) == names[2]
+    assert label_text(np.array([0.3, 0, 0.7]), names) == f"0.70 {names[2]} + 0.30 {names[0]}"
+    argv = ["data", "preview", folder, "--image-size", "32", "--seed", "3"]
+    argv += ["--augment", "flip,rotation,mixup", "--out", str(tmp_path / "preview.png")]
+    assert main(argv) == 0
+    assert Image.open(tmp_path / "preview.png").size == (4 * 112, 4 * (112 + 30))
+    train(config, run_dir=tmp_path / "run", verbose=0)
+    assert (tmp_path / "run" / "train_batch.png").read_bytes() == (
+        tmp_path / "preview.png"
+    ).read_bytes()

@@ -28,11 +28,13 @@ import tensorflow as tf
 from cnnkeras import _io
 from cnnkeras.data import ImageDataset, Preprocessing, absolute_spec, load_dataset, make_pipeline
 from cnnkeras.data._pipeline import DecodeTally, SplitImages
+from cnnkeras.data._preview import batch_png
 from cnnkeras.errors import UserError
 from cnnkeras.evaluate import write_report
 from cnnkeras.evaluate._plots import training_curves_png
 from cnnkeras.models import create_model, model_info
 from cnnkeras.saved import (
+    BATCH_FILE,
     CONFIG_FILE,
     LABELS_FILE,
     SPLITS_FILE,
@@ -256,6 +258,16 @@ def start_run(
     }
     _io.write_json(folder / CONFIG_FILE, record)
     _io.write_text(folder / LABELS_FILE, "\n".join(data.class_names) + "\n")
+    batch = batch_png(
+        data.splits["train"],
+        data.class_names,
+        prep,
+        augment=plan.augment,
+        mix=dict(plan.mix),
+        seed=config.seed,
+        batch_size=plan.batch_size,
+    )
+    _io.write_bytes(folder / BATCH_FILE, batch)  # what the model sees in its first step
     _io.log(verbose, f"run folder: {folder}")
     return Run(folder, config, plan, data, prep, model, record, title)
 
