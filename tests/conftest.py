@@ -39,3 +39,16 @@ def real_photos(tmp_path_factory):
     whole = (root / "sky" / "sky_000.jpg").read_bytes()
     (root / "sky" / "cut.jpg").write_bytes(whole[: int(len(whole) * 0.8)])
     return root
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Fail fast where pytest-xdist's --dist loadgroup stops grouping (xdist#1386: pytest 9.2
+    keeps node ids where xdist 3.8 cannot tag them): each module-scoped fixture of a group
+    would then be trained on both workers, silently adding minutes to CI."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    lost = [item.nodeid for item in items if item.get_closest_marker("xdist_group")]
+    lost = [nodeid for nodeid in lost if "@" not in nodeid]
+    if lost:
+        raise pytest.UsageError(f"--dist loadgroup lost the group of {lost[0]}; pin pytest")

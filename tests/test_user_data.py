@@ -45,16 +45,23 @@ def test_every_exif_orientation_is_read_upright_where_files_are_read(real_photos
     """Real JPEGs stored with each of the eight tags: the pipeline (training, reports, export's
     calibration and golden images all decode through it) gives PIL's exif_transpose of the file
     bit for bit, `read_image` (predict, inspect, MediaPipe checks) gives the same, and both are
-    the upright photo (JPEG re-encoding apart); the tag survives the run's split record."""
+    the upright photo (JPEG re-encoding apart); the tag survives the run's split record, and
+    upright copies of the files in a new place are read as they are stored."""
     files = _photos(real_photos, per_class=8)
+    turned, upright = tmp_path / "turned", tmp_path / "upright"
     for c, paths in files.items():
-        (tmp_path / c).mkdir()
+        (turned / c).mkdir(parents=True)
+        (upright / c).mkdir(parents=True)
         for i, path in enumerate(paths):
-            _store_turned(Image.open(path), tmp_path / c / f"{i}.jpg", i + 1, quality=95)
-    data = load_dataset(f"folder:{tmp_path}")
+            _store_turned(Image.open(path), turned / c / f"{i}.jpg", i + 1, quality=95)
+            Image.open(path).save(upright / c / f"{i}.jpg", quality=95)
+    data = load_dataset(f"folder:{turned}")
     assert any("21 image(s) are stored turned" in note for note in data.notes), data.notes
-    reread = load_dataset(f"folder:{tmp_path}", record=data.split_record())  # as a resume
-    for split in [*data.splits.values(), *reread.splits.values()]:
+    record = data.split_record()
+    reread = load_dataset(f"folder:{turned}", record=record)  # as a resume
+    moved = load_dataset(f"folder:{upright}", record=record)  # as `--dataset NEW_PLACE`
+    assert all(split.orientation is None for split in moved.splits.values())
+    for split in [*data.splits.values(), *reread.splits.values(), *moved.splits.values()]:
         decoded = raw_images(split)
         assert len(decoded) == len(split)
         for path, pixels in zip(split.paths, decoded, strict=True):
@@ -62,10 +69,10 @@ def test_every_exif_orientation_is_read_upright_where_files_are_read(real_photos
             np.testing.assert_array_equal(pixels, reference)
             np.testing.assert_array_equal(read_image(path), reference)
     original = np.asarray(Image.open(files["sky"][5]).convert("RGB"), np.float32)
-    turned = read_image(tmp_path / "sky" / "5.jpg").astype(np.float32)  # tag 6: phone portrait
-    assert turned.shape == original.shape
-    assert np.corrcoef(turned.ravel(), original.ravel())[0, 1] > 0.98
-    stored = np.asarray(Image.open(tmp_path / "sky" / "5.jpg"), np.float32)  # as decoders see it
+    shown = read_image(turned / "sky" / "5.jpg").astype(np.float32)  # tag 6: phone portrait
+    assert shown.shape == original.shape
+    assert np.corrcoef(shown.ravel(), original.ravel())[0, 1] > 0.98
+    stored = np.asarray(Image.open(turned / "sky" / "5.jpg"), np.float32)  # as decoders see it
     assert stored.shape != original.shape or not np.allclose(stored, original, atol=20)
 
 

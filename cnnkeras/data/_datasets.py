@@ -487,7 +487,7 @@ def absolute_spec(spec: str) -> str:
 def _from_record(record: dict, data_dir: str | None, spec: str) -> ImageDataset:
     """The dataset exactly as a run recorded it: no folder scan, no label pass. ``spec``: the
     recorded one, or a recorded folder's new place (folder:PATH), which must then hold every
-    recorded file."""
+    recorded file (whose EXIF orientation is read again: they may be other copies)."""
     moved = spec != record["spec"]
     kind, _, rest = spec.partition(":")
     root = files_root(spec)
@@ -508,8 +508,12 @@ def _from_record(record: dict, data_dir: str | None, spec: str) -> ImageDataset:
                     f"{missing[0]}; pass the folder the run trained on"
                 )
             orientation = entry.get("orientation")  # absent: every file is stored upright
-            if orientation is not None:
+            if moved:  # other copies of the files: each says how it is stored
+                orientation = [(image_header(p) or ("", 1))[1] for p in paths]
+            if orientation is not None and any(o != 1 for o in orientation):
                 orientation = np.asarray(orientation, dtype=np.uint8)
+            else:
+                orientation = None
             splits[name] = Split(labels, paths=paths, orientation=orientation)
         elif kind == "tfds":
             source = TfdsSource(rest, entry["tfds_split"], data_dir)

@@ -55,17 +55,18 @@ def label_text(weights: np.ndarray, class_names: Sequence[str]) -> str:
     )
 
 
-def grid_png(images: np.ndarray, captions: Sequence[str], columns: int = 4) -> bytes:
-    """``images`` (N, H, W, C) of any scaling, each stretched to its own range, in a grid
-    with a caption under each."""
+def grid_png(
+    images: np.ndarray, captions: Sequence[str], prep: Preprocessing, columns: int = 4
+) -> bytes:
+    """``images`` (N, H, W, C), model input made by ``prep``, as the pixels they stand for
+    (augmentation's fill and MixUp's blend included), in a grid with a caption under each."""
     from PIL import Image, ImageDraw
 
     rows = -(-len(images) // columns)
     sheet = Image.new("RGB", (columns * CELL, rows * (CELL + CAPTION)), "white")
     draw = ImageDraw.Draw(sheet)
     for k, (image, caption) in enumerate(zip(images, captions, strict=True)):
-        lo, hi = float(image.min()), float(image.max())
-        pixels = (image - lo) / (hi - lo) * 255 if hi > lo else image * 0
+        pixels = np.clip((image - prep.offset) / prep.scale, 0, 255)
         pixels = np.repeat(pixels, 3, -1) if pixels.shape[-1] == 1 else pixels[..., :3]
         tile = Image.fromarray(pixels.round().astype(np.uint8)).resize((CELL, CELL))
         x, y = (k % columns) * CELL, (k // columns) * (CELL + CAPTION)
@@ -98,4 +99,4 @@ def batch_png(
         seed=seed,
         batch_size=batch_size,
     )
-    return grid_png(x[:count], [label_text(w, class_names) for w in y[:count]])
+    return grid_png(x[:count], [label_text(w, class_names) for w in y[:count]], prep)
