@@ -214,6 +214,7 @@ def test_a_label_file_is_a_dataset(real_photos, tmp_path):
         ("file,class\na.jpg,x\n", "has columns file, class"),
         ("path,label,split\na.jpg,x,train\nb.jpg,y,holdout\n", "line 3: split 'holdout' is not"),
         ("path,label\na.jpg,x\nb.jpg\n", "line 3 has 1 of 2 columns"),
+        ("path,label\n\na.jpg,x\nb.jpg\n", "line 4 has 1 of 2 columns"),  # blank lines count
     ],
 )
 def test_bad_label_files_are_one_line(tmp_path, capsys, text, match):

@@ -444,15 +444,16 @@ def _csv(source: str, seed: int, verbose: int) -> ImageDataset:
             "(and optionally split)"
         )
     column = {name: header.index(name) for name in ("path", "label", "split") if name in header}
-    body = [row for row in rows[1:] if any(cell.strip() for cell in row)]
-    if not body:
+    numbered = [(n, row) for n, row in enumerate(rows[1:], start=2) if any(map(str.strip, row))]
+    if not numbered:
         raise UserError(f"{file} lists no images; add rows of path,label")
-    for number, row in enumerate(body, start=2):
+    for number, row in numbered:
         if len(row) < len(header):
             raise UserError(f"{file} line {number} has {len(row)} of {len(header)} columns")
         word = row[column["split"]].strip().lower() if "split" in column else "train"
         if word not in SPLIT_FOLDERS:
             raise UserError(f"{file} line {number}: split {word!r} is not train, val or test")
+    body = [row for _, row in numbered]
     classes = sorted({row[column["label"]].strip() for row in body})
     if len(classes) < 2:
         raise UserError(f"{file} names {len(classes)} class(es); a classifier needs at least two")
