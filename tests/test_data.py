@@ -7,7 +7,13 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from cnnkeras.data import Preprocessing, load_dataset, make_pipeline, preprocess_images
+from cnnkeras.data import (
+    DEFAULT_AUGMENT,
+    Preprocessing,
+    load_dataset,
+    make_pipeline,
+    preprocess_images,
+)
 from cnnkeras.errors import UserError
 
 
@@ -150,12 +156,44 @@ def test_pipeline_preprocessing_and_augmentation():
     # resize of the raw image, scaled to [0, 1]
     expected = preprocess_images([split.images[0]], prep)[0]
     np.testing.assert_allclose(x1[0], expected, rtol=1e-6)
-    aug = make_pipeline(split, prep, 10, batch_size=32, training=True, augment=["rotation"])
-    first = next(iter(aug))[0].numpy()
-    second = next(iter(aug))[0].numpy()
-    assert not np.array_equal(first, second)  # shuffled and augmented each epoch
     with pytest.raises(UserError, match="unknown augmentation"):
         make_pipeline(split, prep, 10, training=True, augment=["warp"])
+
+
+def test_each_augmentation_changes_the_pixels_and_nothing_else():
+    """Training batches of one epoch with and without each kind: the same images in the same
+    order with the same labels (the order is a function of the seed and the epoch), other
+    pixels; a flip is the mirror image or the image itself, and the default set is applied."""
+    split = load_dataset("digits").splits["train"]
+    prep = Preprocessing(16, 16, 1)
+
+    def first_batch(augment):
+        ds = make_pipeline(
+            split,
+            prep,
+            10,
+            batch_size=64,
+            training=True,
+            augment=augment,
+            seed=5,
+            epoch=0,
+            positions=True,
+        )
+        return [t.numpy() for t in next(iter(ds))]
+
+    x, y, pos = first_batch([])
+    for kind in ("flip", "rotation", "zoom", "translation"):
+        xa, ya, posa = first_batch([kind])
+        np.testing.assert_array_equal(posa, pos)
+        np.testing.assert_array_equal(ya, y)
+        changed = [not np.allclose(a, b) for a, b in zip(xa, x, strict=True)]
+        assert sum(changed) >= len(x) // 4, (kind, sum(changed))
+        if kind == "flip":
+            mirrored = [np.array_equal(a, b[:, ::-1]) for a, b in zip(xa, x, strict=True)]
+            assert all(m or not c for m, c in zip(mirrored, changed, strict=True))
+            assert 0 < sum(mirrored) < len(x)
+    xd, _, _ = first_batch(list(DEFAULT_AUGMENT))
+    assert not np.allclose(xd, x)
 
 
 def test_rgb_to_grayscale():

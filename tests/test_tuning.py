@@ -246,9 +246,11 @@ def test_a_trial_whose_process_keeps_dying_fails(tmp_path):
         while not (record.is_file() and json.loads(record.read_text())["started"] == started):
             assert time.time() < deadline and parent.poll() is None
             time.sleep(0.05)
-        time.sleep(0.5)  # inside the trial
-        (child,) = psutil.Process(parent.pid).children()
-        child.send_signal(signal.SIGKILL)
+        deadline = time.time() + 60  # the trial's record is written: its process is in it
+        while len(children := psutil.Process(parent.pid).children()) != 1:
+            assert time.time() < deadline, children
+            time.sleep(0.05)
+        children[0].send_signal(signal.SIGKILL)
     assert parent.wait(timeout=300) == 0
     rows = {r["trial_id"]: r for r in trials(tmp_path)}
     assert rows["0"]["status"] == "FAILED" and "ended 2 times" in rows["0"]["message"]
