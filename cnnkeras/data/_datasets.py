@@ -79,7 +79,11 @@ class ImageDataset:
 
     @property
     def name(self) -> str:
-        return self.spec.split(":", 1)[-1].rstrip("/").split("/")[-1] or self.spec
+        """A short name for run folders: the folder's (a label file's folder's) or the set's."""
+        kind, _, rest = self.spec.partition(":")
+        if kind == "csv":
+            return Path(rest).expanduser().absolute().parent.name or self.spec
+        return rest.rstrip("/").split("/")[-1] or self.spec
 
     @property
     def native_size(self) -> tuple[int, int] | None:
