@@ -1,5 +1,6 @@
 """Shared fixtures: fixed seeds, quiet TensorFlow, and a fresh Keras session per test."""
 
+import gc
 import os
 import sys
 from pathlib import Path
@@ -14,6 +15,17 @@ sys.path.insert(0, str(Path(__file__).parent))  # tests/photos.py, shared by tes
 import_tensorflow_quietly()  # as every cnnkeras process: quiet, and without jax on TensorFlow
 
 import keras  # noqa: E402
+
+# what nearly every test imports, imported here so that it is part of the frozen heap
+import cnnkeras.cli  # noqa: E402
+import cnnkeras.export  # noqa: E402
+import cnnkeras.train  # noqa: E402
+import cnnkeras.tuning  # noqa: E402, F401
+
+# The imported libraries are half a million objects that live as long as the process; frozen,
+# the garbage collector stops walking them after every test (clear_session's collection took
+# 1.2 s a test in each worker, 10% of the suite; 0.3 s against 0.01 s measured alone)
+gc.freeze()
 
 
 @pytest.fixture(autouse=True)
