@@ -97,3 +97,14 @@ def offline_application(monkeypatch, name: str, prepare=None) -> OfflineApplicat
     app = OfflineApplication(getattr(keras.applications, name), prepare)
     monkeypatch.setattr(keras.applications, name, app)
     return app
+
+
+def one_per_builder() -> list[str]:
+    """A registered model for each code path: the first of each builder function, and
+    ResNet-50 for the bottleneck blocks of the ResNet builder. The variants of one builder
+    differ only in depth and width, which every variant's pinned parameters and MACs check
+    (test_models.py); structural tests (building, saving, heads, Grad-CAM) need one of each."""
+    from cnnkeras.models import list_models, model_info
+
+    first = {model_info(name).builder: name for name in reversed(list_models())}
+    return sorted({*first.values(), "resnet50"})

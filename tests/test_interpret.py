@@ -7,13 +7,13 @@ import json
 import keras
 import numpy as np
 import pytest
-from helpers import run_cli
+from helpers import one_per_builder, run_cli
 from PIL import Image
 
 from cnnkeras import explain, interpret
 from cnnkeras.cli import main
 from cnnkeras.errors import UserError
-from cnnkeras.models import create_model, layer_table, list_models, model_info
+from cnnkeras.models import create_model, layer_table, model_info
 from cnnkeras.train import TrainConfig, train
 
 # a module-scoped fixture trains a model: pytest-xdist keeps the module on one worker
@@ -78,7 +78,7 @@ def test_feature_maps_have_the_shapes_summary_reports():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", one_per_builder())
 def test_every_family_grad_cam_and_feature_maps(name):
     size = max(64, model_info(name).min_size)
     model = create_model(name, input_shape=(size, size, 3), num_classes=3)

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import pytest
-from helpers import offline_application
+from helpers import offline_application, one_per_builder
 
 from cnnkeras.errors import UserError
 from cnnkeras.models import (
@@ -20,7 +20,8 @@ from cnnkeras.models._registry import register_model
 from cnnkeras.models.efficientnet import EFFICIENTNET_PUBLISHED, scaling
 
 ALL = list_models()
-WITH_KERAS_APP = [n for n in ALL if model_info(n).keras_application]
+EACH_PATH = one_per_builder()  # structural tests; every variant is counted against the table
+WITH_KERAS_APP = [n for n in EACH_PATH if model_info(n).keras_application]
 
 
 def small_shape(name: str, channels: int = 3) -> tuple[int, int, int]:
@@ -36,7 +37,7 @@ def predict(model, x):
 # ---------------------------------------------------------------- every model
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", EACH_PATH)
 def test_builds_small_with_7_classes(name, rng):
     channels = model_info(name).input_shape[-1]
     model = create_model(name, input_shape=small_shape(name, channels), num_classes=7)
@@ -47,7 +48,7 @@ def test_builds_small_with_7_classes(name, rng):
     np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-4)  # softmax by default
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", EACH_PATH)
 @pytest.mark.parametrize("pooling", ["avg", "max"])
 def test_features_without_top(name, pooling, rng):
     model = create_model(name, input_shape=small_shape(name), include_top=False, pooling=pooling)
@@ -57,7 +58,7 @@ def test_features_without_top(name, pooling, rng):
     assert y.shape == (1, model.output.shape[-1]) and np.all(np.isfinite(y))
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", EACH_PATH)
 def test_minimum_input_size(name):
     info = model_info(name)
     m = info.min_size
@@ -67,7 +68,7 @@ def test_minimum_input_size(name):
         create_model(name, input_shape=(m - 1, m, 3))
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", EACH_PATH)
 def test_keras_round_trip_safe_mode(name, tmp_path, rng):
     model = create_model(name, input_shape=small_shape(name, 1), num_classes=4)
     assert not any(isinstance(layer, keras.layers.Lambda) for layer in model.layers)
