@@ -258,18 +258,38 @@ def start_run(
     }
     _io.write_json(folder / CONFIG_FILE, record)
     _io.write_text(folder / LABELS_FILE, "\n".join(data.class_names) + "\n")
-    batch = batch_png(
+    _io.write_bytes(folder / BATCH_FILE, first_batch_png(data, prep, plan, config.seed))
+    _io.log(verbose, f"run folder: {folder}")
+    return Run(folder, config, plan, data, prep, model, record, title)
+
+
+def first_batch_png(
+    data: ImageDataset, prep: Preprocessing, plan: TrainingPlan, seed: int
+) -> bytes:
+    """What the model sees in training's first step under ``plan``, as a captioned grid: a
+    run's train_batch.png, and ``cnnkeras data preview``."""
+    return batch_png(
         data.splits["train"],
         data.class_names,
         prep,
         augment=plan.augment,
         mix=dict(plan.mix),
-        seed=config.seed,
+        seed=seed,
         batch_size=plan.batch_size,
     )
-    _io.write_bytes(folder / BATCH_FILE, batch)  # what the model sees in its first step
-    _io.log(verbose, f"run folder: {folder}")
-    return Run(folder, config, plan, data, prep, model, record, title)
+
+
+def input_size(config: TrainConfig) -> int:
+    """The side of the model's input: the config's, or its architecture's; refused below the
+    architecture's minimum."""
+    info = model_info(config.arch)
+    size = info.image_size(config.image_size)
+    if size < info.min_size:
+        raise UserError(
+            f"`image_size` {size} is below {config.arch}'s minimum of {info.min_size}; "
+            f"pass {info.min_size} or more"
+        )
+    return size
 
 
 def _title(config: TrainConfig) -> str:
@@ -283,13 +303,7 @@ def prepare(config: TrainConfig, verbose: int = 1):
     config.validate()
     strategy = make_strategy(config.distribute, config.devices, verbose)  # before TF's devices
     seed_everything(config.seed)
-    info = model_info(config.arch)
-    size = info.image_size(config.image_size)
-    if size < info.min_size:
-        raise UserError(
-            f"`image_size` {size} is below {config.arch}'s minimum of {info.min_size}; "
-            f"pass {info.min_size} or more"
-        )
+    size = input_size(config)
     data = load_data(config, verbose=verbose)
     prep = preprocessing_for(config.arch, size, data.channels, config.resize)
     with scope(strategy):
