@@ -146,6 +146,24 @@ def cmd_data_preview(args):
     return r, f"first training batch ({', '.join(r['augment']) or 'no augmentation'}): {r['png']}"
 
 
+def cmd_data_check(args):
+    from cnnkeras.data import DEFAULT_SEED, data_check
+    from cnnkeras.train import TrainConfig
+
+    seed = given(args, TrainConfig).get("seed", DEFAULT_SEED)
+    fix, verbose = args.fix_leakage, _verbose(args)
+    r = data_check(args.spec, args.out, seed=seed, fix_leakage=fix, verbose=verbose)
+    lines = [r["summary"], *(f"  {w}" for w in r["warnings"]), f"report: {r['html']}"]
+    if args.fix_leakage:
+        fixed = r["fixed"]
+        lines.append(
+            f"without the leaked images: {fixed} (train on it: --dataset csv:{fixed})"
+            if fixed
+            else "no validation or test image repeats a training one: nothing to fix"
+        )
+    return r, "\n".join(lines)
+
+
 def cmd_launch(args):
     from cnnkeras._launch import launch
 
@@ -386,6 +404,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", metavar="SPEC", help="as train's --dataset")
     add_options(p, TrainConfig, only=PREVIEW_OPTIONS)
     p.add_argument("--out", default="train_batch.png", metavar="PNG", help="default: %(default)s")
+    check_help = "duplicates, conflicting labels, leakage, sizes, colour, unreadable files"
+    p = command(datasub, "check", cmd_data_check, check_help)
+    p.add_argument("spec", metavar="SPEC", help="as train's --dataset")
+    add_options(p, TrainConfig, only=("seed",))
+    out_help = "folder for data_check.html and .json (default: %(default)s)"
+    p.add_argument("--out", default="data_check", metavar="DIR", help=out_help)
+    fix_help = "write a label file without the validation/test images that repeat training ones"
+    p.add_argument("--fix-leakage", action="store_true", help=fix_help)
 
     demo = sub.add_parser("demo", help="measured demonstrations")
     dsub = demo.add_subparsers(dest="what", required=True, parser_class=_Parser)

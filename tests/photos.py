@@ -40,37 +40,55 @@ def _photographs() -> dict[str, Image.Image]:
     return photos
 
 
-def _square_crop(image: Image.Image, region, rng, sides: tuple[int, int]) -> Image.Image:
-    """A square crop of ``image`` with a side in ``sides`` centred at a random point of
+def _square_box(image: Image.Image, region, rng, sides: tuple[int, int]) -> tuple[int, ...]:
+    """A square box in ``image`` with a side in ``sides`` centred at a random point of
     ``region`` (moved inside the image where it would stick out)."""
     left, top, right, bottom = region
     side = int(rng.integers(*sides))
     cx, cy = rng.integers(left, right), rng.integers(top, bottom)
     x0 = int(np.clip(cx - side // 2, 0, image.width - side))
     y0 = int(np.clip(cy - side // 2, 0, image.height - side))
-    return image.crop((x0, y0, x0 + side, y0 + side))
+    return (x0, y0, x0 + side, y0 + side)
 
 
-def make_photo_folder(root: str | Path, per_class: int = 45, seed: int = 0, large: int = 0) -> Path:
+def _overlap(a: tuple[int, ...], b: tuple[int, ...]) -> float:
+    """Intersection over union of two boxes."""
+    w = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])
+    return inter / (area - inter)
+
+
+def make_photo_folder(
+    root: str | Path, per_class: int = 45, seed: int = 0, large: int = 0, distinct: bool = False
+) -> Path:
     """Write ``per_class`` JPEG crops for each of the six classes into ``root/<class>/``, and
     ``large`` more a class at 1,000 to 1,400 pixels a side (as phones store photos: a resizer
     that samples a few pixels of each output pixel sees them differently from one that
-    averages)."""
+    averages). Crops near an edge of their photograph can nearly coincide (the same picture
+    resized twice, which ``cnnkeras data check`` rightly calls near copies); ``distinct``
+    draws again any crop that overlaps an earlier one of its class by more than a third."""
     root = Path(root)
     rng = np.random.default_rng(seed)
     photos = _photographs()
     for name, (photo, region) in REGIONS.items():
         folder = root / name
         folder.mkdir(parents=True, exist_ok=True)
+        boxes: list[tuple[int, ...]] = []
         for i in range(per_class):
-            crop = _square_crop(photos[photo], region, rng, (40, 161))
+            box = _square_box(photos[photo], region, rng, (40, 161))
+            while distinct and any(_overlap(box, other) > 1 / 3 for other in boxes):
+                box = _square_box(photos[photo], region, rng, (40, 161))
+            boxes.append(box)
+            crop = photos[photo].crop(box)
             size = (int(rng.integers(30, 126)), int(rng.integers(30, 126)))
             crop = crop.resize(size, Image.Resampling.BILINEAR)
             crop.save(folder / f"{name}_{i:03d}.jpg", quality=int(rng.integers(70, 96)))
     big = np.random.default_rng(seed + 1)  # the small images stay those of ``seed``
     for name, (photo, region) in REGIONS.items():
         for i in range(large):
-            crop = _square_crop(photos[photo], region, big, (100, 201))
+            crop = photos[photo].crop(_square_box(photos[photo], region, big, (100, 201)))
             size = (int(big.integers(1000, 1401)), int(big.integers(1000, 1401)))
             crop = crop.resize(size, Image.Resampling.BICUBIC)
             crop.save(root / name / f"{name}_large_{i:02d}.jpg", quality=90)

@@ -24,12 +24,13 @@ def image_header(path: str | Path) -> tuple[str, int] | None:
 
     try:
         with Image.open(path) as image:
-            return image.mode, _orientation(image)
+            return image.mode, exif_orientation(image)
     except Exception:  # PIL raises many types for truncated or non-image files
         return None
 
 
-def _orientation(image) -> int:
+def exif_orientation(image) -> int:
+    """The EXIF orientation (1-8) of an open PIL image; 1 where the tag is absent or bad."""
     try:
         value = image.getexif().get(ORIENTATION_TAG, 1)
     except Exception:  # a damaged EXIF block: show the pixels as stored, as viewers do

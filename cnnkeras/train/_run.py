@@ -26,7 +26,17 @@ import numpy as np
 import tensorflow as tf
 
 from cnnkeras import _io
-from cnnkeras.data import ImageDataset, Preprocessing, absolute_spec, load_dataset, make_pipeline
+from cnnkeras.data import (
+    CHECK_FILE,
+    CHECK_PAGE,
+    ImageDataset,
+    Preprocessing,
+    absolute_spec,
+    check_dataset,
+    load_dataset,
+    make_pipeline,
+    write_check,
+)
 from cnnkeras.data._pipeline import DecodeTally, SplitImages
 from cnnkeras.data._preview import batch_png
 from cnnkeras.errors import UserError
@@ -259,6 +269,11 @@ def start_run(
     _io.write_json(folder / CONFIG_FILE, record)
     _io.write_text(folder / LABELS_FILE, "\n".join(data.class_names) + "\n")
     _io.write_bytes(folder / BATCH_FILE, first_batch_png(data, prep, plan, config.seed))
+    if data.splits["train"].paths is not None:  # users' own images: look at them first
+        check = check_dataset(data, verbose=verbose)
+        write_check(folder, check, data)
+        for line in (check.summary(), *check.warnings()):
+            _io.log(verbose, line if line.startswith("data check") else f"data check: {line}")
     _io.log(verbose, f"run folder: {folder}")
     return Run(folder, config, plan, data, prep, model, record, title)
 
@@ -783,6 +798,9 @@ def finish_run(run: Run, *, status: str, seconds: float, verbose: int) -> dict:
     }
     if warning:
         about["warning"] = warning["message"]
+    checked = _io.read_json(run / CHECK_FILE)
+    if checked:
+        about["data check"] = f"{checked['summary'][len('data check: ') :]} ({CHECK_PAGE})"
     test = data.splits["test"]
     scores, kept = predict_split(best, test, prep)
     if len(kept) < len(test):
