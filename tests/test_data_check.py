@@ -167,7 +167,7 @@ def test_all_pairs_search_is_exact_across_tiles(monkeypatch, rng):
     thumbs[31] = np.clip(thumbs[3].astype(int) + 9, 0, 255)  # brighter copy, another tile
     thumbs[12] = thumbs[11]
     monkeypatch.setattr(_check, "TILE", 7)
-    found = sorted((int(i), int(j)) for a, b in near_pairs(thumbs) for i, j in zip(a, b))
+    found = sorted((int(i), int(j)) for a, b in near_pairs(thumbs) for i, j in np.stack([a, b], 1))
     z = thumbs.astype(float) - thumbs.mean(axis=1, keepdims=True)
     z /= np.linalg.norm(z, axis=1, keepdims=True)
     i, j = np.nonzero(np.triu(z @ z.T >= _check.NEAR, k=1))

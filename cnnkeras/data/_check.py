@@ -342,8 +342,8 @@ class DataCheck:
         if counts["leaked"]:
             out.append(
                 f"{counts['leaked']} validation/test image(s) also appear in an earlier split "
-                "(leakage: the held-out scores flatter); --fix-leakage writes a label file "
-                "without them"
+                "(leakage: the held-out scores flatter); `cnnkeras data check --fix-leakage` "
+                "writes a label file without them"
             )
         return out
 
@@ -352,11 +352,11 @@ class DataCheck:
         c = self.counts
         sizes = [sum(row["splits"].values()) for row in self.classes]
         return (
-            f"data check: {c['images']} images, {len(self.class_names)} classes "
-            f"({min(sizes)} to {max(sizes)} a class), {c['unreadable']} unreadable, "
-            f"{c['turned']} stored turned, {c['grey']} grey, "
-            f"{c['duplicate_groups']} duplicated in a class, "
-            f"{c['conflicting_groups']} under two labels, {c['leaked']} leaked into val/test"
+            f"data check: {c['images']:,} images, {len(self.class_names)} classes "
+            f"({min(sizes):,} to {max(sizes):,} a class), {c['unreadable']:,} unreadable, "
+            f"{c['turned']:,} stored turned, {c['grey']:,} stored grey; pictures repeated in "
+            f"a class {c['duplicate_groups']:,}, under two labels {c['conflicting_groups']:,}; "
+            f"images leaked into validation/test {c['leaked']:,}"
         )
 
     def record(self) -> dict:

@@ -31,7 +31,7 @@ TITLES = {
 
 
 def _thumbnail(data: ImageDataset, split: str, position: int) -> bytes:
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     part = data.splits[split]
     if part.paths is not None:
@@ -39,8 +39,7 @@ def _thumbnail(data: ImageDataset, split: str, position: int) -> bytes:
     else:
         pixels = part.images[position]
         pixels = pixels[..., 0] if pixels.shape[-1] == 1 else pixels
-    image = Image.fromarray(np.ascontiguousarray(pixels))
-    image.thumbnail((SIDE, SIDE))
+    image = ImageOps.contain(Image.fromarray(np.ascontiguousarray(pixels)), (SIDE, SIDE))
     out = io.BytesIO()
     image.save(out, "PNG")
     return out.getvalue()
