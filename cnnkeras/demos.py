@@ -194,6 +194,14 @@ def _epochs_to(curves: Curves, target: float) -> int | None:
     return next((i + 1 for i, v in enumerate(curves.val_accuracy) if v >= target), None)
 
 
+def batchnorm_held(rows: list[dict]) -> bool:
+    """Rows alternate without and with batch norm, one pair per learning rate: with it,
+    fewer epochs to the target at every rate, and a better final accuracy at the highest."""
+    pairs = list(zip(rows[::2], rows[1::2], strict=True))
+    faster = all(bn["_epochs"] < plain["_epochs"] for plain, bn in pairs)
+    return faster and pairs[-1][1]["_final"] > pairs[-1][0]["_final"]
+
+
 def batchnorm_demo(
     seeds: Sequence[int] = SEEDS,
     *,
@@ -240,8 +248,6 @@ def batchnorm_demo(
                 }
             )
     pairs = [(rows[2 * i], rows[2 * i + 1]) for i in range(len(lrs))]  # (without, with)
-    faster = all(bn["_epochs"] < plain["_epochs"] for plain, bn in pairs)
-    high_ok = pairs[-1][1]["_final"] > pairs[-1][0]["_final"]
     verdict = "; ".join(
         f"at lr {lr:g} batch norm took {bn['_epochs']:.1f} epochs to {target:g} against "
         f"{plain['_epochs']:.1f} and ended at {bn['_final']:.3f} against {plain['_final']:.3f}"
@@ -253,7 +259,7 @@ def batchnorm_demo(
         "batch norm makes training faster and allows higher learning rates",
         ["batch norm", "lr", f"epochs to {target:g}", "final val accuracy"],
         rows,
-        faster and high_ok,
+        batchnorm_held(rows),
         verdict,
         png,
     )
@@ -323,7 +329,7 @@ def dropout_demo(
         "dropout regularises: a smaller gap between training and validation accuracy",
         ["dropout", "train accuracy", "val accuracy", "gap"],
         rows,
-        smaller and better,
+        dropout_held(rows),
         verdict,
         png,
         train_images=train_images,
@@ -334,6 +340,13 @@ def dropout_demo(
 
 
 INIT = "he_normal"
+
+
+def dropout_held(rows: list[dict]) -> bool:
+    """Without dropout, then with: a smaller train/validation gap and validation accuracy at
+    least as good."""
+    plain, dropped = rows
+    return dropped["_gap"] < plain["_gap"] and dropped["_val"] >= plain["_val"]
 
 
 def _plain_stack(activation: str, depth: int, width: int = 16) -> keras.Model:
@@ -401,7 +414,6 @@ def activations_demo(
             }
         )
     sig, relu = rows
-    held = relu["_ratio"] > 10 * sig["_ratio"] and relu["_val"] > sig["_val"] + 0.1
     verdict = (
         f"at step 0 the first layer's gradient is {sig['_ratio']:.1e} of the last's with "
         f"sigmoid and {relu['_ratio']:.1e} with ReLU; after {epochs} epochs sigmoid reached "
@@ -413,7 +425,7 @@ def activations_demo(
         f"ReLU trains where sigmoid stalls in deep stacks ({depth} layers)",
         ACTIVATION_COLUMNS,
         rows,
-        held,
+        activations_held(rows),
         verdict,
         png,
         gradient_norms=norms,
@@ -427,6 +439,13 @@ ACTIVATION_COLUMNS = (
     "first / last",
     "val accuracy",
 )
+
+
+def activations_held(rows: list[dict]) -> bool:
+    """Sigmoid, then ReLU: ReLU's first-to-last gradient ratio ten times sigmoid's or more,
+    and a validation accuracy more than 0.1 higher."""
+    sig, relu = rows
+    return relu["_ratio"] > 10 * sig["_ratio"] and relu["_val"] > sig["_val"] + 0.1
 
 
 def _activation_png(norms: dict, runs: dict, depth: int) -> bytes:
@@ -497,6 +516,14 @@ RESIDUAL_COLUMNS = (
 )
 
 
+def residual_held(rows: list[dict], shallow: int, deep: int) -> bool:
+    """The deep plain network trains worse than the shallow plain one, and the deep residual
+    one better than the deep plain one (training accuracy: a claim about optimisation)."""
+    by = {r["network"]: r["_train"] for r in rows}
+    degrades = by[f"plain-{deep}"] < by[f"plain-{shallow}"]
+    return degrades and by[f"residual-{deep}"] > by[f"plain-{deep}"]
+
+
 def residual_demo(
     seeds: Sequence[int] = SEEDS,
     *,
@@ -538,8 +565,6 @@ def residual_demo(
             )
     by = {r["network"]: r["_train"] for r in rows}
     shallow, deep = min(depths), max(depths)
-    degrades = by[f"plain-{deep}"] < by[f"plain-{shallow}"]
-    rescued = by[f"residual-{deep}"] > by[f"plain-{deep}"]
     verdict = (
         f"training accuracy after {epochs} epochs: plain {by[f'plain-{shallow}']:.3f} "
         f"({shallow} layers) and {by[f'plain-{deep}']:.3f} ({deep}); residual "
@@ -551,7 +576,7 @@ def residual_demo(
         "skip connections let deep networks train where plain ones degrade",
         RESIDUAL_COLUMNS,
         rows,
-        degrades and rescued,
+        residual_held(rows, shallow, deep),
         verdict,
         png,
     )
@@ -650,6 +675,12 @@ def _blocks_demo(
     return rows, runs
 
 
+def receptive_field_held(rows: list[dict]) -> bool:
+    """One 5x5, then two 3x3: fewer parameters, and validation accuracy within 0.01."""
+    five, three = rows
+    return three["params"] < five["params"] and three["_val"] >= five["_val"] - 0.01
+
+
 def receptive_field_demo(
     seeds: Sequence[int] = SEEDS,
     *,
@@ -669,8 +700,6 @@ def receptive_field_demo(
     five, three = rows
     for row in rows:
         row["receptive field"] = 5
-    cheaper = three["params"] < five["params"]
-    close = three["_val"] >= five["_val"] - 0.01
     verdict = (
         f"two 3x3 have {three['params'] / five['params']:.2f}x the parameters and "
         f"{three['MACs'] / five['MACs']:.2f}x the MACs of one 5x5, run in "
@@ -682,10 +711,17 @@ def receptive_field_demo(
         claim,
         ["block", "receptive field", "params", "MACs", "latency ms", "val accuracy"],
         rows,
-        cheaper and close,
+        receptive_field_held(rows),
         verdict,
         _curves_png({"val_accuracy": runs, "accuracy": runs}, "one 5x5 against two 3x3"),
     )
+
+
+def separable_held(rows: list[dict]) -> bool:
+    """Standard, then separable: under half the MACs, validation accuracy within 0.02."""
+    standard, separable = rows
+    cheap = separable["MACs"] / standard["MACs"] < 0.5
+    return cheap and separable["_val"] >= standard["_val"] - 0.02
 
 
 def separable_demo(
@@ -707,8 +743,6 @@ def separable_demo(
     standard, separable = rows
     formula = 1 / channels + 1 / 9
     ratio = separable["MACs"] / standard["MACs"]
-    cheap = ratio < 0.5
-    close = separable["_val"] >= standard["_val"] - 0.02
     verdict = (
         f"separable costs {ratio:.3f}x the MACs (the lecture's 1/N + 1/9 = {formula:.3f}), "
         f"{separable['params'] / standard['params']:.3f}x the parameters, runs in "
@@ -720,7 +754,7 @@ def separable_demo(
         claim,
         ["block", "params", "MACs", "latency ms", "val accuracy"],
         rows,
-        cheap and close,
+        separable_held(rows),
         verdict,
         _curves_png({"val_accuracy": runs, "accuracy": runs}, "standard against separable"),
         mac_ratio=ratio,

@@ -1,6 +1,6 @@
 """cnnkeras demo CLAIM: each demo runs in a reduced form, its table has the columns it
-promises, its networks differ only in the block in question, and the measured costs follow
-the lecture's formulas."""
+promises, its networks differ only in the block in question, the measured costs follow the
+lecture's formulas, and each verdict holds and fails on hand-made rows as its rule says."""
 
 import json
 
@@ -14,9 +14,15 @@ from cnnkeras.demos import (
     _cifar_resnet,
     _plain_stack,
     _vgg_style,
+    activations_held,
+    batchnorm_held,
     count_adds,
+    dropout_held,
     gradient_norms,
+    receptive_field_held,
+    residual_held,
     run_demo,
+    separable_held,
 )
 from cnnkeras.errors import UserError
 from cnnkeras.models import count_macs
@@ -114,3 +120,39 @@ def test_demo_command(tmp_path, capsys):
     assert ("held: " in out or "did not hold: " in out) and plot.is_file()
     assert main(["demo", "residual", "--seeds", "0"]) == 2
     assert "--seeds must hold at least one seed" in capsys.readouterr().err
+
+
+def test_each_verdict_holds_and_fails_as_its_rule_says():
+    """Hand-made rows at each side of every rule: an inverted comparison or a dropped
+    condition turns one of these red."""
+    bn = [{"_epochs": 5, "_final": 0.9}, {"_epochs": 3, "_final": 0.95}] * 2  # lr, higher lr
+    assert batchnorm_held(bn)
+    assert not batchnorm_held([*bn[:2], {"_epochs": 5, "_final": 0.9}, {"_epochs": 6, "_final": 1}])
+    assert not batchnorm_held(
+        [*bn[:2], {"_epochs": 5, "_final": 0.9}, {"_epochs": 3, "_final": 0.8}]
+    )
+    drop = [{"_gap": 0.2, "_val": 0.8}, {"_gap": 0.1, "_val": 0.8}]
+    assert dropout_held(drop)
+    assert not dropout_held([drop[0], {"_gap": 0.3, "_val": 0.9}])
+    assert not dropout_held([drop[0], {"_gap": 0.1, "_val": 0.79}])
+    act = [{"_ratio": 1e-4, "_val": 0.2}, {"_ratio": 1e-2, "_val": 0.9}]  # sigmoid, ReLU
+    assert activations_held(act)
+    assert not activations_held([act[0], {"_ratio": 5e-4, "_val": 0.9}])
+    assert not activations_held([act[0], {"_ratio": 1e-2, "_val": 0.25}])
+
+    def nets(plain_shallow, plain_deep, res_shallow, res_deep):
+        values = {"plain-8": plain_shallow, "plain-20": plain_deep}
+        values |= {"residual-8": res_shallow, "residual-20": res_deep}
+        return [{"network": k, "_train": v} for k, v in values.items()]
+
+    assert residual_held(nets(0.9, 0.7, 0.9, 0.95), 8, 20)
+    assert not residual_held(nets(0.7, 0.9, 0.9, 0.95), 8, 20)  # plain did not degrade
+    assert not residual_held(nets(0.9, 0.7, 0.9, 0.6), 8, 20)  # residual did not rescue
+    rf = [{"params": 100, "_val": 0.9}, {"params": 72, "_val": 0.895}]  # one 5x5, two 3x3
+    assert receptive_field_held(rf)
+    assert not receptive_field_held([rf[0], {"params": 120, "_val": 0.95}])
+    assert not receptive_field_held([rf[0], {"params": 72, "_val": 0.88}])
+    sep = [{"MACs": 100, "_val": 0.9}, {"MACs": 13, "_val": 0.885}]  # standard, separable
+    assert separable_held(sep)
+    assert not separable_held([sep[0], {"MACs": 60, "_val": 0.9}])
+    assert not separable_held([sep[0], {"MACs": 13, "_val": 0.87}])
