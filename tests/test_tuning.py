@@ -29,7 +29,7 @@ from cnnkeras.tuning import (
 )
 from cnnkeras.tuning._experiment import TRAINING_HPS
 from cnnkeras.tuning._processes import _prepare
-from cnnkeras.tuning._tuner import EXTRA
+from cnnkeras.tuning._tuner import EXTRA, PROJECT
 
 TINY = dict(arch="lenet5", dataset="digits", image_size=16, epochs=1)
 TUNE = [sys.executable, "-m", "cnnkeras", "tune", "--arch", "lenet5", "--dataset", "digits"]
@@ -57,6 +57,10 @@ def test_each_tuner_kind_leaves_its_results(tuner, tmp_path):
     for name in ("objective_per_trial.png", "objective_vs_hyperparameters.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
     assert "best val_accuracy" in (tmp_path / "summary.md").read_text()
+    # the search was the one asked for, not a fallback: each oracle's own state
+    oracle = json.loads((tmp_path / PROJECT / "oracle.json").read_text())
+    own = {"hyperband": "brackets", "bayesian": "num_initial_points"}
+    assert {k for k in own.values() if k in oracle} == ({own[tuner]} if tuner in own else set())
     for r in rows:  # the recorded size is that of the zoo model with those options
         model = create_model(
             "lenet5",
