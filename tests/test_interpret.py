@@ -108,9 +108,23 @@ def photo(path, size, mode="RGB"):
 
 
 def test_grad_cam_of_a_run_takes_raw_pixels_of_any_size(digits_run):
+    """Colour pixels of another size go through the run's own preprocessing (grey, resized,
+    scaled as recorded): the heatmap is that of the preprocessed image, at the raw size."""
+    from cnnkeras.data import Preprocessing, preprocess_images
+
     raw = np.asarray(Image.open(photo(digits_run.parent / "p.png", (50, 40))))
     cam = interpret.grad_cam(digits_run, raw)
     assert cam.shape == (40, 50)
+    record = json.loads((digits_run.parent / "config.json").read_text())
+    prep = Preprocessing.from_dict(record["preprocessing"])
+    assert prep.channels == 1 and raw.shape[-1] == 3
+    model = keras.saving.load_model(digits_run, safe_mode=True)
+    x = preprocess_images([raw], prep)
+    np.testing.assert_allclose(cam, interpret.grad_cams(model, x, size=(40, 50))[0], atol=1e-6)
+    # the grey conversion itself, against PIL's (ITU-R 601 luma), at the model's size
+    small = np.asarray(Image.fromarray(raw).resize((prep.width, prep.height)))
+    grey = np.asarray(Image.fromarray(small).convert("L"), np.float32) * prep.scale + prep.offset
+    np.testing.assert_allclose(preprocess_images([small], prep)[0, ..., 0], grey, atol=1.5 / 255)
     maps = interpret.feature_maps(str(digits_run), raw)
     assert list(maps) == interpret.stage_layers(keras.saving.load_model(digits_run))
 
