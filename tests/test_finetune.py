@@ -127,7 +127,7 @@ def test_new_head_run_folder_and_channel_conversion(lenet_base, tmp_path):
     for name, channel in (("red", 0), ("blue", 2)):
         (root / name).mkdir(parents=True)
         for i in range(8):
-            image = rng.integers(0, 60, (20, 20, 3), dtype=np.uint8)
+            image = rng.integers(0, 60, (16, 16, 3), dtype=np.uint8)  # the base's size
             image[..., channel] = 200 + i
             Image.fromarray(image).save(root / name / f"{i}.png")
     path, _ = lenet_base  # a 1-channel base; the RGB images are converted to grayscale
@@ -154,6 +154,17 @@ def test_new_head_run_folder_and_channel_conversion(lenet_base, tmp_path):
     assert (run / "labels.txt").read_text().split() == ["blue", "red"]
     config = json.loads((run / "config.json").read_text())
     assert config["base"] == str(path) and config["status"] == "done"
+    # the colour files reach the model as PIL's grey (ITU-R 601 luma), not as one channel
+    from cnnkeras.data import Preprocessing, load_dataset
+    from cnnkeras.saved import predict_split
+
+    data = load_dataset(config["dataset"], record=json.loads((run / "splits.json").read_text()))
+    prep = Preprocessing.from_dict(config["preprocessing"])
+    test = data.splits["test"]
+    scores, _ = predict_split(model, test, prep)
+    grey = [np.asarray(Image.open(p).convert("L"), np.float32)[..., None] for p in test.paths]
+    expected = model.predict(np.stack(grey) * prep.scale + prep.offset, verbose=0)
+    np.testing.assert_allclose(scores, expected, atol=2e-3)
 
 
 def test_imagenet_base_loads_through_the_copy_path(monkeypatch, tmp_path):
