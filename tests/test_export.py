@@ -119,6 +119,38 @@ def test_v1_export_all_modes(tmp_path):
     assert report["variants"]["float32"]["agreement"] >= 0.999
     meta = json.loads((tmp_path / "tflite" / "preprocess.json").read_text())
     assert meta["variants"]["int8"]["input"]["dtype"] == "int8"
+    # int8 in and out, worked by hand with the file's own scales: pixels of 0..1 in steps of
+    # 1/255 are int8 -128..127 (RGB, as apps give; a grey model converts inside), and the
+    # dequantized scores are the Keras model's
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(tmp_path / "tflite" / "model_int8.tflite"))
+    interpreter.allocate_tensors()
+    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    assert inp["dtype"] == out["dtype"] == np.int8
+    in_scale, in_zero = inp["quantization"]
+    assert in_zero == -128 and in_scale == pytest.approx(1 / 255, rel=1e-3)
+    from cnnkeras.data import SplitImages, load_dataset
+
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras", safe_mode=True)
+    record = json.loads((tmp_path / "run" / "splits.json").read_text())
+    test = load_dataset("digits", record=record).splits["test"]
+    x = np.stack(list(SplitImages(test, Preprocessing(32, 32, 1))))
+    keras_scores = model.predict(x, verbose=0)
+    scale, zero = out["quantization"]
+    by_hand = []
+    for image in x:
+        rgb = np.repeat(image, 3, axis=-1)
+        q = np.clip(np.round(rgb / in_scale + in_zero), -128, 127).astype(np.int8)
+        interpreter.set_tensor(inp["index"], q[None])
+        interpreter.invoke()
+        by_hand.append((interpreter.get_tensor(out["index"])[0].astype(np.float32) - zero) * scale)
+    agreement = float(np.mean(np.argmax(by_hand, 1) == keras_scores.argmax(1)))
+    int8_row = report["variants"]["int8"]
+    assert agreement == pytest.approx(int8_row["agreement"], abs=1.01 / len(x))
+    assert np.abs(np.array(by_hand) - keras_scores).max() <= int8_row["max_abs_diff"] + 0.02
+    int8 = evaluate_model(tmp_path / "tflite" / "model_int8.tflite", out=tmp_path / "ev")
+    assert report["variants"]["int8"]["accuracy"] == pytest.approx(int8["accuracy"], abs=1e-9)
 
 
 class Cumprod(keras.layers.Layer):
