@@ -236,6 +236,7 @@ def test_transfer_demo_runs_every_method():
     result = transfer_demo(k=5, seeds=(0,), pretrain_epochs=3, head_epochs=5, finetune_epochs=2)
     assert result["k"] == 5 and result["test_images"] == 251  # digits 5-9 of the test split
     (run,) = result["runs"]
-    for method in METHODS:
-        assert 0.0 <= run[method] <= 1.0
+    for method in METHODS:  # a share of the 251 test images, summarised as measured
+        assert run[method] * 251 == pytest.approx(round(run[method] * 251), abs=1e-6)
+        assert result["summary"][method] == {"mean": run[method], "std": 0.0}
     assert run["frozen_base_new_head"] > 0.4  # far above chance (0.2) from 25 images

@@ -445,3 +445,14 @@ def test_a_run_started_again_keeps_where_its_rate_came_from(tmp_path):
     again = json.loads((run / "config.json").read_text())
     assert result["status"] == "done" and again["lr"] == record["lr"]
     assert again["lr_find"] == record["lr_find"]
+
+
+def test_auto_epochs_give_60_epochs_and_at_least_1500_steps():
+    """`--epochs auto`: 60 epochs, or more where an epoch is short, so that a run takes at
+    least 1,500 optimizer steps (10 steps an epoch: 150 epochs)."""
+    prep = Preprocessing(16, 16, 1)
+    small = plan_training(TrainConfig(epochs="auto", batch_size=64), 640, 64, prep, 1024)
+    assert (small.steps_per_epoch, small.epochs) == (10, 150)
+    large = plan_training(TrainConfig(epochs="auto", batch_size=64), 64_000, 640, prep, 1024)
+    assert (large.steps_per_epoch, large.epochs) == (1000, 60)
+    assert any("150 epochs" in reason for reason in small.reasons)

@@ -387,3 +387,43 @@ def test_schedules_warm_up_and_decay_as_planned():
     assert math.isclose(peak, 1e-3, rel_tol=1e-6) and math.isclose(end, 1e-8, rel_tol=1e-3)
     plan, values = at("plateau", (0, 500))
     assert values == [1e-3, 1e-3] and plan.warmup_epochs == 0
+
+
+def test_optimizer_loss_dropout_and_cache_flags_reach_the_run(tmp_path):
+    """`--optimizer rmsprop --momentum 0.5 --loss mse --dropout 0.3 --cache disk` on the
+    command line: the saved model's optimizer, momentum, loss and dropout layer are those,
+    and the run's decoded images sat in files under its cache folder while it trained."""
+    from cnnkeras.train import _run
+
+    cached: list[list[str]] = []
+    original = _run.plan_pipelines
+
+    class Peek(keras.callbacks.Callback):
+        def __init__(self, folder):
+            super().__init__()
+            self.folder = folder
+
+        def on_epoch_end(self, epoch, logs=None):
+            cached.append(sorted(p.name for p in self.folder.rglob("*") if p.is_file()))
+
+    def plan_pipelines(*args, **kwargs):
+        fit_data = original(*args, **kwargs)
+        peek = Peek(kwargs["cache_dir"])
+        return fit_data._replace(callbacks=[*fit_data.callbacks, peek])
+
+    args = ["train", "--dataset", "digits", "--image-size", "16", "--epochs", "2"]
+    args += ["--optimizer", "rmsprop", "--momentum", "0.5", "--loss", "mse"]
+    args += ["--dropout", "0.3", "--cache", "disk", "--quiet", "--out", str(tmp_path)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_run, "plan_pipelines", plan_pipelines)
+        assert main(args) == 0
+    (run,) = tmp_path.iterdir()
+    model = keras.saving.load_model(run / "model.keras", safe_mode=True)
+    assert isinstance(model.optimizer, keras.optimizers.RMSprop)
+    assert model.optimizer.momentum == pytest.approx(0.5)
+    assert isinstance(model.loss, keras.losses.MeanSquaredError)
+    rates = [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    assert rates and rates == pytest.approx([0.3] * len(rates))  # LeNet-5 has none by default
+    assert json.loads((run / "config.json").read_text())["plan"]["cache"] == "disk"
+    assert len(cached) == 2 and any(name.endswith(".index") for name in cached[-1]), cached
+    assert not (run / "cache").exists()  # removed when the run ended
