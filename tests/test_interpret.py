@@ -12,6 +12,7 @@ from PIL import Image
 
 from cnnkeras import explain, interpret
 from cnnkeras.cli import main
+from cnnkeras.data import Preprocessing, preprocess_images
 from cnnkeras.errors import UserError
 from cnnkeras.models import create_model, layer_table, model_info
 from cnnkeras.train import TrainConfig, train
@@ -146,6 +147,50 @@ def test_inspect_command_writes_every_view(digits_run, tmp_path, capsys):
     assert main(["inspect", str(digits_run), images[0]]) == 0  # default: inspect/ beside it
     assert "sees" in capsys.readouterr().out
     assert (digits_run.parent / "inspect" / "00_a_gradcam.png").is_file()
+    # --top-k and --layers: the five best classes by the model's own scores, the maps asked for
+    args = ["inspect", str(digits_run), images[0], "--out", str(tmp_path / "v2"), "--json"]
+    assert main([*args, "--top-k", "5", "--layers", "c1_conv"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    model = keras.saving.load_model(digits_run, safe_mode=True)
+    record = json.loads((digits_run.parent / "config.json").read_text())
+    x = preprocess_images(
+        [np.asarray(Image.open(images[0]))], Preprocessing.from_dict(record["preprocessing"])
+    )
+    scores = model.predict(x, verbose=0)[0]
+    top = result["images"][0]["top"]
+    assert [t["label"] for t in top] == [str(i) for i in np.argsort(scores)[::-1][:5]]
+    assert [t["score"] for t in top] == pytest.approx(np.sort(scores)[::-1][:5], abs=1e-5)
+    assert result["layers"][0]["name"] == "c1_conv"
+    assert len(result["layers"]) <= 2  # c1_conv, and the Grad-CAM layer if it is another
+
+
+def test_evaluate_on_the_validation_and_training_splits(digits_run, tmp_path):
+    """`evaluate --split val|train` reports on that split of the run: its size, and the
+    accuracy of the model on its images computed here."""
+    from cnnkeras.data import SplitImages, load_dataset
+    from cnnkeras.evaluate import evaluate_model
+
+    record = json.loads((digits_run.parent / "config.json").read_text())
+    data = load_dataset(
+        "digits", record=json.loads((digits_run.parent / "splits.json").read_text())
+    )
+    prep = Preprocessing.from_dict(record["preprocessing"])
+    model = keras.saving.load_model(digits_run, safe_mode=True)
+    for split in ("val", "train"):
+        m = evaluate_model(digits_run, split=split, out=tmp_path / split)
+        images = data.splits[split]
+        assert m["num_samples"] == len(images)
+        predicted = model.predict(np.stack(list(SplitImages(images, prep))), verbose=0).argmax(1)
+        assert m["accuracy"] == pytest.approx(float(np.mean(predicted == images.labels)))
+
+
+def test_models_pattern_lists_only_its_matches(capsys):
+    from cnnkeras.models import list_models
+
+    assert main(["models", "mobilenet*", "--json"]) == 0
+    names = [row["name"] for row in json.loads(capsys.readouterr().out)["models"]]
+    assert names == list_models("mobilenet*") and len(names) >= 2
+    assert all(name.startswith("mobilenet") for name in names)
 
 
 @pytest.mark.parametrize(
