@@ -121,6 +121,53 @@ def test_phase2_unfreezes_exactly_the_top_layers(lenet_base, tmp_path):
     assert result["epochs_run"] == 3
 
 
+@pytest.mark.parametrize("train_bn", [False, True])
+def test_unfreeze_all_with_and_without_batch_norm(mobilenet_base, train_bn, tmp_path):
+    """`--unfreeze all`: every convolution of MobileNet v2 trains in phase 2; its batch-norm
+    layers (scale, offset and moving statistics) stay as they were unless `--train-bn`.
+    `--head-dropout` is the rate of the new head's dropout."""
+    from cnnkeras.train import _run
+
+    before = base_weights(mobilenet_base)
+    last: dict = {}  # the base's weights after the last epoch (model.keras is the best one)
+    original = _run.plan_pipelines
+
+    class Last(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            last.update(layer_weights(features_of(self.model)))
+
+    def plan_pipelines(*args, **kwargs):
+        fit_data = original(*args, **kwargs)
+        return fit_data._replace(callbacks=[*fit_data.callbacks, Last()])
+
+    config = FinetuneConfig(
+        base=str(mobilenet_base),
+        dataset="digits",
+        epochs_head=1,
+        epochs_finetune=1,
+        unfreeze="all",
+        train_bn=train_bn,
+        head_dropout=0.35,
+        lr_finetune=1e-3,
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_run, "plan_pipelines", plan_pipelines)
+        finetune(config, run_dir=tmp_path / "ft", verbose=0)
+    model = keras.saving.load_model(tmp_path / "ft" / "model.keras", safe_mode=True)
+    after = {key: np.asarray(value) for key, value in last.items()}
+    base = features_of(model)
+    kinds = {layer.name: type(layer).__name__ for layer in base.layers}
+    for key in before:
+        changed = not np.array_equal(before[key], after[key])
+        kind = kinds[key.split("/")[0]]
+        if kind == "BatchNormalization":
+            assert changed == train_bn, key
+        elif kind in ("Conv2D", "DepthwiseConv2D") and key.endswith("/0"):
+            assert changed, key
+    rates = [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    assert rates == [pytest.approx(0.35)]
+
+
 def test_new_head_run_folder_and_channel_conversion(lenet_base, tmp_path):
     root = tmp_path / "colours"
     rng = np.random.default_rng(0)
