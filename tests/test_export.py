@@ -99,7 +99,18 @@ def test_int8_file_is_under_30_percent_at_the_canonical_size():
     assert ratio <= 0.30
 
 
-def test_v1_export_all_modes(tmp_path):
+def test_v1_export_all_modes(tmp_path, monkeypatch):
+    from cnnkeras.export import _export
+
+    calibrated = []  # images in each calibration sample the converter is given
+    sample = _export.representative_sample
+
+    def counted(*args, **kwargs):
+        generate = sample(*args, **kwargs)
+        calibrated.append(sum(1 for _ in generate()))
+        return generate
+
+    monkeypatch.setattr(_export, "representative_sample", counted)
     config = TrainConfig(
         arch="mobilenet_v1",
         dataset="digits",
@@ -113,9 +124,11 @@ def test_v1_export_all_modes(tmp_path):
         variants=VARIANTS,
         out=tmp_path / "tflite",
         int_io="int8",
+        samples=100,
         verbose=0,
     )
-    assert set(report["variants"]) == set(VARIANTS)
+    assert calibrated and set(calibrated) == {100}  # `samples`: 10 of each of the 10 classes
+    assert set(VARIANTS) <= set(report["variants"])  # and int8_mixed, where int8 was repaired
     assert report["variants"]["float32"]["agreement"] >= 0.999
     meta = json.loads((tmp_path / "tflite" / "preprocess.json").read_text())
     assert meta["variants"]["int8"]["input"]["dtype"] == "int8"
