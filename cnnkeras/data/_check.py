@@ -2,13 +2,13 @@
 colour, stored turned, readable) and which images are the same picture, within a class,
 under two labels, or in training and in validation/test (leakage: a test score that flatters).
 
-Each image is looked at once, streamed (a 16x16 grey thumbnail and a content hash are all that
-is kept: 300 bytes an image). Exact copies share a content hash. Near copies (re-encoded,
-resized, brightened, squashed) are pairs whose thumbnails correlate at ``NEAR`` or more, found
-by an exact all-pairs product in tiles; a correlation ignores brightness and contrast, where a
-perceptual hash such as dHash flips up to half its bits on a 10% brighter copy (measured in
-BENCHMARKS.md). Near-uniform images (sky, a wall) have no structure to compare and are
-counted apart; their exact copies are still found."""
+Each image is looked at once, streamed: a 16x16 grey thumbnail, a content hash and its size
+are all that is kept (about 2.6 KB an image with the bookkeeping, whatever its pixels). Exact
+copies share a content hash. Near copies (re-encoded, resized, brightened, squashed) are pairs
+whose thumbnails correlate at ``NEAR`` or more, found by an exact all-pairs product in tiles; a
+correlation ignores brightness and contrast, where a perceptual hash such as dHash moved 46 of
+its 64 bits on a 10% brighter copy (BENCHMARKS.md). Near-uniform images (sky, a wall) have no
+structure to compare and are counted apart; their exact copies are still found."""
 
 from __future__ import annotations
 
@@ -168,6 +168,7 @@ def near_pairs(thumbs: np.ndarray, near: float = NEAR) -> Iterator[tuple[np.ndar
 
 
 _ORDER = {name: k for k, name in enumerate(SPLIT_WORDS)}
+KINDS = ("leakage", "conflicting labels", "duplicates")  # what a group of one picture is
 
 
 class _Links:
@@ -216,9 +217,6 @@ class _Links:
             for key, group in members.items()
             if len(group) > 1
         ]
-
-
-KINDS = ("leakage", "conflicting labels", "duplicates")
 
 
 def _link(items: list[Item], looks: list[Look | None]) -> tuple[list[dict], list[int]]:
