@@ -185,12 +185,17 @@ def test_command_line(distinct, tmp_path, capsys):
     assert json.loads((out / "data_check.json").read_text())["counts"] == result["counts"]
     blocker = tmp_path / "file"
     blocker.write_bytes(b"keep")
-    for args in (["folder:/no/such/folder"], [f"folder:{distinct}", "--out", str(blocker)]):
+    refused = [
+        ["folder:/no/such/folder"],
+        [f"folder:{distinct}", "--out", str(blocker)],
+        ["digits", "--fix-leakage", "--out", str(tmp_path / "never")],  # no files to list
+    ]
+    for args in refused:
         capsys.readouterr()
         assert main(["data", "check", *args]) == 2
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    assert blocker.read_bytes() == b"keep"
+    assert blocker.read_bytes() == b"keep" and not (tmp_path / "never").exists()
 
 
 def test_thumbnails_are_read_upright(distinct, tmp_path):

@@ -128,8 +128,6 @@ def write_check(folder: str | Path, check: DataCheck, data: ImageDataset) -> Pat
 def write_without_leakage(check: DataCheck, path: Path) -> int:
     """A label file (path,label,split) of every readable image but the leaked ones, paths
     relative to its folder; the number of images left out."""
-    if files_root(check.spec) is None:
-        raise UserError("--fix-leakage writes a label file; it needs folder:PATH or csv:FILE")
     dropped = set(check.leaked)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -151,6 +149,10 @@ def data_check(
     """``cnnkeras data check``: the dataset split as ``train`` would split it (same seed),
     checked, written to ``out``; with ``fix_leakage`` a label file without the leaked images.
     Returns the record with where the files went."""
+    if fix_leakage and files_root(spec) is None:
+        raise UserError(
+            "`fix_leakage` writes a label file of image files: give folder:PATH or csv:FILE"
+        )
     _io.check_writable(out)
     data = load_dataset(spec, seed=seed, verbose=verbose)
     check = check_dataset(data, verbose=verbose)
