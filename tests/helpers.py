@@ -108,3 +108,32 @@ def one_per_builder() -> list[str]:
 
     first = {model_info(name).builder: name for name in reversed(list_models())}
     return sorted({*first.values(), "resnet50"})
+
+
+def run_callback(monkeypatch, make) -> None:
+    """Every later run's fit callbacks end with ``make(plan_pipelines' keyword arguments)``:
+    after the pipelines' own (precise batch norm), before early stopping and the checkpoint,
+    so that what it writes into an epoch's logs is what the run control sees."""
+    from cnnkeras.train import _run
+
+    original = _run.plan_pipelines
+
+    def plan_pipelines(*args, **kwargs):
+        fit_data = original(*args, **kwargs)
+        return fit_data._replace(callbacks=[*fit_data.callbacks, make(kwargs)])
+
+    monkeypatch.setattr(_run, "plan_pipelines", plan_pipelines)
+
+
+def run_split(run: Path, split: str):
+    """A run's ``split`` as its splits.json recorded it: the model input of every image, under
+    the run's preprocessing (config.json), and the labels."""
+    import numpy as np
+
+    from cnnkeras.data import Preprocessing, SplitImages, load_dataset
+
+    record = json.loads((run / "config.json").read_text())
+    recorded = json.loads((run / "splits.json").read_text())
+    part = load_dataset(record["dataset"], record=recorded).splits[split]
+    prep = Preprocessing.from_dict(record["preprocessing"])
+    return np.stack(list(SplitImages(part, prep))), part.labels

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import run_cli
+from helpers import run_cli, run_split
 from PIL import Image
 
 from cnnkeras.cli import main
@@ -143,12 +143,8 @@ def test_v1_export_all_modes(tmp_path, monkeypatch):
     assert inp["dtype"] == out["dtype"] == np.int8
     in_scale, in_zero = inp["quantization"]
     assert in_zero == -128 and in_scale == pytest.approx(1 / 255, rel=1e-3)
-    from cnnkeras.data import SplitImages, load_dataset
-
     model = keras.saving.load_model(tmp_path / "run" / "model.keras", safe_mode=True)
-    record = json.loads((tmp_path / "run" / "splits.json").read_text())
-    test = load_dataset("digits", record=record).splits["test"]
-    x = np.stack(list(SplitImages(test, Preprocessing(32, 32, 1))))
+    x, _ = run_split(tmp_path / "run", "test")
     keras_scores = model.predict(x, verbose=0)
     scale, zero = out["quantization"]
     by_hand = []

@@ -6,7 +6,7 @@ import json
 import keras
 import numpy as np
 import pytest
-from helpers import history, killed_and_resumed, offline_application, run_cli
+from helpers import history, killed_and_resumed, offline_application, run_callback, run_cli
 from PIL import Image
 
 from cnnkeras.errors import UserError
@@ -122,24 +122,18 @@ def test_phase2_unfreezes_exactly_the_top_layers(lenet_base, tmp_path):
 
 
 @pytest.mark.parametrize("train_bn", [False, True])
-def test_unfreeze_all_with_and_without_batch_norm(mobilenet_base, train_bn, tmp_path):
+def test_unfreeze_all_with_and_without_batch_norm(mobilenet_base, train_bn, tmp_path, monkeypatch):
     """`--unfreeze all`: every convolution of MobileNet v2 trains in phase 2; its batch-norm
     layers (scale, offset and moving statistics) stay as they were unless `--train-bn`.
     `--head-dropout` is the rate of the new head's dropout."""
-    from cnnkeras.train import _run
-
     before = base_weights(mobilenet_base)
     last: dict = {}  # the base's weights after the last epoch (model.keras is the best one)
-    original = _run.plan_pipelines
 
     class Last(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             last.update(layer_weights(features_of(self.model)))
 
-    def plan_pipelines(*args, **kwargs):
-        fit_data = original(*args, **kwargs)
-        return fit_data._replace(callbacks=[*fit_data.callbacks, Last()])
-
+    run_callback(monkeypatch, lambda _: Last())
     config = FinetuneConfig(
         base=str(mobilenet_base),
         dataset="digits",
@@ -150,9 +144,7 @@ def test_unfreeze_all_with_and_without_batch_norm(mobilenet_base, train_bn, tmp_
         head_dropout=0.35,
         lr_finetune=1e-3,
     )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_run, "plan_pipelines", plan_pipelines)
-        finetune(config, run_dir=tmp_path / "ft", verbose=0)
+    finetune(config, run_dir=tmp_path / "ft", verbose=0)
     model = keras.saving.load_model(tmp_path / "ft" / "model.keras", safe_mode=True)
     after = {key: np.asarray(value) for key, value in last.items()}
     base = features_of(model)

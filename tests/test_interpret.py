@@ -7,7 +7,7 @@ import json
 import keras
 import numpy as np
 import pytest
-from helpers import one_per_builder, run_cli
+from helpers import one_per_builder, run_cli, run_split
 from PIL import Image
 
 from cnnkeras import explain, interpret
@@ -167,21 +167,15 @@ def test_inspect_command_writes_every_view(digits_run, tmp_path, capsys):
 def test_evaluate_on_the_validation_and_training_splits(digits_run, tmp_path):
     """`evaluate --split val|train` reports on that split of the run: its size, and the
     accuracy of the model on its images computed here."""
-    from cnnkeras.data import SplitImages, load_dataset
     from cnnkeras.evaluate import evaluate_model
 
-    record = json.loads((digits_run.parent / "config.json").read_text())
-    data = load_dataset(
-        "digits", record=json.loads((digits_run.parent / "splits.json").read_text())
-    )
-    prep = Preprocessing.from_dict(record["preprocessing"])
     model = keras.saving.load_model(digits_run, safe_mode=True)
     for split in ("val", "train"):
         m = evaluate_model(digits_run, split=split, out=tmp_path / split)
-        images = data.splits[split]
-        assert m["num_samples"] == len(images)
-        predicted = model.predict(np.stack(list(SplitImages(images, prep))), verbose=0).argmax(1)
-        assert m["accuracy"] == pytest.approx(float(np.mean(predicted == images.labels)))
+        x, labels = run_split(digits_run.parent, split)
+        assert m["num_samples"] == len(labels)
+        predicted = model.predict(x, verbose=0).argmax(1)
+        assert m["accuracy"] == pytest.approx(float(np.mean(predicted == labels)))
 
 
 def test_models_pattern_lists_only_its_matches(capsys):

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import run_split
 
 from cnnkeras.cli import main
 from cnnkeras.data import Preprocessing
@@ -357,18 +358,14 @@ def test_evaluate_and_predict_report_tta_beside_the_plain_result(tmp_path):
     assert m["tta"]["copies"][0] == "original" and len(m["tta"]["copies"]) == 6
     assert m["accuracy"] > 0.3
     # the TTA accuracy, computed again here: the model's mean score over the six copies
-    from cnnkeras.data import SplitImages, load_dataset
     from cnnkeras.tta import augmented, tta_copies
 
     record = json.loads((run / "config.json").read_text())
-    data = load_dataset("digits", record=json.loads((run / "splits.json").read_text()))
-    test = data.splits["test"]
-    prep = Preprocessing.from_dict(record["preprocessing"])
-    x = np.stack(list(SplitImages(test, prep)))
+    x, labels = run_split(run, "test")
     model = keras.saving.load_model(run / "model.keras", safe_mode=True)
     copies = tta_copies(record["plan"]["augment"])
     scores = np.mean([model.predict(augmented(x, c), verbose=0) for c in copies], axis=0)
-    expected = float(np.mean(scores.argmax(1) == test.labels))
+    expected = float(np.mean(scores.argmax(1) == labels))
     assert m["tta"]["accuracy"] == pytest.approx(expected, abs=1e-9)
     assert expected != m["accuracy"]  # the copies change some answers on this split
     report = (Path(m["report_dir"]) / "report.md").read_text()

@@ -12,9 +12,9 @@ import json
 import keras
 import numpy as np
 import pytest
-from helpers import history
+from helpers import history, run_callback
 
-from cnnkeras.train import TrainConfig, _run, resume, train
+from cnnkeras.train import TrainConfig, resume, train
 
 
 class Scripted(keras.callbacks.Callback):
@@ -42,13 +42,8 @@ class Crash(Exception):
 def scripted(monkeypatch):
     """``scripted(curve)`` puts a Scripted callback in the next runs' callbacks (after the
     precise batch norm, before early stopping); each call replaces the last one's."""
-    original, current = _run.plan_pipelines, []
-
-    def plan_pipelines(*args, **kwargs):
-        fit_data = original(*args, **kwargs)
-        return fit_data._replace(callbacks=[*fit_data.callbacks, current[-1]])
-
-    monkeypatch.setattr(_run, "plan_pipelines", plan_pipelines)
+    current = []
+    run_callback(monkeypatch, lambda _: current[-1])
 
     def install(curve, crash_at=None):
         current.append(Scripted(curve, crash_at))

@@ -10,7 +10,7 @@ import sys
 import keras
 import numpy as np
 import pytest
-from helpers import CLI, history, kill_after_epochs, killed_and_resumed, run_cli
+from helpers import CLI, history, kill_after_epochs, killed_and_resumed, run_callback, run_cli
 
 from cnnkeras.cli import main
 from cnnkeras.errors import UserError
@@ -389,14 +389,11 @@ def test_schedules_warm_up_and_decay_as_planned():
     assert values == [1e-3, 1e-3] and plan.warmup_epochs == 0
 
 
-def test_optimizer_loss_dropout_and_cache_flags_reach_the_run(tmp_path):
+def test_optimizer_loss_dropout_and_cache_flags_reach_the_run(tmp_path, monkeypatch):
     """`--optimizer rmsprop --momentum 0.5 --loss mse --dropout 0.3 --cache disk` on the
     command line: the saved model's optimizer, momentum, loss and dropout layer are those,
     and the run's decoded images sat in files under its cache folder while it trained."""
-    from cnnkeras.train import _run
-
     cached: list[list[str]] = []
-    original = _run.plan_pipelines
 
     class Peek(keras.callbacks.Callback):
         def __init__(self, folder):
@@ -406,17 +403,11 @@ def test_optimizer_loss_dropout_and_cache_flags_reach_the_run(tmp_path):
         def on_epoch_end(self, epoch, logs=None):
             cached.append(sorted(p.name for p in self.folder.rglob("*") if p.is_file()))
 
-    def plan_pipelines(*args, **kwargs):
-        fit_data = original(*args, **kwargs)
-        peek = Peek(kwargs["cache_dir"])
-        return fit_data._replace(callbacks=[*fit_data.callbacks, peek])
-
+    run_callback(monkeypatch, lambda kwargs: Peek(kwargs["cache_dir"]))
     args = ["train", "--dataset", "digits", "--image-size", "16", "--epochs", "2"]
     args += ["--optimizer", "rmsprop", "--momentum", "0.5", "--loss", "mse"]
     args += ["--dropout", "0.3", "--cache", "disk", "--quiet", "--out", str(tmp_path)]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_run, "plan_pipelines", plan_pipelines)
-        assert main(args) == 0
+    assert main(args) == 0
     (run,) = tmp_path.iterdir()
     model = keras.saving.load_model(run / "model.keras", safe_mode=True)
     assert isinstance(model.optimizer, keras.optimizers.RMSprop)

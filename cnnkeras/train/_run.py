@@ -272,8 +272,9 @@ def start_run(
     if data.splits["train"].paths is not None:  # users' own images: look at them first
         check = check_dataset(data, verbose=verbose)
         write_check(folder, check, data)
-        for line in (check.summary(), *check.warnings()):
-            _io.log(verbose, line if line.startswith("data check") else f"data check: {line}")
+        _io.log(verbose, check.summary())
+        for warning in check.warnings():
+            _io.log(verbose, f"data check: {warning}")
     _io.log(verbose, f"run folder: {folder}")
     return Run(folder, config, plan, data, prep, model, record, title)
 
@@ -800,7 +801,7 @@ def finish_run(run: Run, *, status: str, seconds: float, verbose: int) -> dict:
         about["warning"] = warning["message"]
     checked = _io.read_json(run / CHECK_FILE)
     if checked:
-        about["data check"] = f"{checked['summary'][len('data check: ') :]} ({CHECK_PAGE})"
+        about["data check"] = f"{checked['summary'].removeprefix('data check: ')} ({CHECK_PAGE})"
     test = data.splits["test"]
     scores, kept = predict_split(best, test, prep)
     if len(kept) < len(test):
