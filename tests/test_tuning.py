@@ -304,6 +304,16 @@ def test_retrain_best_against_the_defaults(tmp_path, monkeypatch):
     assert retrain_best(e, epochs=1, seeds=2, verbose=0)["gain"] == result["gain"]
     assert (tmp_path / "search/retrained/best-seed42/model.keras").stat().st_mtime_ns == stamp
 
+    # tune --retrain-best --no-baseline on the finished search: the best runs only, no gain
+    args = ["tune", "--arch", "lenet5", "--dataset", "digits", "--image-size", "16"]
+    args += ["--epochs", "1", "--max-trials", "2", "--dir", str(tmp_path / "search")]
+    assert main([*args, "--retrain-best", "--seeds", "2", "--no-baseline", "--quiet"]) == 0
+    retrained = json.loads((tmp_path / "search" / "retrained.json").read_text())
+    assert "defaults" not in retrained and "gain" not in retrained
+    assert retrained["best"]["values"] == values
+    assert "gain of the search" not in (tmp_path / "search" / "summary.md").read_text()
+    assert (tmp_path / "search/retrained/best-seed42/model.keras").stat().st_mtime_ns == stamp
+
 
 @pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.glob("tuning/*.toml")))
 def test_shipped_experiments_are_valid(path):
