@@ -1,11 +1,14 @@
 """The lecture's metrics with scikit-learn: accuracy, top-k, precision/recall/F1 (per class,
-macro, micro, weighted), confusion matrix, and average precision per class with its mean, mAP."""
+macro, micro, weighted), confusion matrix, average precision per class with its mean, mAP,
+and whether the scores are calibrated (ECE, NLL, Brier)."""
 
 from __future__ import annotations
 
 import numpy as np
 from sklearn import metrics as skm
 from sklearn.preprocessing import label_binarize
+
+from cnnkeras.evaluate._calibration import calibration
 
 
 def compute_metrics(
@@ -70,6 +73,7 @@ def compute_metrics(
     result["average_precision"] = ap
     present = [v for v in ap.values() if v is not None]
     result["mAP"] = float(np.mean(present)) if present else 0.0
+    result["calibration"] = calibration(y_true, y_score)
     if n_classes == 2:  # the positive class is the second name, as in scikit-learn
         tn, fp, fn, tp = cm.ravel()
         result["binary"] = {

@@ -62,6 +62,24 @@ def misclassified_png(
     return png_bytes(fig)
 
 
+def reliability_png(bins: list[dict], ece: float) -> bytes:
+    """The reliability diagram: accuracy against mean top score in each bin (the diagonal is
+    a calibrated model), bar widths the bins, the share of images under each bar."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    total = sum(b["count"] for b in bins) or 1
+    for b in bins:
+        width = b["upper"] - b["lower"]
+        ax.bar(b["lower"], b["accuracy"], width=width, align="edge", color="#4c78a8", ec="white")
+        ax.plot([b["lower"], b["upper"]], [b["confidence"]] * 2, color="#e45756", lw=2)
+        ax.text(b["lower"] + width / 2, 0.02, f"{b['count'] / total:.0%}", ha="center", fontsize=6)
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="calibrated")
+    ax.plot([], [], color="#e45756", lw=2, label="mean top score of the bin")
+    ax.set(xlabel="top score", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
+    ax.set_title(f"reliability (ECE {ece:.4f})")
+    ax.legend(loc="upper left", fontsize=8)
+    return png_bytes(fig)
+
+
 def training_curves_png(history: dict[str, list[float]]) -> bytes:
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     epochs = np.arange(1, len(history.get("loss", [])) + 1)

@@ -62,6 +62,15 @@ def summary_lines(m: dict, title: str) -> list[str]:
         f"- macro F1: {m['f1']['macro']:.4f}",
         f"- mAP (mean average precision, one-vs-rest): {m['mAP']:.4f}",
     ]
+    c = m["calibration"]
+    line = f"- calibration: ECE {c['ece']:.4f}, NLL {c['nll']:.4f}, Brier {c['brier']:.4f}"
+    if "temperature_scaling" in m:
+        t = m["temperature_scaling"]
+        line += (
+            f" (temperature {t['temperature']:.3f}, {t['reason']}; before: ECE "
+            f"{t['before']['ece']:.4f}, NLL {t['before']['nll']:.4f})"
+        )
+    lines.append(line)
     if "tta" in m:
         t = m["tta"]
         lines.append(
@@ -122,6 +131,9 @@ def write_report(
         ),
         "pr_curves.png": _plots.pr_curves_png(
             np.asarray(y_true), np.asarray(y_score), class_names, m["average_precision"]
+        ),
+        "reliability.png": _plots.reliability_png(
+            m["calibration"]["bins"], m["calibration"]["ece"]
         ),
     }
     m["confused_pairs"] = _errors.confused_pairs(m["confusion_matrix"], class_names)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 
-def parity_cells(row: dict) -> tuple[str, str, str]:
-    """Accuracy, agreement and max output difference of a report row as table cells ("-"
+def parity_cells(row: dict) -> tuple[str, str, str, str]:
+    """Accuracy, agreement, max output difference and ECE of a report row as table cells ("-"
     without a dataset)."""
     return (
         f"{row['accuracy']:.4f}" if "accuracy" in row else "-",
         f"{100 * row['agreement']:.2f}%" if "agreement" in row else "-",
         f"{row['max_abs_diff']:.4f}" if "max_abs_diff" in row else "-",
+        f"{row['ece']:.4f}" if "ece" in row else "-",
     )
 
 
@@ -18,17 +19,17 @@ def export_text(report: dict) -> str:
     lines = []
     if "keras_accuracy" in report:
         lines.append(
-            f"Keras model: accuracy {report['keras_accuracy']:.4f} on "
-            f"{report['test_images']} test images"
+            f"Keras model: accuracy {report['keras_accuracy']:.4f}, ECE "
+            f"{report['keras_ece']:.4f} on {report['test_images']} test images"
         )
     lines.append(
-        f"{'variant':<11}{'KiB':>7}{'accuracy':>10}{'agreement':>11}{'max diff':>10}{'ms':>8}"
-        f"{'phone acc':>11}"
+        f"{'variant':<11}{'KiB':>7}{'accuracy':>10}{'agreement':>11}{'max diff':>10}"
+        f"{'ECE':>8}{'ms':>8}{'phone acc':>11}"
     )
     for variant, r in report["variants"].items():
-        acc, agree, diff = parity_cells(r)
+        acc, agree, diff, ece = parity_cells(r)
         lines.append(
-            f"{variant:<11}{r['bytes'] / 1024:>7.0f}{acc:>10}{agree:>11}{diff:>10}"
+            f"{variant:<11}{r['bytes'] / 1024:>7.0f}{acc:>10}{agree:>11}{diff:>10}{ece:>8}"
             f"{r['median_ms']:>8.3f}{_phone_cell(r):>11}"
         )
     if "int8_repair" in report:
@@ -72,7 +73,13 @@ def model_card(name: str, model, report: dict, meta: dict) -> str:
     if "keras_accuracy" in report:
         lines.append(
             f"- Keras model test accuracy: {report['keras_accuracy']:.4f} "
-            f"on {report['test_images']} images ({meta['dataset']})"
+            f"on {report['test_images']} images ({meta['dataset']}); expected calibration "
+            f"error (ECE, 15 bins) {report['keras_ece']:.4f}"
+        )
+    if "temperature" in meta:
+        lines.append(
+            f"- scores calibrated: the logits are divided by {meta['temperature']:.4g} inside "
+            "the model (temperature scaling fitted on the validation split)"
         )
     lines.append(f"- Keras single-image latency: {report['keras_latency']['median_ms']:.2f} ms")
     lines.append(
@@ -81,17 +88,17 @@ def model_card(name: str, model, report: dict, meta: dict) -> str:
     )
     lines += [
         "",
-        "| variant | size | accuracy | agreement with Keras | max output diff | "
+        "| variant | size | accuracy | agreement with Keras | max output diff | ECE | "
         "accuracy in MediaPipe (phone resize) | CompiledModel vs Interpreter | "
         "median latency | p90 latency |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for variant, row in report["variants"].items():
-        acc, agree, diff = parity_cells(row)
+        acc, agree, diff, ece = parity_cells(row)
         compiled = row.get("compiled_model_max_diff")
         compiled = f"{compiled:.2g}" if compiled is not None else "-"
         lines.append(
-            f"| {variant} | {row['bytes'] / 1024:.0f} KiB | {acc} | {agree} | {diff} | "
+            f"| {variant} | {row['bytes'] / 1024:.0f} KiB | {acc} | {agree} | {diff} | {ece} | "
             f"{_phone_cell(row)} | {compiled} | {row['median_ms']:.3f} ms | "
             f"{row['p90_ms']:.3f} ms |"
         )

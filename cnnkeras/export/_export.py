@@ -18,6 +18,7 @@ from cnnkeras._litert import VARIANTS, TFLiteModel, convert
 from cnnkeras._timing import call_times_ms
 from cnnkeras.data import DEFAULT_SEED, load_dataset, make_pipeline
 from cnnkeras.errors import UserError
+from cnnkeras.evaluate._calibration import calibration
 from cnnkeras.export._card import model_card
 from cnnkeras.export._metadata import ClassifierMetadata, metadata_bytes, populate
 from cnnkeras.export._runtimes import (
@@ -84,6 +85,7 @@ def parity(keras_scores, tflite_scores, labels) -> dict:
         "accuracy": float((t_top == labels).mean()),
         "macro_f1": float(f1_score(labels, t_top, average="macro", zero_division=0)),
         "max_abs_diff": float(np.abs(keras_scores - tflite_scores).max()),
+        "ece": calibration(labels, tflite_scores)["ece"],
     }
 
 
@@ -357,6 +359,8 @@ def export_model(
             "seed": seed,
             "variants": {v: r.quantization for v, r in job.runners.items()},
         }
+        if "calibration" in config:  # folded into the model: the scores are calibrated
+            meta["temperature"] = config["calibration"]["temperature"]
         about = ClassifierMetadata(
             name=name,
             description=_description(config.get("arch") or model.name, dataset, report, rgb),
@@ -448,7 +452,8 @@ class _Export:
         )
         self.test = test = data.splits["test"].subset(kept)
         keras_accuracy = float((self.keras_scores.argmax(1) == test.labels).mean())
-        report.update(keras_accuracy=keras_accuracy, test_images=len(test))
+        keras_ece = calibration(test.labels, self.keras_scores)["ece"]
+        report.update(keras_accuracy=keras_accuracy, keras_ece=keras_ece, test_images=len(test))
         for variant in variants:
             row = parity(self.keras_scores, self.scores[variant], test.labels)
             report["variants"][variant] = row

@@ -20,6 +20,7 @@ from cnnkeras.train._plan import SCHEDULES
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 LOSSES = ("crossentropy", "mse")
+SCORES = ("calibrated", "raw")  # temperature scaling at the end of a run (train._calibrate)
 
 
 def _number(value) -> float:
@@ -101,6 +102,13 @@ class TrainConfig:
         "0.999) and evaluate and save it; none by default",
         metavar="DECAY",
     )
+    scores: str = option(
+        "calibrated",
+        help="calibrated: the logits divided by the temperature that fits the validation split "
+        "(folded into the saved model, so a score of 0.9 is right about 90%% of the time); "
+        "raw: as training left them",
+        choices=SCORES,
+    )
     seed: int = option(DEFAULT_SEED, help="of the split, the weights and the augmentation")
     patience: int = option(15, help="early stopping: epochs without a better val_accuracy")
     cache: str = option(
@@ -181,5 +189,5 @@ class TrainConfig:
     @classmethod
     def from_record(cls, record: dict) -> TrainConfig:
         """The options of a run from its config.json: a run recorded before the phone's resize
-        was the default keeps the resize it trained with."""
-        return cls.from_dict({"resize": "antialias", **record})
+        or calibrated scores were the default keeps the resize and scores it trained with."""
+        return cls.from_dict({"resize": "antialias", "scores": "raw", **record})

@@ -53,6 +53,7 @@ from cnnkeras.saved import (
     predict_split,
 )
 from cnnkeras.train import _multihost
+from cnnkeras.train._calibrate import calibrated_best
 from cnnkeras.train._callbacks import (
     CHECKPOINTS,
     MONITOR,
@@ -781,6 +782,7 @@ def _report_decode_failures(run: Path, tallies: list[DecodeTally], verbose: int)
 def finish_run(run: Run, *, status: str, seconds: float, verbose: int) -> dict:
     """Training curves, the test-split report of the best model, and the final config.json."""
     data, prep, record, plan, title = run.data, run.prep, run.record, run.plan, run.title
+    scores = run.config.scores
     run = run.folder
     rows = read_history(run / "history.csv")
     if not (run / "model.keras").is_file():
@@ -788,7 +790,7 @@ def finish_run(run: Run, *, status: str, seconds: float, verbose: int) -> dict:
     history = {k: [r[k] for r in rows] for k in (rows[0] if rows else {})}
     curves = training_curves_png(history)
     _io.write_bytes(run / "training_curves.png", curves)
-    best = keras.saving.load_model(run / "model.keras", safe_mode=True)
+    best, scaling = calibrated_best(run, scores, data, prep)
     warning = learned_nothing(rows, data.splits["val"].labels, data.num_classes, plan)
     about = {
         "model": f"{record.get('arch')} ({record.get('params', 0):,} parameters), {run}",
@@ -816,6 +818,7 @@ def finish_run(run: Run, *, status: str, seconds: float, verbose: int) -> dict:
         model=best,
         about=about,
         curves=curves,
+        extra={"temperature_scaling": scaling} if scaling else None,
     )
     best_i = max(range(len(rows)), key=lambda i: score(rows[i])) if rows else -1
     result = {
@@ -832,7 +835,16 @@ def finish_run(run: Run, *, status: str, seconds: float, verbose: int) -> dict:
     if warning:
         result["learned_nothing"] = warning
         _io.log(verbose, f"warning: {warning['message']}")
+    if scaling:
+        result["temperature"] = scaling["temperature"]
+        _io.log(
+            verbose,
+            f"scores calibrated: temperature {scaling['temperature']:.3f} ({scaling['reason']});"
+            f" test ECE {scaling['before']['ece']:.4f} -> {metrics['calibration']['ece']:.4f}",
+        )
     record = {**_io.read_json(run / CONFIG_FILE), **record, "status": status, "result": result}
+    if scaling:
+        record["calibration"] = scaling
     _io.write_json(run / CONFIG_FILE, record)
     shutil.rmtree(run / CHECKPOINTS, ignore_errors=True)
     shutil.rmtree(run / CACHE_DIR, ignore_errors=True)

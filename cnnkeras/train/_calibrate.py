@@ -1,0 +1,96 @@
+"""Temperature scaling at the end of a run, folded into the model.
+
+The temperature fitted on the validation split divides the classifier's kernel and bias, so
+the logits are divided before the softmax inside ``model.keras`` itself: ``predict``,
+``evaluate``, ``inspect``, ``serve`` and every TFLite file exported from it give the
+calibrated scores with nothing for an app to apply. The top class never changes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from cnnkeras import _io
+from cnnkeras.data import ImageDataset, Preprocessing
+from cnnkeras.data._datasets import Split
+from cnnkeras.evaluate._calibration import calibration, fit_temperature, nll
+from cnnkeras.saved import predict_split
+from cnnkeras.train._callbacks import CHECKPOINTS
+
+RAW_FILE = "uncalibrated.keras"  # the best model as trained, until the run's report is written
+
+
+def classifier(model: keras.Model) -> keras.layers.Dense | None:
+    """The Dense layer with a softmax that gives ``model``'s only output, if that is how
+    the model ends (every builder's and finetune's head does)."""
+    if len(model.outputs) != 1:
+        return None
+    layer = model.outputs[0]._keras_history.operation
+    if isinstance(layer, keras.layers.Dense) and layer.get_config()["activation"] == "softmax":
+        return layer
+    return None
+
+
+def split_logits(model: keras.Model, dense: keras.layers.Dense, split: Split, prep: Preprocessing):
+    """The logits (float64) of ``split``'s images before ``dense``'s softmax, and their
+    positions in the split (as ``predict_split``)."""
+    features = keras.Model(model.input, dense.input)
+    kernel = np.asarray(dense.kernel, dtype=np.float64)
+    bias = np.asarray(dense.bias, dtype=np.float64) if dense.use_bias else 0.0
+
+    def logits(x: np.ndarray) -> np.ndarray:
+        return np.asarray(features(x, training=False), dtype=np.float64) @ kernel + bias
+
+    return predict_split(logits, split, prep)
+
+
+def calibrate(model: keras.Model, val: Split, prep: Preprocessing) -> dict:
+    """Fit the temperature on ``val`` and fold it into ``model``; what was done and why."""
+    dense = classifier(model)
+    if dense is None:
+        return {"temperature": 1.0, "reason": "the model does not end in one softmax layer"}
+    z, kept = split_logits(model, dense, val, prep)
+    y = val.labels[kept]
+    temperature, reason = fit_temperature(z, y)
+    record = {
+        "temperature": temperature,
+        "reason": reason,
+        "val_nll_before": nll(z, y, 1.0),
+        "val_nll_after": nll(z, y, temperature),
+    }
+    if temperature != 1.0:
+        dense.kernel.assign(np.asarray(dense.kernel) / temperature)
+        if dense.use_bias:
+            dense.bias.assign(np.asarray(dense.bias) / temperature)
+    return record
+
+
+def calibrated_best(
+    folder: Path, scores: str, data: ImageDataset, prep: Preprocessing
+) -> tuple[keras.Model, dict | None]:
+    """A finished run's best model (``model.keras``), calibrated and saved back when
+    ``scores`` is 'calibrated', and what calibration did, with the test split's ECE, NLL and
+    Brier score before it. The model as trained is kept in the checkpoint folder (removed
+    with it once the report is written), so a run killed in between is calibrated once."""
+    model_file = folder / "model.keras"
+    if scores == "raw":
+        return keras.saving.load_model(model_file, safe_mode=True), None
+    raw = folder / CHECKPOINTS / RAW_FILE
+    if not raw.is_file():
+        with _io.atomic_path(raw) as tmp:
+            shutil.copyfile(model_file, tmp)
+    model = keras.saving.load_model(raw, safe_mode=True)
+    test = data.splits["test"]
+    before, kept = predict_split(model, test, prep)
+    record = calibrate(model, data.splits["val"], prep)
+    measured = calibration(test.labels[kept], before)
+    record["before"] = {k: v for k, v in measured.items() if k != "bins"}
+    record["before"]["accuracy"] = float((before.argmax(axis=1) == test.labels[kept]).mean())
+    _io.save_model(model, model_file)
+    return model, record
+
+
+__all__ = ["calibrate", "calibrated_best", "classifier", "split_logits"]

@@ -1,0 +1,106 @@
+"""Calibrated scores: ECE, NLL and Brier on a hand-worked table; the fitted temperature is
+the one the labels were drawn with; a real run's classifier holds its kernel and bias divided
+by that temperature and nothing else changed (against the same run with raw scores), once
+even when the end of the run is repeated; the report and the TFLite export carry it."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from helpers import run_split
+
+from cnnkeras._litert import TFLiteModel
+from cnnkeras.data import Preprocessing, load_dataset
+from cnnkeras.evaluate._calibration import calibration, fit_temperature, scaled
+from cnnkeras.export import export_model
+from cnnkeras.saved import load_keras
+from cnnkeras.train import TrainConfig, train
+from cnnkeras.train._calibrate import RAW_FILE, calibrated_best, classifier
+from cnnkeras.train._callbacks import CHECKPOINTS
+
+
+def test_ece_nll_and_brier_of_a_hand_made_table():
+    scores = np.array([[0.9, 0.1], [0.65, 0.35], [0.2, 0.8], [0.7, 0.3]])
+    labels = np.array([0, 1, 1, 0])  # right, wrong (top 0.65), right, right
+    c = calibration(labels, scores)
+    # top scores 0.9, 0.65, 0.8, 0.7 fall in four bins of 1/15: |1-0.9|, |0-0.65|, |1-0.8|, |1-0.7|
+    assert c["ece"] == pytest.approx((0.1 + 0.65 + 0.2 + 0.3) / 4)
+    assert c["nll"] == pytest.approx(-(math.log(0.9 * 0.35 * 0.8 * 0.7)) / 4)
+    assert c["brier"] == pytest.approx(2 * (0.1**2 + 0.65**2 + 0.2**2 + 0.3**2) / 4)
+    tally = [(b["count"], b["accuracy"]) for b in c["bins"]]
+    assert tally == [(1, 0.0), (1, 1.0), (1, 1.0), (1, 1.0)]
+    # two images in one bin: the bin's accuracy and mean top score, weighted by its share
+    c = calibration(np.array([0, 1]), np.array([[0.9, 0.1], [0.92, 0.08]]))
+    assert c["ece"] == pytest.approx(abs(0.5 - 0.91)) and len(c["bins"]) == 1
+
+
+@pytest.mark.parametrize("temperature", [0.5, 2.0])
+def test_the_fitted_temperature_is_the_one_the_labels_were_drawn_with(temperature):
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, (20_000, 5))
+    p = scaled(logits, temperature)
+    labels = (rng.random((len(p), 1)) > p.cumsum(axis=1)).sum(axis=1)
+    fitted, reason = fit_temperature(logits, labels)
+    assert fitted == pytest.approx(temperature, rel=0.05) and "validation NLL" in reason
+    right = logits.argmax(axis=1)  # no error: nothing to fit, the scores stay
+    assert fit_temperature(logits, right) == (1.0, "validation has no error to calibrate on")
+
+
+def test_a_run_holds_its_temperature_in_the_classifier_and_nothing_else(tmp_path):
+    options = dict(dataset="digits", image_size=16, epochs=3, seed=1)
+    raw = train(TrainConfig(**options, scores="raw"), run_dir=tmp_path / "raw", verbose=0)
+    run = tmp_path / "calibrated"
+    result = train(TrainConfig(**options), run_dir=run, verbose=0)
+    record = json.loads((run / "config.json").read_text())
+    t = record["calibration"]["temperature"]
+    assert result["temperature"] == t and t != 1.0
+    assert "calibration" not in json.loads((tmp_path / "raw" / "config.json").read_text())
+    # the temperature is the one that fits validation's log-scores of the raw model
+    before, after = load_keras(tmp_path / "raw" / "model.keras"), load_keras(run / "model.keras")
+    x_val, y_val = run_split(run, "val")
+    assert fit_temperature(np.log(before.predict(x_val, verbose=0)), y_val)[0] == pytest.approx(
+        t, rel=1e-3
+    )
+    dense = classifier(after).name
+    for b, a in zip(before.weights, after.weights, strict=True):
+        if a.path.startswith(dense + "/"):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b) / t, rtol=1e-6)
+        else:
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    x_test, y_test = run_split(run, "test")
+    p_raw, p = before.predict(x_test, verbose=0), after.predict(x_test, verbose=0)
+    np.testing.assert_allclose(p, scaled(np.log(p_raw), t), atol=1e-5)
+    assert (p.argmax(1) == p_raw.argmax(1)).all()  # it rescales, never reorders
+    assert result["test_accuracy"] == raw["test_accuracy"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["calibration"]["ece"] == pytest.approx(calibration(y_test, p)["ece"], abs=1e-6)
+    assert record["calibration"]["before"]["ece"] == pytest.approx(
+        calibration(y_test, p_raw)["ece"], abs=1e-6
+    )
+    assert f"(temperature {t:.3f}, " in (run / "report.md").read_text()
+    assert (run / "reliability.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (run / CHECKPOINTS).exists()
+
+    # the end of the run repeated (killed after model.keras was calibrated): calibrated once
+    (run / CHECKPOINTS).mkdir()
+    (run / CHECKPOINTS / RAW_FILE).write_bytes((tmp_path / "raw" / "model.keras").read_bytes())
+    data = load_dataset("digits", seed=1, record=json.loads((run / "splits.json").read_text()))
+    prep = Preprocessing.from_dict(record["preprocessing"])
+    _, again = calibrated_best(run, "calibrated", data, prep)
+    assert again["temperature"] == pytest.approx(t, rel=1e-9)
+    np.testing.assert_allclose(load_keras(run / "model.keras").predict(x_test, verbose=0), p)
+
+    # the export: the calibrated scores, the temperature recorded for apps, ECE per variant
+    export = dict(variants=("float32",), input="as-trained", check_runtimes=False, verbose=0)
+    report = export_model(run / "model.keras", out=tmp_path / "x", **export)
+    meta = json.loads((tmp_path / "x" / "preprocess.json").read_text())
+    assert meta["temperature"] == t
+    lite = TFLiteModel(tmp_path / "x" / "model_float32.tflite").predict(x_test)
+    np.testing.assert_allclose(lite, p, atol=1e-5)
+    row = report["variants"]["float32"]
+    assert row["ece"] == pytest.approx(calibration(y_test, lite)["ece"], abs=1e-4)
+    assert f"divided by {t:.4g} inside" in (tmp_path / "x" / "model_card.md").read_text()
+
+    # a run recorded before calibration was the default resumes with raw scores
+    assert TrainConfig.from_record({"arch": "lenet5"}).scores == "raw"
