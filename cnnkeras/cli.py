@@ -53,6 +53,18 @@ def _arch_option(text: str) -> tuple[str, str, object]:
     return arch, name, value
 
 
+def _threshold(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected auto or a score in [0, 1], got {text!r}")
+    return value
+
+
 # ---------------------------------------------------------------- commands
 # Each returns (what --json prints, the text otherwise[, exit status]).
 
@@ -293,7 +305,8 @@ def cmd_export(args):
 def cmd_predict(args):
     from cnnkeras.predict import predict_files, predict_text
 
-    results = predict_files(args.model, args.images, top_k=args.top_k, tta=args.tta)
+    options = {"top_k": args.top_k, "tta": args.tta, "threshold": args.threshold}
+    results = predict_files(args.model, args.images, **options)
     failed = [r for r in results if "error" in r]
     for r in failed if not args.json else []:
         print(f"{r['image']}: error: {r['error']}", file=sys.stderr)
@@ -506,6 +519,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+")
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--tta", action="store_true", help=TTA_HELP)
+    threshold_help = (
+        "answer unknown below this top score; auto: the one train --target-accuracy found"
+    )
+    p.add_argument("--threshold", type=_threshold, metavar="auto|SCORE", help=threshold_help)
 
     explain = sub.add_parser("explain", help="the lecture's calculators")
     esub = explain.add_subparsers(dest="topic", required=True, parser_class=_Parser)

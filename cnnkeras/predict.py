@@ -12,14 +12,29 @@ from cnnkeras.saved import Predictor
 
 
 def predict_files(
-    model_path: str | Path, images: list[str], top_k: int = 3, tta: bool = False
+    model_path: str | Path,
+    images: list[str],
+    top_k: int = 3,
+    tta: bool = False,
+    threshold: float | str | None = None,
 ) -> list[dict]:
     """One result per file: the top-k labels and scores, or the error for that file. With
     ``tta``, each result has ``tta``: the top-k of the scores averaged over test-time
-    augmented copies (following the run's augmentation), beside the plain ``top``."""
+    augmented copies (following the run's augmentation), beside the plain ``top``. With a
+    ``threshold`` (a score, or 'auto': the one recorded by ``train --target-accuracy``), a
+    file whose top score is below it is ``unknown``."""
     if top_k < 1:
         raise UserError("`top_k` must be >= 1")
     predictor = Predictor(model_path)
+    if threshold == "auto":
+        threshold = predictor.score_threshold
+        if threshold is None:
+            raise UserError(
+                f"no score threshold is recorded for {model_path}; train with "
+                "--target-accuracy, or pass a score to --threshold"
+            )
+    elif threshold is not None and not 0 <= float(threshold) <= 1:
+        raise UserError(f"`threshold` must be auto or a score in [0, 1], got {threshold}")
     averaged = predictor.with_tta() if tta else None
     names = predictor.class_names or [str(i) for i in range(predictor.num_outputs)]
     results = []
@@ -32,6 +47,10 @@ def predict_files(
         result = {"image": image_path, "top": _top(predictor(x)[0], names, top_k)}
         if averaged is not None:
             result["tta"] = _top(averaged(x)[0], names, top_k)
+        if threshold is not None:
+            chosen = result.get("tta", result["top"])[0]
+            result["unknown"] = chosen["score"] < float(threshold)
+            result["threshold"] = float(threshold)
         results.append(result)
     return results
 
@@ -47,8 +66,11 @@ def predict_text(results: list[dict]) -> str:
     def shown(top: list[dict]) -> str:
         return ", ".join(f"{p['label']} {p['score']:.3f}" for p in top)
 
+    def unknown(r: dict) -> str:
+        return f"unknown (top score below {r['threshold']:.3f}): " if r.get("unknown") else ""
+
     return "\n".join(
-        f"{r['image']}: {shown(r['top'])}"
+        f"{r['image']}: {unknown(r)}{shown(r['top'])}"
         + (f" | with TTA: {shown(r['tta'])}" if "tta" in r else "")
         for r in results
         if "top" in r

@@ -182,6 +182,13 @@ class Predictor:
     def seed(self) -> int:
         return self.meta.get("seed", DEFAULT_SEED)
 
+    @property
+    def score_threshold(self) -> float | None:
+        """The top score below which the answer is "unknown", as training found it for a
+        target accuracy (``train --target-accuracy``), if it did."""
+        found = self.meta.get("score_threshold")
+        return found["score"] if found else None
+
     def with_tta(self) -> TTA:
         """This model averaged over test-time augmented copies of each image, following its
         recorded training augmentation."""

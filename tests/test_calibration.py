@@ -1,7 +1,9 @@
 """Calibrated scores: ECE, NLL and Brier on a hand-worked table; the fitted temperature is
 the one the labels were drawn with; a real run's classifier holds its kernel and bias divided
 by that temperature and nothing else changed (against the same run with raw scores), once
-even when the end of the run is repeated; the report and the TFLite export carry it."""
+even when the end of the run is repeated; the report and the TFLite export carry it. The
+threshold for a target accuracy on a hand-made table, then from a run to predict's
+"unknown" and into the export's metadata, where MediaPipe Tasks applies it."""
 
 import json
 import math
@@ -9,11 +11,21 @@ import math
 import numpy as np
 import pytest
 from helpers import run_split
+from PIL import Image
 
 from cnnkeras._litert import TFLiteModel
 from cnnkeras.data import Preprocessing, load_dataset
-from cnnkeras.evaluate._calibration import calibration, fit_temperature, scaled
+from cnnkeras.evaluate._calibration import (
+    calibration,
+    coverage_curve,
+    fit_temperature,
+    kept_at,
+    scaled,
+    threshold_for,
+)
 from cnnkeras.export import export_model
+from cnnkeras.export._runtimes import mediapipe_scores
+from cnnkeras.predict import predict_files
 from cnnkeras.saved import load_keras
 from cnnkeras.train import TrainConfig, train
 from cnnkeras.train._calibrate import RAW_FILE, calibrated_best, classifier
@@ -35,6 +47,24 @@ def test_ece_nll_and_brier_of_a_hand_made_table():
     assert c["ece"] == pytest.approx(abs(0.5 - 0.91)) and len(c["bins"]) == 1
 
 
+def test_the_threshold_keeps_the_most_confident_images_that_reach_the_target():
+    labels = np.array([0, 0, 0, 0, 0, 0])
+    top = [0.99, 0.95, 0.9, 0.9, 0.8, 0.6]  # right, right, wrong, right, right, wrong
+    scores = np.array(
+        [[t, 1 - t] if r else [1 - t, t] for t, r in zip(top, [1, 1, 0, 1, 1, 0], strict=True)]
+    )
+    coverage, accuracy, cut = coverage_curve(labels, scores)
+    assert cut.tolist() == [0.99, 0.95, 0.9, 0.8, 0.6]  # the two 0.9s are kept or left together
+    np.testing.assert_allclose(coverage, [1 / 6, 2 / 6, 4 / 6, 5 / 6, 1])
+    np.testing.assert_allclose(accuracy, [1, 1, 3 / 4, 4 / 5, 4 / 6])
+    assert threshold_for(labels, scores, 0.8) == pytest.approx(
+        {"target": 0.8, "score": 0.8, "coverage": 5 / 6, "accuracy": 0.8}
+    )
+    assert threshold_for(labels, scores, 0.99)["score"] == 0.95
+    assert kept_at(labels, scores, 0.85) == pytest.approx({"coverage": 4 / 6, "accuracy": 0.75})
+    assert threshold_for(np.array([1]), np.array([[0.9, 0.1]]), 0.5) is None
+
+
 @pytest.mark.parametrize("temperature", [0.5, 2.0])
 def test_the_fitted_temperature_is_the_one_the_labels_were_drawn_with(temperature):
     rng = np.random.default_rng(0)
@@ -51,7 +81,7 @@ def test_a_run_holds_its_temperature_in_the_classifier_and_nothing_else(tmp_path
     options = dict(dataset="digits", image_size=16, epochs=3, seed=1)
     raw = train(TrainConfig(**options, scores="raw"), run_dir=tmp_path / "raw", verbose=0)
     run = tmp_path / "calibrated"
-    result = train(TrainConfig(**options), run_dir=run, verbose=0)
+    result = train(TrainConfig(**options, target_accuracy=0.95), run_dir=run, verbose=0)
     record = json.loads((run / "config.json").read_text())
     t = record["calibration"]["temperature"]
     assert result["temperature"] == t and t != 1.0
@@ -91,13 +121,37 @@ def test_a_run_holds_its_temperature_in_the_classifier_and_nothing_else(tmp_path
     assert again["temperature"] == pytest.approx(t, rel=1e-9)
     np.testing.assert_allclose(load_keras(run / "model.keras").predict(x_test, verbose=0), p)
 
-    # the export: the calibrated scores, the temperature recorded for apps, ECE per variant
-    export = dict(variants=("float32",), input="as-trained", check_runtimes=False, verbose=0)
+    # "none of these": the threshold of 0.95 on validation's calibrated scores, applied by
+    # predict --threshold auto, shown in the report
+    found = record["score_threshold"]
+    assert found == pytest.approx(threshold_for(y_val, after.predict(x_val, verbose=0), 0.95))
+    cut = found["score"]
+    at = kept_at(y_test, p, cut)
+    assert f"here it keeps {at['coverage']:.1%} of the images" in (run / "report.md").read_text()
+    order = np.argsort(p.max(1))
+    files = []
+    for i in (order[0], order[-1]):  # the least and the most confident test image
+        files.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(data.splits["test"].images[i][..., 0]).save(files[-1])
+    unknown = [r["unknown"] for r in predict_files(run / "model.keras", files, threshold="auto")]
+    assert unknown == [p[order[0]].max() < cut, p[order[-1]].max() < cut] == [True, False]
+
+    # the export: the calibrated scores, the temperature and threshold recorded for apps,
+    # ECE per variant; MediaPipe, given no threshold, takes the file's and drops what is below
+    export = dict(variants=("float32",), check_runtimes=False, verbose=0)
     report = export_model(run / "model.keras", out=tmp_path / "x", **export)
     meta = json.loads((tmp_path / "x" / "preprocess.json").read_text())
-    assert meta["temperature"] == t
-    lite = TFLiteModel(tmp_path / "x" / "model_float32.tflite").predict(x_test)
+    assert meta["temperature"] == t and meta["score_threshold"] == found
+    path = tmp_path / "x" / "model_float32.tflite"
+    lite = TFLiteModel(path).predict(np.repeat(x_test, 3, axis=-1))  # RGB in, luma inside
     np.testing.assert_allclose(lite, p, atol=1e-5)
+    images = list(data.splits["test"].images)
+    every, _ = mediapipe_scores(path, images, 10)
+    app, _ = mediapipe_scores(path, images, 10, score_threshold=None)
+    confident = every.max(1) >= cut
+    assert 0 < confident.sum() < len(images)
+    assert not app[~confident].any()  # nothing reported below the threshold
+    np.testing.assert_array_equal(app[confident].argmax(1), every[confident].argmax(1))
     row = report["variants"]["float32"]
     assert row["ece"] == pytest.approx(calibration(y_test, lite)["ece"], abs=1e-4)
     assert f"divided by {t:.4g} inside" in (tmp_path / "x" / "model_card.md").read_text()

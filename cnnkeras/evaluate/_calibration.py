@@ -1,7 +1,11 @@
 """Whether a score of 0.9 is right 90% of the time: expected calibration error (ECE), the
 negative log-likelihood and Brier score, the reliability diagram's bins, and temperature
 scaling (Guo et al. 2017, "On Calibration of Modern Neural Networks"): one scalar T dividing
-the logits, fitted by validation NLL. It rescales and never reorders, so accuracy stays."""
+the logits, fitted by validation NLL. It rescales and never reorders, so accuracy stays.
+
+And "none of these": the risk-coverage curve (the accuracy of the images kept against the
+share kept, keeping the highest top scores first) and the score threshold that reaches a
+target accuracy, below which an app answers "unknown"."""
 
 from __future__ import annotations
 
@@ -83,4 +87,51 @@ def fit_temperature(logits: np.ndarray, y_true: np.ndarray) -> tuple[float, str]
     return temperature, f"minimises the validation NLL ({len(y)} images)"
 
 
-__all__ = ["BINS", "calibration", "fit_temperature", "nll", "scaled"]
+def coverage_curve(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, ...]:
+    """For each distinct top score t, high to low: the share of images scored >= t, the
+    accuracy among them, and t."""
+    y, p = np.asarray(y_true), np.asarray(y_score, dtype=np.float64)
+    top, right = p.max(axis=1), p.argmax(axis=1) == y
+    order = np.argsort(-top, kind="stable")
+    top, right = top[order], right[order]
+    last = np.r_[top[1:] != top[:-1], True]  # the last image of each run of equal scores
+    kept = np.arange(1, len(top) + 1)[last]
+    return kept / len(top), np.cumsum(right)[last] / kept, top[last]
+
+
+def kept_at(y_true: np.ndarray, y_score: np.ndarray, threshold: float) -> dict:
+    """The share of images whose top score is >= ``threshold`` and their accuracy."""
+    p = np.asarray(y_score, dtype=np.float64)
+    kept = p.max(axis=1) >= threshold
+    right = p.argmax(axis=1) == np.asarray(y_true)
+    accuracy = float(right[kept].mean()) if kept.any() else None
+    return {"coverage": float(kept.mean()), "accuracy": accuracy}
+
+
+def threshold_for(y_true: np.ndarray, y_score: np.ndarray, target: float) -> dict | None:
+    """The lowest score threshold at which the kept images (top score >= it) are at least
+    ``target`` accurate, keeping as many as possible; None when even the single most
+    confident image is wrong."""
+    coverage, accuracy, score = coverage_curve(y_true, y_score)
+    ok = np.flatnonzero(accuracy >= target)
+    if not len(ok):
+        return None
+    i = ok[-1]
+    return {
+        "target": target,
+        "score": float(score[i]),
+        "coverage": float(coverage[i]),
+        "accuracy": float(accuracy[i]),
+    }
+
+
+__all__ = [
+    "BINS",
+    "calibration",
+    "coverage_curve",
+    "fit_temperature",
+    "kept_at",
+    "nll",
+    "scaled",
+    "threshold_for",
+]

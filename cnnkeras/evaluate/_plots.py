@@ -80,6 +80,28 @@ def reliability_png(bins: list[dict], ece: float) -> bytes:
     return png_bytes(fig)
 
 
+def coverage_png(coverage: np.ndarray, accuracy: np.ndarray, kept: dict | None) -> bytes:
+    """The risk-coverage curve: the accuracy of the images kept against the share kept, the
+    most confident first; with ``kept`` (a score threshold's coverage), where it cuts."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.step(np.r_[0.0, coverage], np.r_[accuracy[:1], accuracy], where="post", color="#4c78a8")
+    if kept and kept["accuracy"] is not None:
+        ax.axvline(kept["coverage"], color="#e45756", ls="--", lw=1)
+        ax.annotate(
+            f"score >= {kept['score']:.3f}: {kept['coverage']:.0%} kept, "
+            f"accuracy {kept['accuracy']:.3f}",
+            (kept["coverage"], kept["accuracy"]),
+            xytext=(5, -25),
+            textcoords="offset points",
+            fontsize=8,
+            color="#e45756",
+        )
+    ax.set(xlabel="share of images kept (highest top score first)", ylabel="accuracy of the kept")
+    ax.set(xlim=(0, 1.01), ylim=(max(0.0, float(accuracy.min()) - 0.05), 1.005))
+    ax.set_title("risk-coverage: answer only above a score threshold")
+    return png_bytes(fig)
+
+
 def training_curves_png(history: dict[str, list[float]]) -> bytes:
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     epochs = np.arange(1, len(history.get("loss", [])) + 1)

@@ -11,6 +11,7 @@ import numpy as np
 from cnnkeras import _html, _io
 from cnnkeras.errors import UserError
 from cnnkeras.evaluate import _errors, _plots
+from cnnkeras.evaluate._calibration import coverage_curve, kept_at
 from cnnkeras.evaluate._metrics import compute_metrics
 
 
@@ -71,6 +72,14 @@ def summary_lines(m: dict, title: str) -> list[str]:
             f"{t['before']['ece']:.4f}, NLL {t['before']['nll']:.4f})"
         )
     lines.append(line)
+    if "score_threshold" in m:
+        t, kept = m["score_threshold"], m["at_threshold"]
+        shown = "-" if kept["accuracy"] is None else f"{kept['accuracy']:.4f}"
+        lines.append(
+            f"- unknown below a top score of {t['score']:.4f} (the threshold for "
+            f"{t['target']} accuracy on validation, where it keeps {t['coverage']:.1%}): here it "
+            f"keeps {kept['coverage']:.1%} of the images, at accuracy {shown}"
+        )
     if "tta" in m:
         t = m["tta"]
         lines.append(
@@ -116,6 +125,10 @@ def write_report(
     m = compute_metrics(y_true, y_score, class_names)
     if extra:
         m.update(extra)
+    kept = None
+    if "score_threshold" in m:
+        m["at_threshold"] = kept_at(y_true, y_score, m["score_threshold"]["score"])
+        kept = {**m["at_threshold"], "score": m["score_threshold"]["score"]}
     _io.write_text(out / "confusion_matrix.csv", _cm_csv(m["confusion_matrix"], class_names, "d"))
     _io.write_text(
         out / "confusion_matrix_normalized.csv",
@@ -135,6 +148,7 @@ def write_report(
         "reliability.png": _plots.reliability_png(
             m["calibration"]["bins"], m["calibration"]["ece"]
         ),
+        "risk_coverage.png": _plots.coverage_png(*coverage_curve(y_true, y_score)[:2], kept),
     }
     m["confused_pairs"] = _errors.confused_pairs(m["confusion_matrix"], class_names)
     errors = {}

@@ -361,6 +361,8 @@ def export_model(
         }
         if "calibration" in config:  # folded into the model: the scores are calibrated
             meta["temperature"] = config["calibration"]["temperature"]
+        if "score_threshold" in config:  # below it, apps answer "unknown"
+            meta["score_threshold"] = config["score_threshold"]
         about = ClassifierMetadata(
             name=name,
             description=_description(config.get("arch") or model.name, dataset, report, rgb),
@@ -373,6 +375,7 @@ def export_model(
             labels_file=LABELS_FILE,
             input_min=in_prep.offset,
             input_max=255 * in_prep.scale + in_prep.offset,
+            score_threshold=config.get("score_threshold", {}).get("score"),
         )
         job.write(about, meta, record if data is not None and record else None)
         job.measure(report, out, check_runtimes and data is not None)

@@ -1,6 +1,8 @@
 """TFLite Metadata for an image classifier, inside the ``.tflite`` file, as MediaPipe Tasks, the
 TFLite Task Library and ML Kit read it: the input's colour space and normalisation, the class
-names as an associated labels file, model name, description, version, author and licence.
+names as an associated labels file, the score below which an answer is "unknown" (when
+training found one for a target accuracy), model name, description, version, author and
+licence.
 
 Written with the ``flatbuffers`` package against the published ``metadata_schema.fbs``
 (identifier M001), because neither official writer fits the pinned set: tflite-support 0.4.4
@@ -26,7 +28,7 @@ METADATA_NAME = "TFLITE_METADATA"  # the model metadata entry that runtimes look
 MIN_PARSER_VERSION = "1.0.0"  # every field written here is in the schema's first version
 _RGB, _GRAYSCALE = 1, 2  # ColorSpaceType
 _FEATURE_PROPERTIES, _IMAGE_PROPERTIES = 1, 2  # ContentProperties union
-_NORMALIZATION_OPTIONS = 1  # ProcessUnitOptions union
+_NORMALIZATION_OPTIONS, _SCORE_THRESHOLDING_OPTIONS = 1, 3  # ProcessUnitOptions union
 _TENSOR_AXIS_LABELS = 2  # AssociatedFileType
 
 
@@ -49,6 +51,7 @@ class ClassifierMetadata:
     labels_file: str = "labels.txt"
     input_min: float = 0.0
     input_max: float = 1.0
+    score_threshold: float | None = None  # ScoreThresholdingOptions of the output
 
 
 def metadata_bytes(meta: ClassifierMetadata) -> bytes:
@@ -60,9 +63,12 @@ def metadata_bytes(meta: ClassifierMetadata) -> bytes:
         """A table of (slot, kind, value); strings and vectors made before it starts."""
         b.StartObject(max((slot + 1 for slot, _, _ in fields), default=0))
         for slot, kind, value in fields:
-            {"offset": b.PrependUOffsetTRelativeSlot, "byte": b.PrependInt8Slot}[kind](
-                slot, value, 0
-            )
+            prepend = {
+                "offset": b.PrependUOffsetTRelativeSlot,
+                "byte": b.PrependInt8Slot,
+                "float": b.PrependFloat32Slot,
+            }[kind]
+            prepend(slot, value, 0)
         return b.EndObject()
 
     def vector(offsets: list[int]) -> int:
@@ -102,11 +108,24 @@ def metadata_bytes(meta: ClassifierMetadata) -> bytes:
     out_stats = table([(0, "offset", floats([1.0])), (1, "offset", floats([0.0]))])
     out_name, out_text = string("probability"), string("Probabilities of the classes.")
     files = vector([labels])
+    out_units = []
+    if meta.score_threshold is not None:  # MediaPipe Tasks drops categories scored below it
+        thresholding = table([(0, "float", float(meta.score_threshold))])
+        out_units = [
+            (
+                4,
+                "offset",
+                vector(
+                    [table([(0, "byte", _SCORE_THRESHOLDING_OPTIONS), (1, "offset", thresholding)])]
+                ),
+            )
+        ]
     scores = table(
         [
             (0, "offset", out_name),
             (1, "offset", out_text),
             (3, "offset", out_content),
+            *out_units,
             (5, "offset", out_stats),
             (6, "offset", files),
         ]

@@ -68,14 +68,26 @@ def mediapipe_available() -> bool:
     return True
 
 
+# MediaPipe reads a score threshold <= 0 as unset and takes the metadata's (measured with
+# mediapipe 1.2.2); the smallest positive float32 overrides it and keeps every real score.
+KEEP_EVERY_SCORE = float(np.finfo(np.float32).tiny)
+
+
 def mediapipe_scores(
-    path: str | Path, images: Iterable[np.ndarray | str | Path], num_classes: int
+    path: str | Path,
+    images: Iterable[np.ndarray | str | Path],
+    num_classes: int,
+    score_threshold: float | None = KEEP_EVERY_SCORE,
 ) -> tuple[np.ndarray, list[str]]:
     """MediaPipe Tasks' ImageClassifier on each image (uint8 pixels, grey ones given as RGB as a
     camera gives them, or a file): the scores of every class, and the category names it
     reported, by class index. Files are decoded by PIL, as an app's platform decoder would:
     ``mp.Image.create_from_file`` of mediapipe 1.2.2 garbles the first dozen pixels of a JPEG
-    (measured against PIL, OpenCV and TensorFlow, which agree within 5 grey levels)."""
+    (measured against PIL, OpenCV and TensorFlow, which agree within 5 grey levels).
+
+    By default every category is kept (the scores are measured); ``score_threshold`` None
+    leaves the threshold to the file's metadata, as in an app that sets none (a category
+    dropped below it scores 0 here)."""
     import mediapipe as mp
     from mediapipe.tasks.python import BaseOptions
     from mediapipe.tasks.python.vision import ImageClassifier, ImageClassifierOptions
@@ -83,7 +95,9 @@ def mediapipe_scores(
     from cnnkeras.data import read_image
 
     options = ImageClassifierOptions(
-        base_options=BaseOptions(model_asset_path=str(path)), max_results=-1
+        base_options=BaseOptions(model_asset_path=str(path)),
+        max_results=-1,
+        score_threshold=score_threshold,
     )
     rows, names = [], [""] * num_classes
     with _io.quiet_stderr(), ImageClassifier.create_from_options(options) as classifier:

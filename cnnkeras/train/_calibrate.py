@@ -16,7 +16,7 @@ import numpy as np
 from cnnkeras import _io
 from cnnkeras.data import ImageDataset, Preprocessing
 from cnnkeras.data._datasets import Split
-from cnnkeras.evaluate._calibration import calibration, fit_temperature, nll
+from cnnkeras.evaluate._calibration import calibration, fit_temperature, nll, threshold_for
 from cnnkeras.saved import predict_split
 from cnnkeras.train._callbacks import CHECKPOINTS
 
@@ -93,4 +93,14 @@ def calibrated_best(
     return model, record
 
 
-__all__ = ["calibrate", "calibrated_best", "classifier", "split_logits"]
+def score_threshold(model: keras.Model, val: Split, prep: Preprocessing, target: float) -> dict:
+    """The top-score threshold at which ``model``'s validation images kept reach ``target``
+    accuracy (``threshold_for``), or why there is none."""
+    scores, kept = predict_split(model, val, prep)
+    found = threshold_for(val.labels[kept], scores, target)
+    if found is None:
+        return {"target": target, "reason": "even the most confident validation image is wrong"}
+    return found
+
+
+__all__ = ["calibrate", "calibrated_best", "classifier", "score_threshold", "split_logits"]

@@ -109,6 +109,13 @@ class TrainConfig:
         "raw: as training left them",
         choices=SCORES,
     )
+    target_accuracy: float | None = option(
+        None,
+        help="find the top-score threshold at which the validation images kept reach this "
+        "accuracy (e.g. 0.99); predict --threshold auto and exported apps answer unknown "
+        "below it; none by default",
+        metavar="ACC",
+    )
     seed: int = option(DEFAULT_SEED, help="of the split, the weights and the augmentation")
     patience: int = option(15, help="early stopping: epochs without a better val_accuracy")
     cache: str = option(
@@ -156,6 +163,10 @@ class TrainConfig:
             (self.weight_decay >= 0, "`weight_decay` must be >= 0"),
             (0 <= self.label_smoothing < 1, "`label_smoothing` must be in [0, 1)"),
             (self.patience >= 1, "`patience` must be >= 1"),
+            (
+                self.target_accuracy is None or 0 < self.target_accuracy <= 1,
+                "`target_accuracy` must be in (0, 1], e.g. 0.99",
+            ),
             (self.warmup_epochs is None or self.warmup_epochs >= 0, "`warmup_epochs` must be >= 0"),
             (self.cache_budget_mb >= 0, "`cache_budget_mb` must be >= 0"),
         ]

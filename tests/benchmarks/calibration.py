@@ -1,7 +1,7 @@
 """Temperature scaling measured: the test split's expected calibration error (ECE, 15 bins),
 NLL, Brier score and accuracy before and after, for the README's main job (LeNet-5 on
 mnist5k, every option its default) and a MobileNet v2 on real photos (tests/photos.py, 150
-a class, distinct crops; alpha 0.35 at 64 px, 40 epochs).
+a class: 900 crops of the shipped photographs; alpha 0.35 at 64 px, 40 epochs).
 
     python tests/benchmarks/calibration.py [--root /tmp/calibration] [--seeds 0]
 """
@@ -23,7 +23,7 @@ from cnnkeras.train import TrainConfig, train
 def jobs(root: Path) -> dict[str, dict]:
     photos = root / "photos"
     if not photos.is_dir():
-        make_photo_folder(photos, per_class=150, distinct=True)
+        make_photo_folder(photos, per_class=150)
     return {
         "main job (lenet5, mnist5k)": {},
         "mobilenet_v2 0.35, photos": {
