@@ -277,6 +277,7 @@ def cmd_evaluate(args):
     from cnnkeras.evaluate import evaluate_model, summary_lines
 
     options = {"split": args.split, "out": args.out, "top_losses": args.top_losses, "tta": args.tta}
+    options["unknown"] = args.unknown
     m = evaluate_model(args.model, args.dataset, **options)
     title = f"{args.model} on {m['dataset']} ({args.split})"
     text = [*summary_lines(m, title)[2:], f"report: {m['report_dir']}/report.html"]
@@ -467,6 +468,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR")
     p.add_argument("--top-losses", type=int, default=16, metavar="N", help="images shown")
     p.add_argument("--tta", action="store_true", help=TTA_HELP)
+    unknown_help = (
+        "a dataset of none of the model's classes (as --dataset): how well the top score "
+        "tells its images from the split's (AUROC), and how many a threshold lets through"
+    )
+    p.add_argument("--unknown", metavar="SPEC", help=unknown_help)
 
     p = command(sub, "inspect", cmd_inspect, "Grad-CAM, feature maps and filters of a model")
     p.add_argument("model", help="a .keras file of a run (its preprocessing and labels are used)")

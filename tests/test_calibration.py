@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 import pytest
-from helpers import run_split
+from helpers import run_cli, run_split
 from PIL import Image
 
 from cnnkeras._litert import TFLiteModel
@@ -158,3 +158,46 @@ def test_a_run_holds_its_temperature_in_the_classifier_and_nothing_else(tmp_path
 
     # a run recorded before calibration was the default resumes with raw scores
     assert TrainConfig.from_record({"arch": "lenet5"}).scores == "raw"
+
+
+def test_images_of_none_of_the_classes_are_measured(tmp_path):
+    """Digits 0-4 known, 5-9 unknown, as 16x16 files (the model's size: no resize, so the
+    model input is pixel / 255 and the test computes the scores itself)."""
+    from sklearn.datasets import load_digits
+    from sklearn.metrics import roc_auc_score
+
+    digits = load_digits()
+    for kind, classes in (("known", range(5)), ("unknown", range(5, 10))):
+        for c in classes:
+            (tmp_path / kind / str(c)).mkdir(parents=True)
+            for i in np.flatnonzero(digits.target == c)[:40]:
+                pixels = np.round(digits.images[i] * 255 / 16).astype(np.uint8)
+                image = Image.fromarray(pixels).resize((16, 16), Image.NEAREST)
+                image.save(tmp_path / kind / str(c) / f"{i}.png")
+    config = TrainConfig(
+        dataset=f"folder:{tmp_path / 'known'}", image_size=16, epochs=4, target_accuracy=0.9
+    )
+    run = tmp_path / "run"
+    train(config, run_dir=run, verbose=0)
+    proc = run_cli(
+        "evaluate", str(run / "model.keras"), "--unknown", f"folder:{tmp_path / 'unknown'}"
+    )
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads((run / "eval-known-test" / "metrics.json").read_text())["unknown"]
+    model = load_keras(run / "model.keras")
+    x_known, _ = run_split(run, "test")
+    files = sorted((tmp_path / "unknown").rglob("*.png"))
+    x_unknown = np.stack([np.asarray(Image.open(f))[..., None] / 255.0 for f in files])
+    known = model.predict(x_known, verbose=0).max(1)
+    unknown = model.predict(x_unknown.astype(np.float32), verbose=0).max(1)
+    assert m["images"] == len(files) == 200
+    truth = np.r_[np.ones(len(known)), np.zeros(len(unknown))]
+    assert m["auroc"] == pytest.approx(roc_auc_score(truth, np.r_[known, unknown]), abs=1e-6)
+    cut = json.loads((run / "config.json").read_text())["score_threshold"]["score"]
+    assert m["threshold"] == cut
+    assert m["accepted_at_threshold"] == pytest.approx((unknown >= cut).mean())
+    assert m["known_kept_at_threshold"] == pytest.approx((known >= cut).mean())
+    keep = np.sort(known)[int(np.floor(0.05 * (len(known) - 1)))]  # 95% of the known kept
+    assert m["accepted_keeping_known"] == pytest.approx((unknown >= keep).mean())
+    report = (run / "eval-known-test" / "report.md").read_text()
+    assert f"AUROC {m['auroc']:.4f}" in report and "confident_unknowns.png" in report

@@ -61,6 +61,26 @@ class Split:
         return Split(self.labels[index], images, paths, self.tfds, self.index[index], orientation)
 
 
+def every_image(data: ImageDataset) -> Split:
+    """Every image of ``data``, its splits one after another."""
+    parts = list(data.splits.values())
+
+    def joined(name: str):
+        values = [getattr(p, name) for p in parts]
+        if any(v is None for v in values):
+            return None
+        return [x for v in values for x in v] if name == "paths" else np.concatenate(values)
+
+    return Split(
+        np.concatenate([p.labels for p in parts]),
+        joined("images"),
+        joined("paths"),
+        parts[0].tfds,
+        joined("index"),
+        joined("orientation"),
+    )
+
+
 @dataclass
 class ImageDataset:
     """A classification dataset split three ways, with its class names in label order."""

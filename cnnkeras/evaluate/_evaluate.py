@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cnnkeras import _io
 from cnnkeras.data import load_dataset
+from cnnkeras.data._datasets import every_image
 from cnnkeras.data._pipeline import SplitImages
 from cnnkeras.errors import UserError
 from cnnkeras.evaluate._errors import NO_CAM_TFLITE
 from cnnkeras.evaluate._metrics import tta_metrics
 from cnnkeras.evaluate._report import write_report
+from cnnkeras.evaluate._unknown import confident_unknowns_png, open_set
 from cnnkeras.saved import Predictor, predict_split, run_split_record
 
 
@@ -22,12 +25,15 @@ def evaluate_model(
     seed: int | None = None,
     top_losses: int = 16,
     tta: bool = False,
+    unknown: str | None = None,
 ) -> dict:
     """Evaluate a saved .keras or .tflite model on a dataset split; write the report.
 
     Without ``dataset``, the one recorded beside the model (config.json, preprocess.json).
     With ``tta``, the report gives the metrics of test-time augmentation beside the plain
-    ones (``metrics["tta"]``); the rest of the report is the plain model's."""
+    ones (``metrics["tta"]``); the rest of the report is the plain model's. ``unknown``: a
+    dataset of none of the model's classes, every image of which is scored to measure how
+    the top score separates them from the split's (``metrics["unknown"]``)."""
     predictor = Predictor(model_path)
     dataset = dataset or predictor.dataset
     if dataset is None:
@@ -62,6 +68,18 @@ def evaluate_model(
         tta_scores, _ = predict_split(averaged, chosen.subset(kept), predictor.prep)
         extra["tta"] = tta_metrics(chosen.labels[kept], tta_scores, data.class_names)
         extra["tta"]["copies"] = averaged.names
+    figures = {}
+    if unknown:
+        other = every_image(load_dataset(unknown, seed=seed, verbose=1))
+        u_scores, u_kept = predict_split(predictor, other, predictor.prep)
+        extra["unknown"] = {
+            "spec": unknown,
+            **open_set(scores, u_scores, predictor.score_threshold),
+        }
+        u_images = SplitImages(other.subset(u_kept), predictor.prep)
+        figures["confident_unknowns.png"] = confident_unknowns_png(
+            u_images, u_scores, [_io.shown(n) for n in data.class_names]
+        )
     if top_losses < 0:
         raise UserError("`top_losses` must be >= 0")
     images = SplitImages(chosen.subset(kept), predictor.prep)
@@ -79,4 +97,5 @@ def evaluate_model(
         top_losses=top_losses,
         about={"model": str(model_path), "data": f"{dataset}, {split} split ({len(kept)} images)"},
         curves=curves.read_bytes() if curves.is_file() else None,
+        figures=figures,
     )

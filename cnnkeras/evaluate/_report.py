@@ -13,6 +13,7 @@ from cnnkeras.errors import UserError
 from cnnkeras.evaluate import _errors, _plots
 from cnnkeras.evaluate._calibration import coverage_curve, kept_at
 from cnnkeras.evaluate._metrics import compute_metrics
+from cnnkeras.evaluate._unknown import unknown_lines
 
 
 def _cm_csv(cm, class_names: list[str], fmt: str) -> str:
@@ -80,6 +81,8 @@ def summary_lines(m: dict, title: str) -> list[str]:
             f"{t['target']} accuracy on validation, where it keeps {t['coverage']:.1%}): here it "
             f"keeps {kept['coverage']:.1%} of the images, at accuracy {shown}"
         )
+    if "unknown" in m:
+        lines += unknown_lines(m["unknown"], m["unknown"]["spec"])
     if "tta" in m:
         t = m["tta"]
         lines.append(
@@ -110,6 +113,7 @@ def write_report(
     top_losses: int = 16,
     about: dict | None = None,
     curves: bytes | None = None,
+    figures: dict[str, bytes] | None = None,
 ) -> dict:
     """Compute the metrics and write every report file into ``out_dir``; return the metrics.
 
@@ -117,8 +121,9 @@ def write_report(
     highest loss (with the Grad-CAM of the predicted class when ``model`` is a Keras model;
     ``cam_note`` says why not otherwise), the most confused class pairs, and right and wrong
     examples of the worst classes. ``about`` (model, data, ...) and the training ``curves``
-    open the page, so that one file tells the story of a run. Class names are shown as
-    readers see them (bytes that are not UTF-8 as U+FFFD; labels.txt keeps them)."""
+    open the page, so that one file tells the story of a run; more ``figures`` (by file
+    name) follow the plots. Class names are shown as readers see them (bytes that are not
+    UTF-8 as U+FFFD; labels.txt keeps them)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     class_names = [_io.shown(name) for name in class_names]
@@ -172,6 +177,7 @@ def write_report(
             images, np.asarray(y_true), y_pred, m["f1"]["per_class"], class_names
         )
         m["top_losses_note"] = cam_note if cams is None else "Grad-CAM of the predicted class"
+    pngs.update(figures or {})
     if curves is not None:
         pngs["training_curves.png"] = curves
     for name, data in {**pngs, **errors}.items():
