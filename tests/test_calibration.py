@@ -138,7 +138,7 @@ def test_a_run_holds_its_temperature_in_the_classifier_and_nothing_else(tmp_path
 
     # the export: the calibrated scores, the temperature and threshold recorded for apps,
     # ECE per variant; MediaPipe, given no threshold, takes the file's and drops what is below
-    export = dict(variants=("float32",), check_runtimes=False, verbose=0)
+    export = dict(variants=("float32", "int8"), int8_repair=False, check_runtimes=False, verbose=0)
     report = export_model(run / "model.keras", out=tmp_path / "x", **export)
     meta = json.loads((tmp_path / "x" / "preprocess.json").read_text())
     assert meta["temperature"] == t and meta["score_threshold"] == found
@@ -152,6 +152,9 @@ def test_a_run_holds_its_temperature_in_the_classifier_and_nothing_else(tmp_path
     assert 0 < confident.sum() < len(images)
     assert not app[~confident].any()  # nothing reported below the threshold
     np.testing.assert_array_equal(app[confident].argmax(1), every[confident].argmax(1))
+    # the int8 file's scores are the calibrated ones (not the raw ones), within its steps
+    int8 = TFLiteModel(tmp_path / "x" / "model_int8.tflite").predict(np.repeat(x_test, 3, -1))
+    assert np.abs(int8 - p).mean() < np.abs(int8 - p_raw).mean() / 2
     row = report["variants"]["float32"]
     assert row["ece"] == pytest.approx(calibration(y_test, lite)["ece"], abs=1e-4)
     assert f"divided by {t:.4g} inside" in (tmp_path / "x" / "model_card.md").read_text()
