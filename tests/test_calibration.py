@@ -204,3 +204,5 @@ def test_images_of_none_of_the_classes_are_measured(tmp_path):
     assert m["accepted_keeping_known"] == pytest.approx((unknown >= keep).mean())
     report = (run / "eval-known-test" / "report.md").read_text()
     assert f"AUROC {m['auroc']:.4f}" in report and "confident_unknowns.png" in report
+    t = json.loads((run / "config.json").read_text())["calibration"]["temperature"]
+    assert f"(temperature {t:.3f}, " in report  # evaluate says what training measured

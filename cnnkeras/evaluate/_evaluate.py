@@ -68,6 +68,9 @@ def evaluate_model(
         tta_scores, _ = predict_split(averaged, chosen.subset(kept), predictor.prep)
         extra["tta"] = tta_metrics(chosen.labels[kept], tta_scores, data.class_names)
         extra["tta"]["copies"] = averaged.names
+    scaling = predictor.meta.get("calibration")
+    if scaling and split == "test" and dataset == predictor.dataset:  # what training measured
+        extra["temperature_scaling"] = scaling
     figures = {}
     if unknown:
         other = every_image(load_dataset(unknown, seed=seed, verbose=1))
