@@ -52,6 +52,8 @@ def calibrate(model: keras.Model, val: Split, prep: Preprocessing) -> dict:
     dense = classifier(model)
     if dense is None:
         return {"temperature": 1.0, "reason": "the model does not end in one softmax layer"}
+    if not len(val):
+        return {"temperature": 1.0, "reason": "no validation images"}
     z, kept = split_logits(model, dense, val, prep)
     y = val.labels[kept]
     temperature, reason = fit_temperature(z, y)
@@ -96,6 +98,8 @@ def calibrated_best(
 def score_threshold(model: keras.Model, val: Split, prep: Preprocessing, target: float) -> dict:
     """The top-score threshold at which ``model``'s validation images kept reach ``target``
     accuracy (``threshold_for``), or why there is none."""
+    if not len(val):
+        return {"target": target, "reason": "there are no validation images"}
     scores, kept = predict_split(model, val, prep)
     found = threshold_for(val.labels[kept], scores, target)
     if found is None:
