@@ -78,11 +78,12 @@ def test_report_files(tmp_path):
         assert set(saved[key]) == {"macro", "micro", "weighted", "per_class"}
     csv = (tmp_path / "confusion_matrix.csv").read_text().splitlines()
     assert csv[0] == "true\\predicted,cat,dog,bird" and csv[3] == "bird,1,1,0"
-    for png in ("confusion_matrix", "confusion_matrix_normalized", "pr_curves", "misclassified"):
+    plots = ("confusion_matrix", "confusion_matrix_normalized", "pr_curves", "misclassified")
+    for png in (*plots, "reliability", "risk_coverage"):
         assert (tmp_path / f"{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = (tmp_path / "report.html").read_text()
-    # four plots, then top losses and worst classes (no model here: no Grad-CAM)
-    assert html.count("data:image/png;base64,") == 6 and "<table>" in html
+    # six plots, then top losses and worst classes (no model here: no Grad-CAM)
+    assert html.count("data:image/png;base64,") == 8 and "<table>" in html
     md = (tmp_path / "report.md").read_text()
     assert "| bird | 0.0000 | 0.0000 | 0.0000 |" in md and "accuracy: **0.5000**" in md
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind

@@ -54,6 +54,7 @@ def scripted(monkeypatch):
 
 def _config(tmp_path, **options) -> TrainConfig:
     options = {"epochs": 12, "patience": 3, "schedule": "constant", "lr": 0.01, **options}
+    options.setdefault("scores", "raw")  # the best epoch's weights as trained (no temperature)
     return TrainConfig(
         arch="lenet5", dataset="digits", batch_size=256, augment=[], out=str(tmp_path), **options
     )
