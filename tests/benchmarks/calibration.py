@@ -2,7 +2,8 @@
 NLL, Brier score and accuracy before and after, for the README's main job (LeNet-5 on
 mnist5k, every option its default) and a MobileNet v2 on real photos (tests/photos.py, 150
 a class: 900 crops of the shipped photographs; alpha 0.35 at 64 px, 40 epochs), and that
-MobileNet without augmentation (which leaves it over-confident).
+MobileNet without augmentation, and an under-trained LeNet-5 (digits, 5 epochs). Beside each:
+the ECE a perfectly calibrated model with the same test scores shows on that many images.
 
     python tests/benchmarks/calibration.py [--root /tmp/calibration] [--seeds 0] [--only TEXT]
 """
@@ -16,8 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np
 from photos import make_photo_folder
 
+from cnnkeras.data import load_dataset
+from cnnkeras.evaluate._calibration import calibration
+from cnnkeras.saved import Predictor, predict_split, run_split_record
 from cnnkeras.train import TrainConfig, train
 
 
@@ -34,6 +39,11 @@ def jobs(root: Path) -> dict[str, dict]:
             "image_size": 64,
             "epochs": 40,
         },
+        "lenet5, digits 16x16, 5 epochs (under-trained)": {
+            "dataset": "digits",
+            "image_size": 16,
+            "epochs": 5,
+        },
         "mobilenet_v2 0.35, photos, --no-augment": {
             "arch": "mobilenet_v2",
             "model_options": {"alpha": 0.35},
@@ -43,6 +53,22 @@ def jobs(root: Path) -> dict[str, dict]:
             "augment": (),
         },
     }
+
+
+def null_ece(run: Path, draws: int = 2000) -> tuple[float, float]:
+    """The median and 90th percentile of the ECE that a perfectly calibrated model with these
+    very test scores would show: labels drawn from the scores themselves, ``draws`` times.
+    An ECE inside it is calibrated as far as this many test images can tell."""
+    model = run / "model.keras"
+    predictor = Predictor(model)
+    data = load_dataset(predictor.dataset, seed=predictor.seed, record=run_split_record(model))
+    scores, _ = predict_split(predictor, data.splits["test"], predictor.prep)
+    rng = np.random.default_rng(0)
+    eces = []
+    for _ in range(draws):
+        labels = (rng.random((len(scores), 1)) > scores.cumsum(axis=1)).sum(axis=1)
+        eces.append(calibration(labels.clip(0, scores.shape[1] - 1), scores)["ece"])
+    return float(np.median(eces)), float(np.quantile(eces, 0.9))
 
 
 def main() -> None:
@@ -77,14 +103,19 @@ def main() -> None:
                 "accuracy_after": result["test_accuracy"],
                 "test_images": sum(b["count"] for b in after["bins"]),
             }
+            row["null_median"], row["null_p90"] = null_ece(folder)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    print("| job | seed | T | test ECE before -> after | NLL | Brier | accuracy | images |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| job | seed | T | test ECE before -> after | calibrated model's ECE on this many "
+        "images (median, 90%) | NLL | Brier | accuracy | images |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['job']} | {r['seed']} | {r['temperature']:.3f} | {r['ece_before']:.4f} -> "
-            f"**{r['ece_after']:.4f}** | {r['nll_before']:.4f} -> {r['nll_after']:.4f} | "
+            f"**{r['ece_after']:.4f}** | {r['null_median']:.4f}, {r['null_p90']:.4f} | "
+            f"{r['nll_before']:.4f} -> {r['nll_after']:.4f} | "
             f"{r['brier_before']:.4f} -> {r['brier_after']:.4f} | {r['accuracy_before']:.4f} "
             f"-> {r['accuracy_after']:.4f} | {r['test_images']} |"
         )
