@@ -33,8 +33,8 @@ def predict_files(
                 f"no score threshold is recorded for {model_path}; train with "
                 "--target-accuracy, or pass a score to --threshold"
             )
-    elif threshold is not None and not 0 <= float(threshold) <= 1:
-        raise UserError(f"`threshold` must be auto or a score in [0, 1], got {threshold}")
+    elif threshold is not None and not (isinstance(threshold, int | float) and 0 <= threshold <= 1):
+        raise UserError(f"`threshold` must be auto or a score in [0, 1], got {threshold!r}")
     averaged = predictor.with_tta() if tta else None
     names = predictor.class_names or [str(i) for i in range(predictor.num_outputs)]
     results = []

@@ -62,8 +62,11 @@ class Split:
 
 
 def every_image(data: ImageDataset) -> Split:
-    """Every image of ``data``, its splits one after another."""
+    """Every image of ``data``, its splits one after another (of a tfds set, whose splits
+    may come from different tfds splits, its test split)."""
     parts = list(data.splits.values())
+    if any(p.tfds is not None for p in parts):
+        return data.splits["test"]
 
     def joined(name: str):
         values = [getattr(p, name) for p in parts]
@@ -75,7 +78,7 @@ def every_image(data: ImageDataset) -> Split:
         np.concatenate([p.labels for p in parts]),
         joined("images"),
         joined("paths"),
-        parts[0].tfds,
+        None,
         joined("index"),
         joined("orientation"),
     )

@@ -111,15 +111,8 @@ def metadata_bytes(meta: ClassifierMetadata) -> bytes:
     out_units = []
     if meta.score_threshold is not None:  # MediaPipe Tasks drops categories scored below it
         thresholding = table([(0, "float", float(meta.score_threshold))])
-        out_units = [
-            (
-                4,
-                "offset",
-                vector(
-                    [table([(0, "byte", _SCORE_THRESHOLDING_OPTIONS), (1, "offset", thresholding)])]
-                ),
-            )
-        ]
+        kind = (0, "byte", _SCORE_THRESHOLDING_OPTIONS)
+        out_units = [(4, "offset", vector([table([kind, (1, "offset", thresholding)])]))]
     scores = table(
         [
             (0, "offset", out_name),

@@ -2,8 +2,9 @@
 
 The temperature fitted on the validation split divides the classifier's kernel and bias, so
 the logits are divided before the softmax inside ``model.keras`` itself: ``predict``,
-``evaluate``, ``inspect``, ``serve`` and every TFLite file exported from it give the
-calibrated scores with nothing for an app to apply. The top class never changes."""
+``evaluate``, ``inspect`` and every TFLite file exported from it give the calibrated scores
+with nothing for an app to apply. The top class never changes. With a target accuracy, the
+top score below which the answer is "unknown" is found on the validation split too."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from cnnkeras.data._datasets import Split
 from cnnkeras.evaluate._calibration import calibration, fit_temperature, nll, threshold_for
 from cnnkeras.saved import predict_split
 from cnnkeras.train._callbacks import CHECKPOINTS
+from cnnkeras.train._config import TrainConfig
 
 RAW_FILE = "uncalibrated.keras"  # the best model as trained, until the run's report is written
 
@@ -107,4 +109,50 @@ def score_threshold(model: keras.Model, val: Split, prep: Preprocessing, target:
     return found
 
 
-__all__ = ["calibrate", "calibrated_best", "classifier", "score_threshold", "split_logits"]
+def confident_best(
+    folder: Path, config: TrainConfig, data: ImageDataset, prep: Preprocessing
+) -> tuple[keras.Model, dict]:
+    """A finished run's best model as its ``config`` wants its scores (``calibrated_best``)
+    and, with a ``target_accuracy``, its score threshold; the second is what the report and
+    config.json record: ``temperature_scaling`` and ``score_threshold``, each if there is one."""
+    model, scaling = calibrated_best(folder, config.scores, data, prep)
+    found = {"temperature_scaling": scaling} if scaling else {}
+    target = config.target_accuracy
+    if target:
+        threshold = score_threshold(model, data.splits["val"], prep, target)
+        if "score" in threshold:
+            found["score_threshold"] = threshold
+        else:
+            _io.warn(
+                f"no score threshold reaches {target} validation accuracy: {threshold['reason']}"
+            )
+    return model, found
+
+
+def confidence_lines(found: dict, ece: float) -> list[str]:
+    """What ``confident_best`` did, in lines for the log (``ece``: the test split's, after)."""
+    lines = []
+    if "temperature_scaling" in found:
+        t = found["temperature_scaling"]
+        lines.append(
+            f"scores calibrated: temperature {t['temperature']:.3f} ({t['reason']}); "
+            f"test ECE {t['before']['ece']:.4f} -> {ece:.4f}"
+        )
+    if "score_threshold" in found:
+        t = found["score_threshold"]
+        lines.append(
+            f"unknown below a top score of {t['score']:.4f}: validation keeps "
+            f"{t['coverage']:.1%} at accuracy {t['accuracy']:.4f} (target {t['target']})"
+        )
+    return lines
+
+
+__all__ = [
+    "calibrate",
+    "calibrated_best",
+    "classifier",
+    "confidence_lines",
+    "confident_best",
+    "score_threshold",
+    "split_logits",
+]

@@ -53,7 +53,7 @@ from cnnkeras.saved import (
     predict_split,
 )
 from cnnkeras.train import _multihost
-from cnnkeras.train._calibrate import calibrated_best, score_threshold
+from cnnkeras.train._calibrate import confidence_lines, confident_best
 from cnnkeras.train._callbacks import (
     CHECKPOINTS,
     MONITOR,
@@ -782,21 +782,14 @@ def _report_decode_failures(run: Path, tallies: list[DecodeTally], verbose: int)
 def finish_run(run: Run, *, status: str, seconds: float, verbose: int) -> dict:
     """Training curves, the test-split report of the best model, and the final config.json."""
     data, prep, record, plan, title = run.data, run.prep, run.record, run.plan, run.title
-    scores, target = run.config.scores, run.config.target_accuracy
-    run = run.folder
+    config, run = run.config, run.folder
     rows = read_history(run / "history.csv")
     if not (run / "model.keras").is_file():
         raise UserError(f"training stopped before any epoch completed ({status}); try a lower `lr`")
     history = {k: [r[k] for r in rows] for k in (rows[0] if rows else {})}
     curves = training_curves_png(history)
     _io.write_bytes(run / "training_curves.png", curves)
-    best, scaling = calibrated_best(run, scores, data, prep)
-    extra = {"temperature_scaling": scaling} if scaling else {}
-    threshold = score_threshold(best, data.splits["val"], prep, target) if target else None
-    if threshold and "score" in threshold:
-        extra["score_threshold"] = threshold
-    elif threshold:
-        _io.warn(f"no score threshold reaches {target} validation accuracy: {threshold['reason']}")
+    best, confidence = confident_best(run, config, data, prep)
     warning = learned_nothing(rows, data.splits["val"].labels, data.num_classes, plan)
     about = {
         "model": f"{record.get('arch')} ({record.get('params', 0):,} parameters), {run}",
@@ -824,7 +817,7 @@ def finish_run(run: Run, *, status: str, seconds: float, verbose: int) -> dict:
         model=best,
         about=about,
         curves=curves,
-        extra=extra,
+        extra=confidence,
     )
     best_i = max(range(len(rows)), key=lambda i: score(rows[i])) if rows else -1
     result = {
@@ -841,25 +834,15 @@ def finish_run(run: Run, *, status: str, seconds: float, verbose: int) -> dict:
     if warning:
         result["learned_nothing"] = warning
         _io.log(verbose, f"warning: {warning['message']}")
-    if scaling:
-        result["temperature"] = scaling["temperature"]
-        _io.log(
-            verbose,
-            f"scores calibrated: temperature {scaling['temperature']:.3f} ({scaling['reason']});"
-            f" test ECE {scaling['before']['ece']:.4f} -> {metrics['calibration']['ece']:.4f}",
-        )
-    if "score_threshold" in extra:
-        t = extra["score_threshold"]
-        _io.log(
-            verbose,
-            f"unknown below a top score of {t['score']:.4f}: validation keeps "
-            f"{t['coverage']:.1%} at accuracy {t['accuracy']:.4f} (target {t['target']})",
-        )
+    if "temperature_scaling" in confidence:
+        result["temperature"] = confidence["temperature_scaling"]["temperature"]
+    for line in confidence_lines(confidence, metrics["calibration"]["ece"]):
+        _io.log(verbose, line)
     record = {**_io.read_json(run / CONFIG_FILE), **record, "status": status, "result": result}
-    if scaling:
-        record["calibration"] = scaling
-    if "score_threshold" in extra:
-        record["score_threshold"] = extra["score_threshold"]
+    if "temperature_scaling" in confidence:
+        record["calibration"] = confidence["temperature_scaling"]
+    if "score_threshold" in confidence:
+        record["score_threshold"] = confidence["score_threshold"]
     _io.write_json(run / CONFIG_FILE, record)
     shutil.rmtree(run / CHECKPOINTS, ignore_errors=True)
     shutil.rmtree(run / CACHE_DIR, ignore_errors=True)
