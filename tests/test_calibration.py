@@ -24,7 +24,7 @@ from cnnkeras.evaluate._calibration import (
     threshold_for,
 )
 from cnnkeras.export import export_model
-from cnnkeras.export._runtimes import mediapipe_scores
+from cnnkeras.export._runtimes import KEEP_EVERY_SCORE, mediapipe_scores
 from cnnkeras.predict import predict_files
 from cnnkeras.saved import load_keras
 from cnnkeras.train import TrainConfig, train
@@ -146,8 +146,8 @@ def test_a_run_holds_its_temperature_in_the_classifier_and_nothing_else(tmp_path
     lite = TFLiteModel(path).predict(np.repeat(x_test, 3, axis=-1))  # RGB in, luma inside
     np.testing.assert_allclose(lite, p, atol=1e-5)
     images = list(data.splits["test"].images)
-    every, _ = mediapipe_scores(path, images, 10)
-    app, _ = mediapipe_scores(path, images, 10, score_threshold=None)
+    every, _ = mediapipe_scores(path, images, 10, score_threshold=KEEP_EVERY_SCORE)
+    app, _ = mediapipe_scores(path, images, 10)  # as an app that sets no threshold
     confident = every.max(1) >= cut
     assert 0 < confident.sum() < len(images)
     assert not app[~confident].any()  # nothing reported below the threshold

@@ -22,6 +22,7 @@ from cnnkeras.evaluate._calibration import calibration
 from cnnkeras.export._card import model_card
 from cnnkeras.export._metadata import ClassifierMetadata, metadata_bytes, populate
 from cnnkeras.export._runtimes import (
+    KEEP_EVERY_SCORE,
     MEDIAPIPE_MISSING,
     CompiledModelRunner,
     mediapipe_available,
@@ -263,10 +264,13 @@ def _phone_inputs(split) -> list:
     return list(split.paths) if split.paths is not None else raw_images(split)
 
 
-def _runtime_checks(files: dict, runners: dict, test, in_prep, scores: dict, class_names) -> dict:
+def _runtime_checks(
+    files: dict, runners: dict, test, in_prep, scores: dict, class_names, threshold
+) -> dict:
     """Each file in LiteRT's CompiledModel (against the Interpreter) and in MediaPipe's
     ImageClassifier on the test images as stored (resized by MediaPipe), with its top-1
-    agreement with the same file on cnnkeras's pipeline (``scores``)."""
+    agreement with the same file on cnnkeras's pipeline (``scores``). A file that carries a
+    score ``threshold`` is measured with MediaPipe's threshold overridden."""
     rows = {}
     batch = make_pipeline(test, in_prep, 1, batch_size=PREDICT_BATCH, one_hot=False, cache="none")
     x = next(iter(batch))[0].numpy()
@@ -282,7 +286,8 @@ def _runtime_checks(files: dict, runners: dict, test, in_prep, scores: dict, cla
             row["phone"] = "not measured: MediaPipe Tasks takes RGB models (export --input rgb)"
         else:
             try:
-                seen, names = mediapipe_scores(path, phone, len(class_names))
+                keep = KEEP_EVERY_SCORE if threshold is not None else None  # scores measured
+                seen, names = mediapipe_scores(path, phone, len(class_names), keep)
             except Exception as err:  # MediaPipe says what it refuses; the export stands
                 row["phone"] = f"MediaPipe refused the file: {' '.join(str(err).split())}"
                 rows[variant] = row
@@ -290,7 +295,10 @@ def _runtime_checks(files: dict, runners: dict, test, in_prep, scores: dict, cla
             top = seen.argmax(1)
             row["phone_accuracy"] = float((top == test.labels).mean())
             row["phone_agreement"] = float((top == scores[variant].argmax(1)).mean())
-            row["phone_labels"] = names == list(class_names)
+            # a category scored exactly 0 on every image is not named under a threshold
+            row["phone_labels"] = any(names) and all(
+                n in ("", c) if keep else n == c for n, c in zip(names, class_names, strict=True)
+            )
         rows[variant] = row
     return rows
 
@@ -378,7 +386,7 @@ def export_model(
             score_threshold=config.get("score_threshold", {}).get("score"),
         )
         job.write(about, meta, record if data is not None and record else None)
-        job.measure(report, out, check_runtimes and data is not None)
+        job.measure(report, out, check_runtimes and data is not None, about.score_threshold)
         report["keras_latency"] = bench_infer(model_path, runs=50)
         _io.write_text(staging / "model_card.md", model_card(name, model, report, meta))
         _io.write_json(staging / "parity.json", report)
@@ -520,8 +528,9 @@ class _Export:
                 self.class_names,
             )
 
-    def measure(self, report: dict, out: Path, runtimes: bool) -> None:
-        """Size and latency of each file; with ``runtimes``, CompiledModel and MediaPipe."""
+    def measure(self, report: dict, out: Path, runtimes: bool, threshold=None) -> None:
+        """Size and latency of each file; with ``runtimes``, CompiledModel and MediaPipe
+        (``threshold``: the score threshold the files carry, if any)."""
         for variant, path in self.files.items():
             row = report["variants"].setdefault(variant, {})
             row.update(bench_infer(path, runs=50), model=str(out / path.name))
@@ -531,7 +540,13 @@ class _Export:
             report["int8_size_ratio"] = sizes["int8"] / sizes["float32"]
         if runtimes:
             checks = _runtime_checks(
-                self.files, self.runners, self.test, self.in_prep, self.scores, self.class_names
+                self.files,
+                self.runners,
+                self.test,
+                self.in_prep,
+                self.scores,
+                self.class_names,
+                threshold,
             )
             for variant, row in checks.items():
                 report["variants"][variant].update(row)

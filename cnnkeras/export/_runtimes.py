@@ -69,7 +69,8 @@ def mediapipe_available() -> bool:
 
 
 # MediaPipe reads a score threshold <= 0 as unset and takes the metadata's (measured with
-# mediapipe 1.2.2); the smallest positive float32 overrides it and keeps every real score.
+# mediapipe 1.2.2); the smallest positive float32 overrides it and keeps every score but an
+# exact 0 (which an int8 output can give: such a category is then not reported at all).
 KEEP_EVERY_SCORE = float(np.finfo(np.float32).tiny)
 
 
@@ -77,7 +78,7 @@ def mediapipe_scores(
     path: str | Path,
     images: Iterable[np.ndarray | str | Path],
     num_classes: int,
-    score_threshold: float | None = KEEP_EVERY_SCORE,
+    score_threshold: float | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """MediaPipe Tasks' ImageClassifier on each image (uint8 pixels, grey ones given as RGB as a
     camera gives them, or a file): the scores of every class, and the category names it
@@ -85,9 +86,9 @@ def mediapipe_scores(
     ``mp.Image.create_from_file`` of mediapipe 1.2.2 garbles the first dozen pixels of a JPEG
     (measured against PIL, OpenCV and TensorFlow, which agree within 5 grey levels).
 
-    By default every category is kept (the scores are measured); ``score_threshold`` None
-    leaves the threshold to the file's metadata, as in an app that sets none (a category
-    dropped below it scores 0 here)."""
+    ``score_threshold`` None leaves the threshold to the file's metadata, as in an app that
+    sets none (a category dropped below it scores 0 here, and is not named);
+    ``KEEP_EVERY_SCORE`` overrides a file's threshold to measure its scores."""
     import mediapipe as mp
     from mediapipe.tasks.python import BaseOptions
     from mediapipe.tasks.python.vision import ImageClassifier, ImageClassifierOptions
