@@ -45,18 +45,23 @@ def pr_curves_png(y_true: np.ndarray, y_score: np.ndarray, class_names: list[str
     return png_bytes(fig)
 
 
+def image_grid(images, picks, titles: list[str], cols: int = 5):
+    """``images[i]`` for each ``i`` of ``picks`` with its title, five a row; (figure, axes)."""
+    rows = max(1, int(np.ceil(len(picks) / cols)))
+    fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.2 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, i, title in zip(axes.ravel(), picks, titles, strict=False):
+        show_image(ax, images[int(i)], title)
+    return fig, axes
+
+
 def misclassified_png(
     images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str], n: int = 25
 ) -> bytes:
     wrong = np.flatnonzero(y_true != y_pred)[:n]
-    cols = 5
-    rows = max(1, int(np.ceil(len(wrong) / cols)))
-    fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.2 * rows), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, i in zip(axes.ravel(), wrong, strict=False):
-        title = f"true {class_names[y_true[i]]}\npred {class_names[y_pred[i]]}"
-        show_image(ax, images[i], title)
+    titles = [f"true {class_names[y_true[i]]}\npred {class_names[y_pred[i]]}" for i in wrong]
+    fig, axes = image_grid(images, wrong, titles)
     if not len(wrong):
         axes[0, 0].text(0, 0.5, "no misclassified images", fontsize=12)
     return png_bytes(fig)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from cnnkeras._figures import plt, png_bytes, show_image
+from cnnkeras._figures import png_bytes
+from cnnkeras.evaluate._plots import image_grid
 
 KEEP_KNOWN = 0.95  # the usual operating point of out-of-distribution detection (FPR at 95% TPR)
 
@@ -54,14 +55,9 @@ def confident_unknowns_png(images, scores: np.ndarray, class_names: list[str], n
     """The unknown images the model is surest of, with the class it gives and the score."""
     scores = np.asarray(scores)
     order = np.argsort(-scores.max(axis=1), kind="stable")[:n]
-    cols = 5
-    rows = max(1, int(np.ceil(len(order) / cols)))
-    fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.2 * rows), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, i in zip(axes.ravel(), order, strict=False):
-        c = int(scores[i].argmax())
-        show_image(ax, images[int(i)], f"{class_names[c]} {scores[i, c]:.3f}")
+    top = scores.argmax(axis=1)
+    titles = [f"{class_names[top[i]]} {scores[i, top[i]]:.3f}" for i in order]
+    fig, _ = image_grid(images, order, titles)
     fig.suptitle("the most confident answers on images of none of the classes", fontsize=9)
     return png_bytes(fig)
 
