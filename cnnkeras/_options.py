@@ -2,9 +2,10 @@
 
 A config dataclass (``TrainConfig``, ``FinetuneConfig``, ``Experiment``) declares each
 user-facing field with ``option(...)``: its help text and choices sit beside its default.
-``add_options`` makes the argparse options of the CLI from them, ``given`` reads the values
-back, and ``check_choices`` refuses a value outside the choices with the same words for Python
-and command-line users. A field without help is internal.
+``add_options`` makes the argparse options of the CLI from them, in the help groups of
+``GROUPS``; ``given`` reads the values back, and ``check_choices`` refuses a value outside the
+choices with the same words for Python and command-line users. A field without help is
+internal.
 """
 
 from __future__ import annotations
@@ -20,6 +21,36 @@ from typing import Any
 
 from cnnkeras.errors import UserError
 
+# The help groups of `--help`, in their order, and the config fields each holds; a field that
+# is an option must be in one (tests/test_help.py). Flags the CLI adds by hand name their group.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "data": ("dataset", "image_size", "resize", "seed", "cache", "cache_budget_mb"),
+    "model": ("arch", "base", "dropout", "head_dropout", "model_options"),
+    "training": (
+        "epochs",
+        "batch_size",
+        "optimizer",
+        "lr",
+        "schedule",
+        "warmup_epochs",
+        "momentum",
+        "loss",
+        "weight_decay",
+        "class_weight",
+        "patience",
+        "epochs_head",
+        "epochs_finetune",
+        "lr_finetune",
+        "unfreeze",
+        "train_bn",
+    ),
+    "recipe": ("augment", "mixup", "cutmix", "ema", "label_smoothing", "scores", "target_accuracy"),
+    "search": ("name", "tuner", "max_trials", "objective", "retry_failed"),
+    "output": ("out", "directory"),
+    "scale-out": ("distribute", "devices"),
+}
+_GROUP_OF = {name: group for group, names in GROUPS.items() for name in names}
+
 
 def option(
     default: Any = MISSING,
@@ -29,19 +60,22 @@ def option(
     flags: tuple[str, ...] = (),
     metavar: str | None = None,
     off: str | None = None,
+    off_help: str | None = None,
     required: bool = False,
     default_factory: Any = MISSING,
 ) -> Any:
     """A dataclass field that the CLI shows as an option.
 
     ``flags`` replaces the flag made from the name (``--cache-budget`` for
-    ``cache_budget_mb``); ``off`` adds a flag that sets an empty value (``--no-augment``)."""
+    ``cache_budget_mb``); ``off`` adds a flag that sets an empty value (``--no-augment``),
+    which ``off_help`` describes."""
     metadata = {
         "help": help,
         "choices": tuple(choices) if choices is not None else None,
         "flags": flags,
         "metavar": metavar,
         "off": off,
+        "off_help": off_help,
         "required": required,
     }
     return field(default=default, default_factory=default_factory, metadata=metadata)
@@ -96,23 +130,44 @@ def _value_type(hint) -> typing.Callable[[str], object]:
     return next((t for t in (int, float) if t in kinds), str)
 
 
+def flag_group(parser: argparse.ArgumentParser, title: str) -> argparse._ArgumentGroup:
+    """The help group ``title`` of ``parser``, made once, in ``GROUPS``' order."""
+    for group in parser._action_groups:  # argparse has no public lookup of its groups
+        if group.title == title:
+            return group
+    return parser.add_argument_group(title)
+
+
+def with_default(help: str, default: Any) -> str:
+    """``help`` with its default in the one style of every flag: ``(default: X)`` at the end."""
+    if any(default is v for v in (MISSING, None, False, argparse.SUPPRESS)) or default in ("", ()):
+        return help
+    return f"{help} (default: {default})"
+
+
 def add_options(
     parser: argparse.ArgumentParser, cls: type, only: Collection[str] | None = None
 ) -> None:
     """One argparse option per field of ``cls`` declared with ``option`` (of those named in
-    ``only``, when given).
+    ``only``, when given), each in its group of ``GROUPS``.
 
     Absent options stay absent (``SUPPRESS``), so the dataclass or an experiment file keeps
     its default; the help says what that default is."""
     hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
+    documented = [
+        f
+        for f in dataclasses.fields(cls)
+        if "help" in f.metadata and (only is None or f.name in only)
+    ]
+    for title in GROUPS:  # the groups first, so that they print in their order
+        if any(_GROUP_OF.get(f.name) == title for f in documented):
+            flag_group(parser, title)
+    for f in documented:
         meta = f.metadata
-        if "help" not in meta or (only is not None and f.name not in only):
-            continue
+        group = flag_group(parser, _GROUP_OF[f.name])
         flags = meta["flags"] or ("--" + f.name.replace("_", "-"),)
-        kwargs = {"dest": f.name, "default": argparse.SUPPRESS, "help": meta["help"]}
-        if f.default not in (dataclasses.MISSING, None, "") and f.default is not False:
-            kwargs["help"] += f" (default: {f.default})"
+        kwargs = {"dest": f.name, "default": argparse.SUPPRESS}
+        kwargs["help"] = with_default(meta["help"], f.default)
         if hints[f.name] is bool:
             kwargs["action"] = "store_true"
         elif hints[f.name] is dict:
@@ -123,15 +178,17 @@ def add_options(
             kwargs["choices"] = meta["choices"]
         if meta["metavar"]:
             kwargs["metavar"] = meta["metavar"]
-        parser.add_argument(*flags, required=meta["required"], **kwargs)
+        elif kwargs.get("type") in (int, float):  # not the field's name in capitals
+            kwargs["metavar"] = "N" if kwargs["type"] is int else "X"
+        group.add_argument(*flags, required=meta["required"], **kwargs)
         if meta["off"]:
-            parser.add_argument(
+            group.add_argument(
                 meta["off"],
                 dest=f.name,
                 action="store_const",
                 const=(),
                 default=argparse.SUPPRESS,
-                help=f"no {f.name.replace('_', ' ')}",
+                help=meta["off_help"],
             )
 
 

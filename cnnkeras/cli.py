@@ -15,8 +15,10 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from functools import partial
 
-from cnnkeras._options import add_options, as_flags, given, key_value
+from cnnkeras._help import DEMO_NAMES, HELP, TOP, Formatter
+from cnnkeras._options import add_options, as_flags, flag_group, given, key_value, with_default
 from cnnkeras._spawn import import_tensorflow_quietly
 from cnnkeras.errors import UserError
 
@@ -98,22 +100,22 @@ def cmd_summary(args):
 def cmd_explain(args):
     from cnnkeras import explain
 
-    if args.topic == "conv" and (args.image is not None or args.filter is not None):
+    if args.what == "conv" and (args.image is not None or args.filter is not None):
         if args.image is None or args.filter is None:
             raise UserError("give both --image and --filter, or --input and --kernel")
         image = explain.parse_matrix(args.image, "image")
         kernel = explain.parse_matrix(args.filter, "filter")
         r = explain.conv_feature_map(image, kernel, stride=args.stride, padding=args.padding)
         return r, explain.conv_feature_map_text(r)
-    if args.topic == "conv":
+    if args.what == "conv":
         if args.input is None or args.kernel is None:
             raise UserError("give --input W and --kernel F (or --image and --filter)")
         r = explain.conv_output(args.input, args.kernel, args.stride, args.padding)
         return r, explain.conv_output_text(r)
-    if args.topic == "separable":
+    if args.what == "separable":
         r = explain.separable_cost(args.input, args.kernel, args.in_channels, args.out_channels)
         return r, explain.separable_cost_text(r)
-    if args.topic == "receptive-field":
+    if args.what == "receptive-field":
         r = explain.receptive_field(args.kernel, args.layers, args.channels)
         return r, explain.receptive_field_text(r)
     r = explain.compound_scaling(args.phi)
@@ -135,18 +137,6 @@ def cmd_train(args):
         return resume(args.resume, dataset=options.get("dataset"), verbose=_verbose(args)), ""
     config = TrainConfig(**options)
     return train(config, verbose=_verbose(args)), ""
-
-
-PREVIEW_OPTIONS = (
-    "arch",
-    "image_size",
-    "resize",
-    "augment",
-    "mixup",
-    "cutmix",
-    "seed",
-    "batch_size",
-)
 
 
 def cmd_data_preview(args):
@@ -190,21 +180,6 @@ def cmd_launch(args):
         "",
         launch(command, args.processes, port=args.port, bind=args.bind, force=args.force),
     )
-
-
-LAUNCH_HELP = "run `train` as N processes of a multi-host run here"
-
-
-def _launch_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    p.add_argument("--processes", type=int, required=True, metavar="N")
-    p.add_argument("--port", type=int, help="the coordinator's port (default: a free one)")
-    bind_help = "the coordinator listens here (default 127.0.0.1; 0.0.0.0 for other machines)"
-    p.add_argument("--bind", metavar="ADDRESS", help=bind_help)
-    force_help = "start more processes than this machine has CPU cores"
-    p.add_argument("--force", action="store_true", help=force_help)
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="-- train OPTIONS")
-    p.set_defaults(func=cmd_launch, json=False, quiet=False)
-    return p
 
 
 def cmd_lr_find(args):
@@ -256,7 +231,7 @@ def cmd_compare(args):
     from cnnkeras.compare import compare, compare_text
 
     options: dict[str, dict] = {}
-    for arch, key, value in args.set or []:
+    for arch, key, value in args.model_options or []:
         options.setdefault(arch, {})[key] = value
     archs = None if args.all else [a.strip() for a in args.archs.split(",") if a.strip()]
     result = compare(
@@ -314,6 +289,16 @@ def cmd_predict(args):
     return {"results": results}, predict_text(results), 1 if failed else 0
 
 
+def cmd_docs(args):
+    from cnnkeras.docs import guide, guides, guides_text
+
+    if args.topic is None:
+        found = guides()
+        return {"guides": found}, guides_text(found)
+    text = guide(args.topic)
+    return {"topic": args.topic, "text": text}, text
+
+
 def cmd_bench(args):
     if args.what == "infer":
         from cnnkeras.export import bench_infer, bench_infer_text
@@ -328,228 +313,406 @@ def cmd_bench(args):
 
 
 # ---------------------------------------------------------------- parser
-
-
-DEMO_HELP = {
-    "batchnorm": "the same net with and without batch norm, at two learning rates",
-    "dropout": "train/validation gap with and without dropout",
-    "activations": "a deep plain stack: sigmoid against ReLU",
-    "residual": "plain against residual nets of 20 and 56 layers",
-    "receptive-field": "one 5x5 convolution against two stacked 3x3",
-    "separable": "standard against depthwise-separable convolution",
-}
+# One function per command adds its arguments; COMMANDS lists them in the order of
+# `cnnkeras --help`, and _help.HELP says what each does. A command's arguments are built only
+# when it is the one run (or all, for the tests), so `cnnkeras --help` imports no TensorFlow.
 
 TTA_HELP = (
-    "also average over test-time augmented copies that follow the run's augmentation, "
-    "reported beside the plain result"
+    "also average the scores over test-time augmented copies that follow the run's "
+    "augmentation, reported beside the plain result"
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from cnnkeras.demos import DEMOS
-    from cnnkeras.train import FinetuneConfig, TrainConfig
-    from cnnkeras.train._lr_find import STEPS as LR_FIND_STEPS
-    from cnnkeras.tuning import MEMORY_GROWTH_MB, Experiment
-
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="print the result as one JSON line")
-    common.add_argument("--quiet", action="store_true", help="no progress lines")
-    parser = _Parser(prog="cnnkeras", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    def command(parent, name: str, func, help: str) -> argparse.ArgumentParser:
-        p = parent.add_parser(name, help=help, parents=[common])
-        p.set_defaults(func=func)
-        return p
-
-    p = command(sub, "models", cmd_models, "list the registered models")
-    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. '*resnet*'")
+def _models_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter of the names")
     p.add_argument("--measure", action="store_true", help="build each model and count again")
 
-    p = command(sub, "summary", cmd_summary, "per-layer output shape, parameters and MACs")
-    p.add_argument("name")
-    p.add_argument("--input-shape", type=_shape, metavar="H,W,C")
-    p.add_argument("--classes", type=int, metavar="N")
-    set_help = "any builder option, e.g. --set alpha=0.5"
+
+def _summary_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="a registered model name (`cnnkeras models` lists them)")
+    shape_help = "the input shape (default: the architecture's)"
+    p.add_argument("--input-shape", type=_shape, metavar="H,W,C", help=shape_help)
+    p.add_argument("--classes", type=int, metavar="N", help="outputs of the classifier")
+    set_help = "a builder option, e.g. --set alpha=0.5 (repeatable)"
     p.add_argument("--set", type=key_value, action="append", metavar="KEY=VALUE", help=set_help)
 
-    p = command(sub, "train", cmd_train, "train a model with model.fit into a run folder")
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    from cnnkeras.train import TrainConfig
+
     add_options(p, TrainConfig)
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    resume_help = "continue an interrupted run from its last finished epoch"
+    flag_group(p, "output").add_argument("--resume", metavar="RUN_DIR", help=resume_help)
 
-    _launch_options(command(sub, "launch", cmd_launch, LAUNCH_HELP))
 
-    p = command(sub, "lr-find", cmd_lr_find, "learning-rate range test: loss against the rate")
+def _launch_args(p: argparse.ArgumentParser) -> None:
+    group = flag_group(p, "scale-out")
+    group.add_argument("--processes", type=int, required=True, metavar="N", help="how many")
+    port_help = "the coordinator's port (default: a free one)"
+    group.add_argument("--port", type=int, help=port_help)
+    bind_help = "the coordinator listens here: 0.0.0.0 for other machines (default: 127.0.0.1)"
+    group.add_argument("--bind", metavar="ADDRESS", help=bind_help)
+    force_help = "start more processes than this machine has CPU cores"
+    group.add_argument("--force", action="store_true", help=force_help)
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="-- train OPTIONS")
+
+
+def _lr_find_args(p: argparse.ArgumentParser) -> None:
+    from cnnkeras.train import TrainConfig
+    from cnnkeras.train._lr_find import STEPS
+
     add_options(p, TrainConfig)
-    steps_help = f"steps of the test (default: {LR_FIND_STEPS}, as `train --lr auto`)"
-    p.add_argument("--steps", type=int, default=LR_FIND_STEPS, help=steps_help)
-    p.add_argument("--plot", default="lr_find.png", metavar="PNG", help="default: lr_find.png")
+    group = flag_group(p, "training")
+    steps_help = "steps of the test, as `train --lr auto` takes"
+    group.add_argument("--steps", type=int, default=STEPS, help=with_default(steps_help, STEPS))
+    plot_help = with_default("the loss against the rate", "lr_find.png")
+    flag_group(p, "output").add_argument(
+        "--plot", default="lr_find.png", metavar="PNG", help=plot_help
+    )
 
-    p = command(sub, "finetune", cmd_finetune, "transfer learning: frozen base + new head")
+
+def _finetune_args(p: argparse.ArgumentParser) -> None:
+    from cnnkeras.train import FinetuneConfig
+
     add_options(p, FinetuneConfig)
 
-    p = command(sub, "tune", cmd_tune, "Keras Tuner search of kernel size, filters, dropout")
+
+def _tune_args(p: argparse.ArgumentParser) -> None:
+    from cnnkeras.tuning import MEMORY_GROWTH_MB, Experiment
+
     p.add_argument("experiment", nargs="?", help="an experiment file (tuning/*.toml)")
     add_options(p, Experiment)
+    group = flag_group(p, "scale-out")
     workers_help = "run a chief oracle and N worker processes (Keras Tuner distributed)"
-    p.add_argument("--workers", type=int, default=0, metavar="N", help=workers_help)
-    p.add_argument("--host", default="127.0.0.1", help="the chief's address (loopback)")
-    p.add_argument(
+    group.add_argument("--workers", type=int, default=0, metavar="N", help=workers_help)
+    host_help = with_default("the chief's address", "127.0.0.1")
+    group.add_argument("--host", default="127.0.0.1", help=host_help)
+    growth_help = (
+        "a search process that has grown this much since its first trial hands over to a "
+        "fresh one (0: a fresh process for every trial; inf: one process)"
+    )
+    group.add_argument(
         "--max-memory-growth",
         dest="max_memory_growth_mb",
         type=float,
         default=MEMORY_GROWTH_MB,
         metavar="MIB",
-        help="a search process that has grown this much since its first trial hands over to a "
-        "fresh one (0: a fresh process for every trial; inf: one process)",
+        help=with_default(growth_help, MEMORY_GROWTH_MB),
     )
+    group = flag_group(p, "search")
     retrain_help = (
-        "train the best configuration with train's epochs, and train's defaults beside it, "
-        "into <dir>/retrained/; the test accuracies and the gain go to summary.md"
+        "then train the best configuration with train's epochs, and train's defaults beside "
+        "it, into DIR/retrained/; the test accuracies and the gain go to summary.md"
     )
-    p.add_argument("--retrain-best", action="store_true", help=retrain_help)
-    p.add_argument("--seeds", type=int, default=1, help="of each retrain (default: 1)")
-    no_baseline = "retrain the best configuration only, without train's defaults"
-    p.add_argument("--no-baseline", dest="baseline", action="store_false", help=no_baseline)
+    group.add_argument("--retrain-best", action="store_true", help=retrain_help)
+    seeds_help = with_default("seeds of each retrain", 1)
+    group.add_argument("--seeds", type=int, default=1, help=seeds_help)
+    no_baseline = "retrain the best configuration only, without train's defaults beside it"
+    group.add_argument("--no-baseline", dest="baseline", action="store_false", help=no_baseline)
 
-    data = sub.add_parser("data", help="look at a dataset before training on it")
-    datasub = data.add_subparsers(dest="what", required=True, parser_class=_Parser)
-    p = command(datasub, "preview", cmd_data_preview, "the first training batch, augmented")
-    p.add_argument("spec", metavar="SPEC", help="as train's --dataset")
+
+SPEC_HELP = "the dataset, as train's --dataset"
+
+PREVIEW_OPTIONS = (
+    "arch",
+    "image_size",
+    "resize",
+    "augment",
+    "mixup",
+    "cutmix",
+    "seed",
+    "batch_size",
+)
+
+
+def _data_preview_args(p: argparse.ArgumentParser) -> None:
+    from cnnkeras.train import TrainConfig
+
+    p.add_argument("spec", metavar="SPEC", help=SPEC_HELP)
     add_options(p, TrainConfig, only=PREVIEW_OPTIONS)
-    p.add_argument("--out", default="train_batch.png", metavar="PNG", help="default: %(default)s")
-    check_help = "duplicates, conflicting labels, leakage, sizes, colour, unreadable files"
-    p = command(datasub, "check", cmd_data_check, check_help)
-    p.add_argument("spec", metavar="SPEC", help="as train's --dataset")
+    out_help = with_default("the grid of images", "train_batch.png")
+    flag_group(p, "output").add_argument(
+        "--out", default="train_batch.png", metavar="PNG", help=out_help
+    )
+
+
+def _data_check_args(p: argparse.ArgumentParser) -> None:
+    from cnnkeras.train import TrainConfig
+
+    p.add_argument("spec", metavar="SPEC", help=SPEC_HELP)
     add_options(p, TrainConfig, only=("seed",))
-    out_help = "folder for data_check.html and .json (default: %(default)s)"
-    p.add_argument("--out", default="data_check", metavar="DIR", help=out_help)
+    group = flag_group(p, "output")
+    out_help = with_default("folder for data_check.html and data_check.json", "data_check")
+    group.add_argument("--out", default="data_check", metavar="DIR", help=out_help)
     fix_help = "write a label file without the validation/test images that repeat training ones"
-    p.add_argument("--fix-leakage", action="store_true", help=fix_help)
+    group.add_argument("--fix-leakage", action="store_true", help=fix_help)
 
-    demo = sub.add_parser("demo", help="measured demonstrations")
-    dsub = demo.add_subparsers(dest="what", required=True, parser_class=_Parser)
-    p = command(dsub, "transfer", cmd_demo, "pre-trained vs scratch on few labelled images")
-    p.add_argument("--k", type=int, default=10, help="labelled images per new class")
-    p.add_argument("--seeds", type=int, default=3)
-    for name, help in DEMO_HELP.items():
-        p = command(dsub, name, cmd_demo, help)
-        p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default: 3)")
-        epochs = inspect.signature(DEMOS[name]).parameters["epochs"].default
-        p.add_argument("--epochs", type=int, metavar="N", help=f"default: {epochs}")
-        png_help = f"the training curves (default: saved_models/demo-{name}.png)"
-        p.add_argument("--plot", metavar="PNG", help=png_help)
 
-    p = command(sub, "compare", cmd_compare, "train, evaluate and export architectures alike")
-    p.add_argument("--dataset", required=True, metavar="SPEC", help="as train's --dataset")
-    which = p.add_mutually_exclusive_group(required=True)
+def _demo_transfer_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--k", type=int, default=10, help=with_default("labelled images a class", 10))
+    p.add_argument("--seeds", type=int, default=3, help=with_default("seeds 0..N-1", 3))
+
+
+def _demo_args(p: argparse.ArgumentParser, name: str) -> None:
+    from cnnkeras.demos import DEMOS
+
+    p.add_argument("--seeds", type=int, default=3, help=with_default("seeds 0..N-1", 3))
+    epochs = inspect.signature(DEMOS[name]).parameters["epochs"].default
+    epochs_help = with_default("epochs of each network", epochs)
+    p.add_argument("--epochs", type=int, metavar="N", help=epochs_help)
+    png_help = with_default("the training curves", f"saved_models/demo-{name}.png")
+    flag_group(p, "output").add_argument("--plot", metavar="PNG", help=png_help)
+
+
+def _compare_args(p: argparse.ArgumentParser) -> None:
+    data = flag_group(p, "data")
+    data.add_argument("--dataset", required=True, metavar="SPEC", help=SPEC_HELP)
+    size_help = "images are resized to N x N pixels (default: each architecture's input)"
+    data.add_argument("--image-size", type=int, metavar="N", help=size_help)
+    model = flag_group(p, "model")
+    which = model.add_mutually_exclusive_group(required=True)
     which.add_argument("--archs", metavar="A,B,C", help="the architectures to compare")
     which.add_argument("--all", action="store_true", help="every registered architecture")
-    p.add_argument("--image-size", type=int, metavar="N", help="default: each one's own")
-    length = p.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=int, metavar="N", help="default: train's (auto)")
-    budget_help = "the same wall-clock training budget for each architecture and seed"
-    length.add_argument("--budget-minutes", type=float, metavar="M", help=budget_help)
-    p.add_argument("--seeds", type=int, default=1, help="runs per architecture (default: 1)")
-    p.add_argument(
+    set_help = "a builder option of one architecture, e.g. --set mobilenet_v2.alpha=0.35"
+    model.add_argument(
         "--set",
+        dest="model_options",
         type=_arch_option,
         action="append",
         metavar="ARCH.KEY=VALUE",
-        help="a builder option of one architecture, e.g. --set mobilenet_v2.alpha=0.35",
+        help=set_help,
     )
-    out_help = "default: saved_models/comparison-<dataset>/ (a rerun there continues)"
-    p.add_argument("--out", metavar="DIR", help=out_help)
+    training = flag_group(p, "training")
+    length = training.add_mutually_exclusive_group()
+    epochs_help = "epochs of each run (default: train's, auto)"
+    length.add_argument("--epochs", type=int, metavar="N", help=epochs_help)
+    budget_help = "the same wall-clock training time for each architecture and seed"
+    length.add_argument("--budget-minutes", type=float, metavar="M", help=budget_help)
+    seeds_help = with_default("runs of each architecture, seeds 42, 43, ...", 1)
+    training.add_argument("--seeds", type=int, default=1, help=seeds_help)
+    out_help = (
+        "where the tables go; a rerun there continues (default: saved_models/comparison-DATASET/)"
+    )
+    flag_group(p, "output").add_argument("--out", metavar="DIR", help=out_help)
 
-    p = command(sub, "evaluate", cmd_evaluate, "metrics, plots and a report for a saved model")
+
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a .keras or .tflite file (its run's record is read)")
-    p.add_argument("--dataset", metavar="SPEC", help="default: the one it was trained on")
-    p.add_argument("--split", choices=("train", "val", "test"), default="test")
-    p.add_argument("--out", metavar="DIR")
-    p.add_argument("--top-losses", type=int, default=16, metavar="N", help="images shown")
-    p.add_argument("--tta", action="store_true", help=TTA_HELP)
+    data = flag_group(p, "data")
+    dataset_help = "the images to score (default: the dataset it was trained on)"
+    data.add_argument("--dataset", metavar="SPEC", help=dataset_help)
+    split_help = with_default("which split of it", "test")
+    data.add_argument("--split", choices=("train", "val", "test"), default="test", help=split_help)
     unknown_help = (
-        "a dataset of none of the model's classes (as --dataset): how well the top score "
-        "tells its images from the split's (AUROC), and how many a threshold lets through"
+        "a dataset of none of the model's classes: how well the top score tells its images "
+        "from the split's (AUROC), and how many a threshold lets through"
     )
-    p.add_argument("--unknown", metavar="SPEC", help=unknown_help)
+    data.add_argument("--unknown", metavar="SPEC", help=unknown_help)
+    flag_group(p, "recipe").add_argument("--tta", action="store_true", help=TTA_HELP)
+    out = flag_group(p, "output")
+    out.add_argument("--out", metavar="DIR", help="the report's folder (default: beside the model)")
+    losses_help = with_default("how many of the highest-loss images the report shows", 16)
+    out.add_argument("--top-losses", type=int, default=16, metavar="N", help=losses_help)
 
-    p = command(sub, "inspect", cmd_inspect, "Grad-CAM, feature maps and filters of a model")
+
+def _inspect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a .keras file of a run (its preprocessing and labels are used)")
-    p.add_argument("images", nargs="+")
-    p.add_argument("--out", metavar="DIR", help="default: inspect/ beside the model")
-    p.add_argument("--top-k", type=int, default=3)
-    p.add_argument("--class", dest="class_name", metavar="NAME", help="Grad-CAM of this too")
-    cam_help = "Grad-CAM's layer (default: the last whose map is at least 2x2)"
-    p.add_argument("--layer", metavar="NAME", help=cam_help)
-    p.add_argument("--layers", metavar="A,B,C", help="feature maps of (default: each stage)")
+    p.add_argument("images", nargs="+", help="image files, any size and colour mode")
+    cam = flag_group(p, "model")
+    cam.add_argument("--class", dest="class_name", metavar="NAME", help="Grad-CAM of this too")
+    layer_help = "Grad-CAM's layer (default: the last whose map is at least 2x2)"
+    cam.add_argument("--layer", metavar="NAME", help=layer_help)
+    layers_help = "layers whose feature maps are drawn (default: the last of each stage)"
+    cam.add_argument("--layers", metavar="A,B,C", help=layers_help)
+    out = flag_group(p, "output")
+    out.add_argument("--top-k", type=int, default=3, help=with_default("classes printed", 3))
+    out_help = "where the images go (default: inspect/ beside the model)"
+    out.add_argument("--out", metavar="DIR", help=out_help)
 
-    bench = sub.add_parser("bench", help="measure speed")
-    bsub = bench.add_subparsers(dest="what", required=True, parser_class=_Parser)
-    p = command(bsub, "train", cmd_bench, "training throughput of the default path")
-    p.add_argument("--arch", default="lenet5")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--image-size", type=int)
-    p.add_argument("--steps", type=int, default=64, help="steps of one timed epoch")
-    val_help = "validate on N images each epoch"
+
+def _bench_train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", default="lenet5", help=with_default("the architecture", "lenet5"))
+    p.add_argument("--batch-size", type=int, default=64, help=with_default("images a step", 64))
+    size_help = "images are N x N pixels (default: the architecture's input)"
+    p.add_argument("--image-size", type=int, metavar="N", help=size_help)
+    p.add_argument("--steps", type=int, default=64, help=with_default("steps of a timed epoch", 64))
+    val_help = "validate on N images after each epoch, as train does"
     p.add_argument("--val-images", type=int, default=0, metavar="N", help=val_help)
-    spe_help = "default: as train chooses it (a divisor of the epoch's steps)"
+    spe_help = "steps per graph call (default: as train chooses, a divisor of the epoch's steps)"
     p.add_argument("--steps-per-execution", type=int, metavar="N", help=spe_help)
-    p.add_argument("--repeats", type=int, default=7, help="timed epochs; the median is kept")
-    p = command(bsub, "infer", cmd_bench, "single-image latency of a .tflite or .keras model")
-    p.add_argument("model")
-    p.add_argument("--threads", type=int)
-    p.add_argument("--runs", type=int, default=200)
+    repeats_help = with_default("timed epochs; the median is kept", 7)
+    p.add_argument("--repeats", type=int, default=7, help=repeats_help)
 
-    p = command(sub, "export", cmd_export, "TFLite (LiteRT) files for phones, with parity")
-    p.add_argument("model", help="a .keras model file")
-    quantize = ("none", "float16", "dynamic", "int8", "all")
-    p.add_argument("--quantize", choices=quantize, default="none")
-    data_help = "calibration and parity data (default: the one it was trained on)"
-    p.add_argument("--dataset", metavar="SPEC", help=data_help)
-    p.add_argument("--samples", type=int, default=200, help="int8 calibration images")
-    io_help = "integer type of the int8 file's input and output"
-    p.add_argument("--int-io", choices=("uint8", "int8"), default="uint8", help=io_help)
+
+def _bench_infer_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="a .tflite or .keras file")
+    threads_help = "LiteRT's threads (default: LiteRT's choice)"
+    p.add_argument("--threads", type=int, help=threads_help)
+    p.add_argument("--runs", type=int, default=200, help=with_default("timed single images", 200))
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
     from cnnkeras.export._export import DEFAULT_AUTHOR, DEFAULT_LICENSE, INPUTS
 
-    input_help = "rgb: a grey model converts RGB camera frames itself (phone runtimes need RGB)"
-    p.add_argument("--input", choices=INPUTS, default="rgb", help=input_help)
-    p.add_argument("--author", default=DEFAULT_AUTHOR, help="written into the file's metadata")
-    p.add_argument("--license", default=DEFAULT_LICENSE, help="written into the file's metadata")
-    repair_help = "when int8 misses its bar, also write model_int8_mixed.tflite"
-    p.add_argument("--int8-repair", choices=("on", "off"), default="on", help=repair_help)
-    p.add_argument("--out", metavar="DIR", help="default: tflite/<model-name>/")
+    p.add_argument("model", help="a .keras model file of a run")
+    model = flag_group(p, "model")
+    quantize_help = with_default("the variants: all is float32, float16, dynamic and int8", "none")
+    quantize = ("none", "float16", "dynamic", "int8", "all")
+    model.add_argument("--quantize", choices=quantize, default="none", help=quantize_help)
+    io_help = with_default("integer type of the int8 file's input and output", "uint8")
+    model.add_argument("--int-io", choices=("uint8", "int8"), default="uint8", help=io_help)
+    input_help = with_default(
+        "rgb: a grey model converts RGB camera frames itself, as phone runtimes need", "rgb"
+    )
+    model.add_argument("--input", choices=INPUTS, default="rgb", help=input_help)
+    repair_help = with_default("when int8 misses its bar, also write model_int8_mixed.tflite", "on")
+    model.add_argument("--int8-repair", choices=("on", "off"), default="on", help=repair_help)
+    data = flag_group(p, "data")
+    data_help = "calibration and parity images (default: the dataset it was trained on)"
+    data.add_argument("--dataset", metavar="SPEC", help=data_help)
+    samples_help = with_default("int8 calibration images", 200)
+    data.add_argument("--samples", type=int, default=200, help=samples_help)
+    out = flag_group(p, "output")
+    author_help = with_default("written into the file's metadata", DEFAULT_AUTHOR)
+    out.add_argument("--author", default=DEFAULT_AUTHOR, help=author_help)
+    license_help = with_default("written into the file's metadata", DEFAULT_LICENSE)
+    out.add_argument("--license", default=DEFAULT_LICENSE, help=license_help)
+    out.add_argument("--out", metavar="DIR", help="the export folder (default: tflite/MODEL/)")
 
-    p = command(sub, "predict", cmd_predict, "classify image files with a .keras or .tflite")
-    p.add_argument("model")
-    p.add_argument("images", nargs="+")
-    p.add_argument("--top-k", type=int, default=3)
+
+def _predict_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="a .keras or .tflite file")
+    p.add_argument("images", nargs="+", help="image files, any size and colour mode")
+    p.add_argument("--top-k", type=int, default=3, help=with_default("classes printed", 3))
     p.add_argument("--tta", action="store_true", help=TTA_HELP)
     threshold_help = (
         "answer unknown below this top score; auto: the one train --target-accuracy found"
     )
     p.add_argument("--threshold", type=_threshold, metavar="auto|SCORE", help=threshold_help)
 
-    explain = sub.add_parser("explain", help="the lecture's calculators")
-    esub = explain.add_subparsers(dest="topic", required=True, parser_class=_Parser)
-    p = command(esub, "conv", cmd_explain, "convolution output size, or a feature map")
-    p.add_argument("--input", type=int, metavar="W")
-    p.add_argument("--kernel", type=int, metavar="F")
-    p.add_argument("--padding", default="0", metavar="P|same|valid")
-    p.add_argument("--stride", type=int, default=1, metavar="S")
-    p.add_argument("--image", metavar='"1 2 3; 4 5 6; ..."')
-    p.add_argument("--filter", metavar='"1 0; 0 1"')
-    p = command(esub, "separable", cmd_explain, "standard vs depthwise-separable conv cost")
-    for flag, metavar in (("--input", "W"), ("--kernel", "F"), ("--in-channels", "M")):
-        p.add_argument(flag, type=int, required=True, metavar=metavar)
-    p.add_argument("--out-channels", type=int, required=True, metavar="N")
-    p = command(esub, "receptive-field", cmd_explain, "stacked 3x3 convs against one large")
-    p.add_argument("--kernel", type=int, default=3)
-    p.add_argument("--layers", type=int, default=3)
-    p.add_argument("--channels", type=int, default=64)
-    p = command(esub, "scaling", cmd_explain, "EfficientNet compound scaling")
-    p.add_argument("--phi", type=float)
-    return parser
+
+def _explain_conv_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", type=int, metavar="W", help="the input's width")
+    p.add_argument("--kernel", type=int, metavar="F", help="the kernel's width")
+    padding_help = with_default("pixels added on each side, or same or valid", 0)
+    p.add_argument("--padding", default="0", metavar="P|same|valid", help=padding_help)
+    p.add_argument("--stride", type=int, default=1, metavar="S", help=with_default("the step", 1))
+    image_help = "a small image, rows separated by semicolons"
+    p.add_argument("--image", metavar='"1 2 3; 4 5 6; ..."', help=image_help)
+    p.add_argument("--filter", metavar='"1 0; 0 1"', help="a kernel, rows separated by semicolons")
+
+
+def _explain_separable_args(p: argparse.ArgumentParser) -> None:
+    for flag, metavar, help in (
+        ("--input", "W", "the input's width"),
+        ("--kernel", "F", "the kernel's width"),
+        ("--in-channels", "M", "channels in"),
+        ("--out-channels", "N", "channels out"),
+    ):
+        p.add_argument(flag, type=int, required=True, metavar=metavar, help=help)
+
+
+def _explain_receptive_field_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kernel", type=int, default=3, help=with_default("the stacked kernel", 3))
+    p.add_argument("--layers", type=int, default=3, help=with_default("stacks of 1..N", 3))
+    channels_help = with_default("channels in and out of each layer", 64)
+    p.add_argument("--channels", type=int, default=64, help=channels_help)
+
+
+def _explain_scaling_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--phi", type=float, help="a compound coefficient to scale B0 by")
+
+
+def _docs_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("topic", nargs="?", help="a guide's name (default: list them)")
+
+
+# path -> (what runs it, what adds its arguments); a path with neither groups subcommands
+COMMANDS: dict[tuple[str, ...], tuple] = {
+    ("train",): (cmd_train, _train_args),
+    ("finetune",): (cmd_finetune, _finetune_args),
+    ("evaluate",): (cmd_evaluate, _evaluate_args),
+    ("predict",): (cmd_predict, _predict_args),
+    ("export",): (cmd_export, _export_args),
+    ("inspect",): (cmd_inspect, _inspect_args),
+    ("data",): (None, None),
+    ("data", "check"): (cmd_data_check, _data_check_args),
+    ("data", "preview"): (cmd_data_preview, _data_preview_args),
+    ("lr-find",): (cmd_lr_find, _lr_find_args),
+    ("tune",): (cmd_tune, _tune_args),
+    ("compare",): (cmd_compare, _compare_args),
+    ("demo",): (None, None),
+    ("demo", "transfer"): (cmd_demo, _demo_transfer_args),
+    **{("demo", name): (cmd_demo, partial(_demo_args, name=name)) for name in DEMO_NAMES},
+    ("explain",): (None, None),
+    ("explain", "conv"): (cmd_explain, _explain_conv_args),
+    ("explain", "separable"): (cmd_explain, _explain_separable_args),
+    ("explain", "receptive-field"): (cmd_explain, _explain_receptive_field_args),
+    ("explain", "scaling"): (cmd_explain, _explain_scaling_args),
+    ("models",): (cmd_models, _models_args),
+    ("summary",): (cmd_summary, _summary_args),
+    ("bench",): (None, None),
+    ("bench", "train"): (cmd_bench, _bench_train_args),
+    ("bench", "infer"): (cmd_bench, _bench_infer_args),
+    ("launch",): (cmd_launch, _launch_args),
+    ("docs",): (cmd_docs, _docs_args),
+}
+
+
+def build_parser(path: tuple[str, ...] | None = None) -> argparse.ArgumentParser:
+    """The command line; with ``path`` (``("data", "check")``), only that command's options
+    are built, so that a command, and ``--help``, import only what they need."""
+    top = _Parser(
+        prog="cnnkeras",
+        description=TOP.description,
+        epilog=TOP.epilog(),
+        formatter_class=Formatter,
+    )
+    top._positionals.title = "commands"  # argparse: no public way to name this group
+    children = {
+        (): top.add_subparsers(
+            dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+        )
+    }
+    for key, (func, arguments) in COMMANDS.items():
+        help = HELP[key]
+        p = children[key[:-1]].add_parser(
+            key[-1],
+            help=help.summary,
+            description=help.description,
+            epilog=help.epilog(),
+            formatter_class=Formatter,
+        )
+        if func is None:
+            p._positionals.title = "commands"  # argparse: no public way to name this group
+            children[key] = p.add_subparsers(
+                dest="what", required=True, metavar="COMMAND", parser_class=_Parser
+            )
+            continue
+        p.set_defaults(func=func)
+        if path is None or key == path:
+            arguments(p)
+            if key in PLAIN_OUTPUT:
+                p.set_defaults(json=False, quiet=False)
+            else:
+                output = flag_group(p, "output")
+                output.add_argument("--json", action="store_true", help=JSON_HELP)
+                output.add_argument("--quiet", action="store_true", help="no progress lines")
+    return top
+
+
+JSON_HELP = "print the result as one JSON line, and no progress"
+PLAIN_OUTPUT = {("launch",)}  # prints its processes' output as it comes: no --json, --quiet
+
+
+def command_path(argv: Sequence[str]) -> tuple[str, ...]:
+    """The command that ``argv`` names (``("data", "check")``), as far as it names one."""
+    path: tuple[str, ...] = ()
+    for token in argv:
+        if (*path, token) not in COMMANDS:
+            break
+        path = (*path, token)
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -558,14 +721,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # names of any bytes (a file or class folder named in Latin-1) print as the bytes they are
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="surrogateescape")
-    if argv[:1] == ["launch"]:  # the launcher only starts processes: no Keras, no TensorFlow
-        parser, argv = (
-            _launch_options(_Parser(prog="cnnkeras launch", description=LAUNCH_HELP)),
-            argv[1:],
-        )
-    else:
+    path = command_path(argv)
+    # help, the launcher (it only starts processes) and the guides need no TensorFlow
+    if COMMANDS.get(path, (None,))[0] not in (None, cmd_launch, cmd_docs):
         import_tensorflow_quietly()
-        parser = build_parser()
+    parser = build_parser(path)
     try:
         args = parser.parse_args(argv)
         result, text, *status = args.func(args)

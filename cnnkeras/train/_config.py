@@ -32,26 +32,39 @@ class TrainConfig:
     """Defaults are the README's main job: LeNet-5 on the embedded MNIST sample. The help
     texts are the command line's (``cnnkeras train --help``)."""
 
-    arch: str = option("lenet5", help="a registered model name (see `cnnkeras models`)")
+    arch: str = option(
+        "lenet5", help="the architecture: a registered model name (`cnnkeras models` lists them)"
+    )
     dataset: str = option(
-        "mnist5k", help="digits, mnist5k, tfds:NAME, folder:PATH or csv:FILE", metavar="SPEC"
+        "mnist5k",
+        help="what to train on: digits, mnist5k, tfds:NAME, csv:FILE (path,label[,split]) or "
+        "folder:PATH (one sub-folder per class, or train/ val/ test/ each with one)",
+        metavar="SPEC",
     )
     epochs: int | str = option(
-        "auto", help="auto: 60, or enough for 1,500 steps when epochs are short", metavar="auto|N"
+        "auto",
+        help="epochs to train; auto: 60, or enough for 1,500 steps when epochs are short",
+        metavar="auto|N",
     )
     batch_size: int | str = option(
         "auto",
-        help="auto: 64, 32 or 16, the largest that gives 50 steps an epoch",
+        help="images a step; auto: 64, 32 or 16, the largest that gives 50 steps an epoch",
         metavar="auto|N",
     )
-    image_size: int | None = option(None, help="pixels a side; default: the architecture's")
+    image_size: int | None = option(
+        None,
+        help="images are resized to N x N pixels (default: the architecture's input)",
+        metavar="N",
+    )
     resize: str = option(
         "phone",
         help="how images are resized to image_size: phone (as MediaPipe Tasks does in apps: "
         "bilinear at pixel corners, so training sees what the phone gives) or antialias",
         choices=RESIZES,
     )
-    optimizer: str = option("adam", help="the optimizer", choices=OPTIMIZERS)
+    optimizer: str = option(
+        "adam", help="the optimizer that updates the weights", choices=OPTIMIZERS
+    )
     lr: float | str = option(
         1e-3,
         help="the peak of the learning-rate schedule, or auto: what `cnnkeras lr-find` "
@@ -64,10 +77,18 @@ class TrainConfig:
         "when validation stalls) or constant",
         choices=SCHEDULES,
     )
-    warmup_epochs: int | None = option(None, help="default: min(3, epochs / 10)", metavar="N")
-    momentum: float = option(0.9, help="sgd and rmsprop")
-    loss: str = option("crossentropy", help="the loss", choices=LOSSES)
-    label_smoothing: float = option(0.0, help="crossentropy's label smoothing")
+    warmup_epochs: int | None = option(
+        None,
+        help="epochs of linear warm-up before the schedule (default: min(3, epochs / 10))",
+        metavar="N",
+    )
+    momentum: float = option(0.9, help="the momentum of sgd and rmsprop", metavar="M")
+    loss: str = option("crossentropy", help="the loss the optimizer minimises", choices=LOSSES)
+    label_smoothing: float = option(
+        0.0,
+        help="label smoothing of the crossentropy loss (0.1: targets of 0.9 and 0.1/K)",
+        metavar="EPS",
+    )
     weight_decay: float = option(
         0.0, help="decoupled weight decay (AdamW with adam); 0: none", metavar="WD"
     )
@@ -77,29 +98,34 @@ class TrainConfig:
         "by class name",
         metavar="balanced|none|FILE",
     )
-    dropout: float | None = option(None, help="default: the architecture's")
+    dropout: float | None = option(
+        None,
+        help="dropout rate before the classifier (default: the architecture's)",
+        metavar="RATE",
+    )
     augment: tuple[str, ...] | str = option(
         "auto",
         help=f"comma list of {','.join(AUGMENTATIONS)}; auto (alone or in the list): "
         f"{','.join(DEFAULT_AUGMENT)}, and flip for colour images",
         metavar="LIST",
         off="--no-augment",
+        off_help="train without augmentation",
     )
     mixup: float | None = option(
         None,
         help=f"MixUp's alpha; > 0 adds mixup to the augmentation, 0 removes it "
-        f"(default {MIX_STRENGTHS['mixup']} when listed)",
+        f"(default: {MIX_STRENGTHS['mixup']} when listed)",
         metavar="ALPHA",
     )
     cutmix: float | None = option(
         None,
-        help=f"CutMix's alpha, as --mixup (default {MIX_STRENGTHS['cutmix']} when listed)",
+        help=f"CutMix's alpha, as --mixup (default: {MIX_STRENGTHS['cutmix']} when listed)",
         metavar="ALPHA",
     )
     ema: float | None = option(
         None,
         help="keep an exponential moving average of the weights with this decay (e.g. "
-        "0.999) and evaluate and save it; none by default",
+        "0.999) and evaluate and save it",
         metavar="DECAY",
     )
     scores: str = option(
@@ -113,11 +139,13 @@ class TrainConfig:
         None,
         help="find the top-score threshold at which the validation images kept reach this "
         "accuracy (e.g. 0.99); predict --threshold auto and exported apps answer unknown "
-        "below it; none by default",
+        "below it",
         metavar="ACC",
     )
-    seed: int = option(DEFAULT_SEED, help="of the split, the weights and the augmentation")
-    patience: int = option(15, help="early stopping: epochs without a better val_accuracy")
+    seed: int = option(DEFAULT_SEED, help="seed of the split, the weights and the augmentation")
+    patience: int = option(
+        15, help="early stopping: stop after this many epochs without a better val_accuracy"
+    )
     cache: str = option(
         "auto",
         help="decoded images: in memory, in a disk file in the run folder, none, or auto "
@@ -125,7 +153,10 @@ class TrainConfig:
         choices=CACHES,
     )
     cache_budget_mb: float = option(
-        CACHE_BUDGET_MB, help="the cache budget", flags=("--cache-budget",), metavar="MIB"
+        CACHE_BUDGET_MB,
+        help="memory for decoded images before --cache auto stops caching, in MiB",
+        flags=("--cache-budget",),
+        metavar="MIB",
     )
     model_options: dict = option(
         help="a model builder option, e.g. --set activation=relu",
@@ -133,7 +164,9 @@ class TrainConfig:
         metavar="KEY=VALUE",
         default_factory=dict,
     )
-    out: str | None = option(None, help="parent of the run folder (saved_models)", metavar="DIR")
+    out: str | None = option(
+        None, help="parent of the run folder (default: saved_models)", metavar="DIR"
+    )
     distribute: str = option(
         "none",
         help="mirrored: data-parallel over this machine's GPUs (or --devices), the batch size "

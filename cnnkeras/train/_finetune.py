@@ -67,18 +67,22 @@ class FinetuneConfig(TrainConfig):
     architecture, epochs, loss, dropout and builder options come from the base and the
     phases, so they are internal here (not command-line options)."""
 
-    base: str = option("", help="a .keras model file or imagenet:NAME", required=True)
+    base: str = option(
+        "", help="the pre-trained model: a .keras file or imagenet:NAME", required=True
+    )
     dataset: str = option(
         "",
-        help="digits, mnist5k, tfds:NAME, folder:PATH or csv:FILE",
+        help="the new classes' images: as train's --dataset",
         metavar="SPEC",
         required=True,
     )
-    image_size: int | None = option(None, help="imagenet bases: the size to build at")
+    image_size: int | None = option(
+        None, help="the size an imagenet: base is built at, in pixels a side", metavar="N"
+    )
     epochs_head: int = option(10, help="phase 1: epochs of the new head on the frozen base")
     epochs_finetune: int = option(0, help="phase 2: epochs with the top of the base unfrozen")
-    lr_finetune: float = option(1e-4, help="phase 2's learning rate")
-    head_dropout: float = option(0.2, help="dropout before the new classifier")
+    lr_finetune: float = option(1e-4, help="phase 2's learning rate", metavar="LR")
+    head_dropout: float = option(0.2, help="dropout before the new classifier", metavar="RATE")
     unfreeze: str | None = option(
         None,
         help="in phase 2, train the whole base (all) or its top N layers with weights",

@@ -62,40 +62,69 @@ class Experiment:
     """What to search, on what, how long, and where the results go. The help texts are the
     command line's (``cnnkeras tune --help``); an experiment file sets the same fields."""
 
-    name: str = option("", help="default: the experiment file's name, or ARCH_DATASET")
-    arch: str = option("lenet5", help="a registered model name")
+    name: str = option(
+        "",
+        help="the experiment's name, its results folder's (default: the experiment file's name, or "
+        "ARCH_DATASET)",
+    )
+    arch: str = option("lenet5", help="the architecture whose options are searched")
     dataset: str = option(
-        "digits", help="digits, mnist5k, tfds:NAME, folder:PATH or csv:FILE", metavar="SPEC"
+        "digits", help="what trials train on: as train's --dataset", metavar="SPEC"
     )
     tuner: str = option("random", help="the Keras Tuner oracle", choices=TUNERS)
     max_trials: int = option(10, help="configurations to try")
-    epochs: int = option(5, help="per trial (hyperband: the most per trial)")
+    epochs: int = option(5, help="epochs of each trial (hyperband: the most of any trial)")
     objective: str = option(
         "val_accuracy", help="what trials are ranked by", choices=tuple(OBJECTIVES)
     )
-    seed: int = option(DEFAULT_SEED, help="of the split, the tuner and the weights")
-    image_size: int | None = option(None, help="pixels a side; default: the architecture's")
-    batch_size: int | str = option(
-        "auto", help="auto: 64, 32 or 16 by the training set's size", metavar="auto|N"
+    seed: int = option(DEFAULT_SEED, help="seed of the split, the tuner and the weights")
+    image_size: int | None = option(
+        None,
+        help="images are resized to N x N pixels (default: the architecture's input)",
+        metavar="N",
     )
-    schedule: str = option("cosine", help="learning-rate schedule", choices=SCHEDULES)
-    warmup_epochs: int | None = option(None, help="default: as cnnkeras train", metavar="N")
-    cache: str = option("auto", help="decoded images, as cnnkeras train", choices=CACHES)
-    weight_decay: float = option(0.0, help="as cnnkeras train (searchable)", metavar="WD")
-    label_smoothing: float = option(0.0, help="as cnnkeras train (searchable)")
+    batch_size: int | str = option(
+        "auto",
+        help="images a step; auto: 64, 32 or 16 by the training set's size",
+        metavar="auto|N",
+    )
+    schedule: str = option(
+        "cosine", help="the learning-rate schedule, as cnnkeras train", choices=SCHEDULES
+    )
+    warmup_epochs: int | None = option(
+        None, help="epochs of warm-up (default: as cnnkeras train)", metavar="N"
+    )
+    cache: str = option(
+        "auto", help="where decoded images are kept, as cnnkeras train", choices=CACHES
+    )
+    weight_decay: float = option(
+        0.0, help="decoupled weight decay, as cnnkeras train (searchable)", metavar="WD"
+    )
+    label_smoothing: float = option(
+        0.0, help="label smoothing, as cnnkeras train (searchable)", metavar="EPS"
+    )
     class_weight: str = option(
         "none",
-        help="as cnnkeras train: balanced, none or a JSON file",
+        help="loss weight per class, as cnnkeras train: balanced, none or a JSON file",
         metavar="balanced|none|FILE",
     )
     augment: tuple[str, ...] | str = option(
-        "auto", help="as cnnkeras train: a comma list, or auto", metavar="LIST"
+        "auto", help="augmentation, as cnnkeras train: a comma list, or auto", metavar="LIST"
     )
-    mixup: float | None = option(None, help="as cnnkeras train (searchable)", metavar="ALPHA")
-    cutmix: float | None = option(None, help="as cnnkeras train (searchable)", metavar="ALPHA")
-    ema: float | None = option(None, help="as cnnkeras train (searchable)", metavar="DECAY")
+    mixup: float | None = option(
+        None, help="MixUp's alpha, as cnnkeras train (searchable)", metavar="ALPHA"
+    )
+    cutmix: float | None = option(
+        None, help="CutMix's alpha, as cnnkeras train (searchable)", metavar="ALPHA"
+    )
+    ema: float | None = option(
+        None, help="weight-average decay, as cnnkeras train (searchable)", metavar="DECAY"
+    )
     directory: str | None = option(
-        None, help="default: tuning/runs/<name>/", flags=("--dir",), metavar="DIR"
+        None,
+        help="where results go (default: tuning/runs/<name>/)",
+        flags=("--dir",),
+        metavar="DIR",
     )
     search_space: dict = field(default_factory=dict)  # empty: the family's default
     model_options: dict = option(
@@ -111,7 +140,9 @@ class Experiment:
         choices=DISTRIBUTE,
     )
     devices: str | None = option(
-        None, help="as cnnkeras train: gpu:0,gpu:1, or cpu:N", metavar="LIST"
+        None,
+        help="with --distribute mirrored, as cnnkeras train: gpu:0,gpu:1, or cpu:N",
+        metavar="LIST",
     )
 
     def __post_init__(self):
