@@ -295,8 +295,9 @@ HELP: dict[tuple[str, ...], Help] = {
         "per execution), and keeps the median.",
         (
             "cnnkeras bench train",
-            "cnnkeras bench train --arch resnet18 --image-size 64 --steps 32",
-            "cnnkeras bench train --arch mobilenet_v2 --image-size 64 --steps 4 --val-images 500",
+            "cnnkeras bench train --arch resnet18 --image-size 64 --steps 32 --precision bfloat16",
+            "cnnkeras bench train --arch mobilenet_v2 --set alpha=0.35 --image-size 64 --steps 4 "
+            "--val-images 500",
         ),
     ),
     ("bench", "infer"): Help(

@@ -43,6 +43,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "lr_finetune",
         "unfreeze",
         "train_bn",
+        "precision",
     ),
     "recipe": ("augment", "mixup", "cutmix", "ema", "label_smoothing", "scores", "target_accuracy"),
     "search": ("name", "tuner", "max_trials", "objective", "retry_failed"),

@@ -54,11 +54,14 @@ def bench_train(
     jit_compile: bool | str | None = None,
     steps_per_execution: int | None = None,
     model_options: dict | None = None,
+    precision: str = "float32",
 ) -> dict:
     """Images per second of ``model.fit`` as ``cnnkeras train`` compiles and runs it: one
     epoch of ``steps`` training steps, then ``val_images`` of validation (0: none), preceded
     by precise batch-norm statistics when the model has batch norm. ``model_options``: the
-    builder's (e.g. ``{"alpha": 0.35}``)."""
+    builder's (e.g. ``{"alpha": 0.35}``); ``precision``: float32, bfloat16 or float16, as
+    ``train --precision`` builds the model."""
+    from cnnkeras.train import _precision
     from cnnkeras.train._callbacks import PreciseBatchNorm, trainable_batch_norms
     from cnnkeras.train._config import TrainConfig
     from cnnkeras.train._plan import execution_plan
@@ -66,12 +69,19 @@ def bench_train(
 
     if steps < 1 or repeats < 1 or batch_size < 1 or val_images < 0:
         raise UserError("steps, repeats and batch_size must be >= 1, val_images >= 0")
+    if precision not in _precision.POLICIES:
+        raise UserError(f"`precision` must be one of {', '.join(_precision.POLICIES)}")
     info = model_info(arch)
     size = info.image_size(image_size)
     channels = channels or info.input_shape[-1]
     shape = (size, size, channels)
     seed_everything(0)  # as in training, op determinism included
-    model = create_model(arch, input_shape=shape, num_classes=num_classes, **(model_options or {}))
+    model = _precision.build(
+        precision,
+        lambda: create_model(
+            arch, input_shape=shape, num_classes=num_classes, **(model_options or {})
+        ),
+    )
     spe, val_batch, val_steps = execution_plan(steps, val_images)
     overrides = {"steps_per_execution": steps_per_execution or spe}
     if jit_compile is not None:
@@ -109,6 +119,7 @@ def bench_train(
         "val_images": val_images,
         "val_steps": val_steps,
         "repeats": repeats,
+        "precision": precision,
         "jit_compile": bool(model.jit_compile),
         "steps_per_execution": int(model.steps_per_execution),
         "images_per_sec": batch_size * steps / median,
@@ -125,7 +136,8 @@ def bench_train_text(r: dict) -> str:
     shape = "x".join(map(str, r["input_shape"]))
     val = f" + {r['val_images']} validation images" if r["val_images"] else ""
     return (
-        f"{r['arch']} {shape}, batch {r['batch_size']}: {r['images_per_sec']:,.0f} images/s "
+        f"{r['arch']} {shape}, batch {r['batch_size']}, {r.get('precision', 'float32')}: "
+        f"{r['images_per_sec']:,.0f} images/s "
         f"({r['step_ms_median']:.2f} ms/step; median of {r['repeats']} epochs of {r['steps']} "
         f"steps{val}, {r['steps_per_execution']} steps per execution)"
     )

@@ -242,6 +242,7 @@ def cmd_compare(args):
         budget_minutes=args.budget_minutes,
         seeds=args.seeds,
         model_options=options,
+        precision=args.precision,
         out=args.out,
         verbose=_verbose(args),
     )
@@ -308,7 +309,10 @@ def cmd_bench(args):
     from cnnkeras.bench import bench_train, bench_train_text
 
     names = ("batch_size", "image_size", "steps", "val_images", "repeats", "steps_per_execution")
-    r = bench_train(args.arch, **{k: getattr(args, k) for k in names})
+    options = {k: getattr(args, k) for k in names}
+    r = bench_train(
+        args.arch, precision=args.precision, model_options=dict(args.set or []), **options
+    )
     return r, bench_train_text(r)
 
 
@@ -490,6 +494,10 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
     length.add_argument("--budget-minutes", type=float, metavar="M", help=budget_help)
     seeds_help = with_default("runs of each architecture, seeds 42, 43, ...", 1)
     training.add_argument("--seeds", type=int, default=1, help=seeds_help)
+    from cnnkeras.train._precision import PRECISIONS
+
+    precision_help = with_default("as train --precision, for every architecture", "float32")
+    training.add_argument("--precision", choices=PRECISIONS, default="float32", help=precision_help)
     out_help = (
         "where the tables go; a rerun there continues (default: saved_models/comparison-DATASET/)"
     )
@@ -531,17 +539,27 @@ def _inspect_args(p: argparse.ArgumentParser) -> None:
 
 
 def _bench_train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--arch", default="lenet5", help=with_default("the architecture", "lenet5"))
-    p.add_argument("--batch-size", type=int, default=64, help=with_default("images a step", 64))
+    model = flag_group(p, "model")
+    model.add_argument("--arch", default="lenet5", help=with_default("the architecture", "lenet5"))
+    set_help = "a builder option, e.g. --set alpha=0.35 (repeatable)"
+    model.add_argument("--set", type=key_value, action="append", metavar="KEY=VALUE", help=set_help)
+    precision_help = with_default("what the model computes in, as train --precision", "float32")
+    precisions = ("float32", "bfloat16", "float16")
+    model.add_argument("--precision", choices=precisions, default="float32", help=precision_help)
     size_help = "images are N x N pixels (default: the architecture's input)"
-    p.add_argument("--image-size", type=int, metavar="N", help=size_help)
-    p.add_argument("--steps", type=int, default=64, help=with_default("steps of a timed epoch", 64))
+    model.add_argument("--image-size", type=int, metavar="N", help=size_help)
+    timing = flag_group(p, "training")
+    timing.add_argument(
+        "--batch-size", type=int, default=64, help=with_default("images a step", 64)
+    )
+    steps_help = with_default("steps of a timed epoch", 64)
+    timing.add_argument("--steps", type=int, default=64, help=steps_help)
     val_help = "validate on N images after each epoch, as train does"
-    p.add_argument("--val-images", type=int, default=0, metavar="N", help=val_help)
+    timing.add_argument("--val-images", type=int, default=0, metavar="N", help=val_help)
     spe_help = "steps per graph call (default: as train chooses, a divisor of the epoch's steps)"
-    p.add_argument("--steps-per-execution", type=int, metavar="N", help=spe_help)
+    timing.add_argument("--steps-per-execution", type=int, metavar="N", help=spe_help)
     repeats_help = with_default("timed epochs; the median is kept", 7)
-    p.add_argument("--repeats", type=int, default=7, help=repeats_help)
+    timing.add_argument("--repeats", type=int, default=7, help=repeats_help)
 
 
 def _bench_infer_args(p: argparse.ArgumentParser) -> None:

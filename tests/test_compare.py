@@ -137,7 +137,8 @@ def test_a_budget_sets_the_epochs_and_skips_what_cannot_fit(tmp_path):
     (row,) = result["rows"]
     assert row["status"] == "ok" and row["epochs"] >= 1
     record = json.loads((tmp_path / "a" / "runs" / "lenet5-seed42" / CONFIG_FILE).read_text())
-    assert record["epochs"] == record["plan"]["epochs"] == row["epochs"]  # the schedule spans it
+    assert record["epochs"] == record["plan"]["epochs"] >= row["epochs"]  # the schedule spans it
+    assert record["budget_seconds"] == 6.0  # and the clock stops the run at the budget
 
     result = compare("digits", ["lenet5"], budget_minutes=1e-4, out=tmp_path / "b", verbose=0)
     (row,) = result["rows"]
@@ -194,3 +195,26 @@ def test_all_and_seeds_reach_the_plan(tmp_path):
     n = 2 * len(list_models())
     assert stdout.splitlines()[:1] == [f"[1/{n}] {list_models()[0]}, seed 42"]
     assert json.loads((out / SETTINGS_FILE).read_text())["seeds"] == [42, 43]
+
+
+def test_the_time_budget_stops_before_an_epoch_that_would_end_past_it(monkeypatch):
+    import keras
+
+    from cnnkeras.train import _callbacks
+
+    clock = iter([0.0, 0.0, 2.5, 2.5, 4.0, 4.0, 5.9])  # train begins; epochs 0, 1, 2 at 2.5, 4, 5.9
+    monkeypatch.setattr(_callbacks.time, "perf_counter", lambda: next(clock))
+    budget = _callbacks.TimeBudget(6.0)
+    budget.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    budget.model.stop_training = False
+    budget.on_train_begin()
+    stops = []
+    for epoch in range(2):
+        budget.on_epoch_begin(epoch)
+        budget.on_epoch_end(epoch)
+        stops.append(budget.model.stop_training)
+    # epoch 0 took 2.5 s: 2.5 + 2.5 fits in 6; epoch 1 took 1.5 s and ended at 4: 4 + 1.5 fits
+    assert stops == [False, False]
+    budget.on_epoch_begin(2)
+    budget.on_epoch_end(2)  # ended at 5.9 after 1.9 s: another would end at 7.8, past 6
+    assert budget.model.stop_training

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -219,6 +220,27 @@ class RunCheckpoint(keras.callbacks.Callback):
             _io.save_model(self.model, self.run_dir / "model.keras")
 
 
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training after the epoch past which the next would end beyond ``seconds`` of
+    ``fit`` (tracing and validation included), judged by the last epoch's length: runs given
+    the same budget train for the same wall-clock time, whatever their probe foresaw."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds = seconds
+
+    def on_train_begin(self, logs=None):
+        self.start = self.epoch_start = time.perf_counter()
+
+    def on_epoch_begin(self, epoch: int, logs=None):
+        self.epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs=None):
+        now = time.perf_counter()
+        if now - self.start + (now - self.epoch_start) > self.seconds:
+            self.model.stop_training = True
+
+
 class EarlyStopState(NamedTuple):
     """Early stopping's counters after an epoch: epochs without improvement, the best score
     and its epoch."""
@@ -321,6 +343,7 @@ def _moments_function(model: keras.Model, layers: list):
         outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
         found = []
         for layer, out in zip(layers, outputs, strict=True):
+            out = keras.ops.cast(out, "float32")  # a mixed-precision model's activations
             axis = layer.axis % len(out.shape)
             axes = [a for a in range(len(out.shape)) if a != axis]
             found += list(of(out, axes))

@@ -17,6 +17,7 @@ from cnnkeras.data._pipeline import (
 from cnnkeras.errors import UserError
 from cnnkeras.train._distribute import DISTRIBUTE
 from cnnkeras.train._plan import SCHEDULES
+from cnnkeras.train._precision import PRECISIONS
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 LOSSES = ("crossentropy", "mse")
@@ -142,6 +143,14 @@ class TrainConfig:
         "below it",
         metavar="ACC",
     )
+    precision: str = option(
+        "float32",
+        help="what the model computes in: bfloat16 (mixed, float32 weights: several times "
+        "faster on CPUs with AMX or AVX512-BF16), float16 (GPUs), float32, or auto (bfloat16 "
+        "where the CPU has it and a probe of a few steps shows it faster for this model); the "
+        "saved model.keras computes in float32",
+        choices=PRECISIONS,
+    )
     seed: int = option(DEFAULT_SEED, help="seed of the split, the weights and the augmentation")
     patience: int = option(
         15, help="early stopping: stop after this many epochs without a better val_accuracy"
@@ -181,6 +190,9 @@ class TrainConfig:
         metavar="LIST",
     )
 
+    # internal (no flag): `compare --budget-minutes` gives each run this much fit time
+    budget_seconds: float | None = None
+
     def validate(self) -> None:
         def auto_or_positive(value) -> bool:
             return value == "auto" or (isinstance(value, int) and value >= 1)
@@ -202,6 +214,10 @@ class TrainConfig:
             ),
             (self.warmup_epochs is None or self.warmup_epochs >= 0, "`warmup_epochs` must be >= 0"),
             (self.cache_budget_mb >= 0, "`cache_budget_mb` must be >= 0"),
+            (
+                self.budget_seconds is None or self.budget_seconds > 0,
+                "`budget_seconds` must be > 0",
+            ),
         ]
         for ok, message in checks:
             if not ok:

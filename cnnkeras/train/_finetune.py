@@ -95,6 +95,7 @@ class FinetuneConfig(TrainConfig):
     loss: str = "crossentropy"
     dropout: float | None = None
     model_options: dict = field(default_factory=dict)
+    precision: str = "float32"  # mixed precision is train's and lr-find's for now
 
 
 def imagenet_input_layers(style: str | None) -> list[keras.layers.Layer]:

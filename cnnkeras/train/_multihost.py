@@ -59,7 +59,7 @@ def _int_env(name: str) -> int:
     if not value.isdigit():
         raise UserError(
             f"`distribute` multi-host needs {name} (an integer, got {value!r}); start it with "
-            "`cnnkeras launch --processes N -- train ...`, or see the README's two-machine run"
+            "`cnnkeras launch --processes N -- train ...`; machines: `cnnkeras docs distributed`"
         )
     return int(value)
 

@@ -39,6 +39,7 @@ class TrainingPlan:
     mix: tuple[tuple[str, float], ...] = ()  # (mixup or cutmix, its alpha) in the augment list
     drop_last: bool = False  # the epoch's last, partial training batch is left out
     val_padded: bool = False  # validation is padded to whole batches with images of weight 0
+    precision: str = "float32"  # what the model computes in (train._precision)
 
     @property
     def total_steps(self) -> int:

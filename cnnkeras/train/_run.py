@@ -52,7 +52,7 @@ from cnnkeras.saved import (
     model_record,
     predict_split,
 )
-from cnnkeras.train import _multihost
+from cnnkeras.train import _multihost, _precision
 from cnnkeras.train._calibrate import confidence_lines, confident_best
 from cnnkeras.train._callbacks import (
     CHECKPOINTS,
@@ -64,6 +64,7 @@ from cnnkeras.train._callbacks import (
     ResumableEarlyStopping,
     ResumableReduceLR,
     RunCheckpoint,
+    TimeBudget,
     last_checkpoint,
     learning_rate,
     score,
@@ -323,14 +324,26 @@ def prepare(config: TrainConfig, verbose: int = 1):
     size = input_size(config)
     data = load_data(config, verbose=verbose)
     prep = preprocessing_for(config.arch, size, data.channels, config.resize)
-    with scope(strategy):
-        model = create_model(
-            config.arch,
-            input_shape=prep.input_shape,
-            num_classes=data.num_classes,
-            **config.builder_options(),
-        )
+
+    def make() -> keras.Model:
+        with scope(strategy):
+            return create_model(
+                config.arch,
+                input_shape=prep.input_shape,
+                num_classes=data.num_classes,
+                **config.builder_options(),
+            )
+
+    model = make()
     plan = make_plan(config, data, prep, verbose, replicas=replicas(model))
+    if config.precision != "float32":
+        precision, why = _precision.choose(
+            config.precision, make, plan.batch_size, lambda m: compile_for_training(m, config, plan)
+        )
+        _io.log(verbose, why)
+        plan = dataclasses.replace(plan, precision=precision, reasons=(*plan.reasons, why))
+        seed_everything(config.seed)  # the probe drew weights: the run's are the seed's
+        model = _precision.build(precision, make)
     return size, data, prep, for_strategy(model, strategy), plan
 
 
@@ -743,6 +756,8 @@ def fit_epochs(
         keras.callbacks.TensorBoard(log_dir=str(folder / "logs"), write_graph=False),
         checkpoint,  # last: it records the learning rate after any reduction
     ]
+    if config.budget_seconds:
+        callbacks.append(TimeBudget(config.budget_seconds))
     if start_epoch < epochs:
         run.model.fit(
             **fit_data.fit_kwargs(),
@@ -789,6 +804,7 @@ def finish_run(run: Run, *, status: str, seconds: float, verbose: int) -> dict:
     history = {k: [r[k] for r in rows] for k in (rows[0] if rows else {})}
     curves = training_curves_png(history)
     _io.write_bytes(run / "training_curves.png", curves)
+    _precision.save_float32(run / "model.keras")  # reports and exports: a float32 model
     best, confidence = confident_best(run, config, data, prep)
     warning = learned_nothing(rows, data.splits["val"].labels, data.num_classes, plan)
     about = {

@@ -133,6 +133,11 @@ class Experiment:
         metavar="KEY=VALUE",
         default_factory=dict,
     )
+    precision: str = option(
+        "float32",
+        help="what each trial's model computes in, as cnnkeras train (auto is train's only)",
+        choices=("float32", "bfloat16", "float16"),
+    )
     retry_failed: int = option(1, help="extra attempts of a failed trial before it is FAILED")
     distribute: str = option(
         "none",

@@ -12,6 +12,7 @@ import keras_tuner as kt
 
 from cnnkeras.errors import UserError
 from cnnkeras.models import create_model, model_info
+from cnnkeras.train import _precision
 from cnnkeras.train._callbacks import AveragedWeights
 from cnnkeras.train._distribute import replicas, synchronize_batch_norm
 from cnnkeras.train._run import (
@@ -66,11 +67,14 @@ class ZooHyperModel(kt.HyperModel):
         for name in TRAINING_HPS:  # sampled here too, so that every trial records them
             if name in space:
                 sample(hp, name, space[name])
-        model = create_model(
-            self.experiment.arch,
-            input_shape=self.prep.input_shape,
-            num_classes=self.data.num_classes,
-            **{**self.experiment.model_options, **options},  # a sampled value wins
+        model = _precision.build(
+            self.experiment.precision,
+            lambda: create_model(
+                self.experiment.arch,
+                input_shape=self.prep.input_shape,
+                num_classes=self.data.num_classes,
+                **{**self.experiment.model_options, **options},  # a sampled value wins
+            ),
         )
         if self.experiment.distribute != "none":  # built in the tuner's strategy scope
             synchronize_batch_norm(model)

@@ -1,0 +1,168 @@
+"""Mixed precision: which one a run trains in, and the models it builds and saves.
+
+``--precision bfloat16`` builds the model under Keras's ``mixed_bfloat16`` policy (float32
+variables, bfloat16 computation: AMX and AVX512-BF16 CPUs run bfloat16 matmuls several times
+faster), ``float16`` under ``mixed_float16`` (GPUs; Keras scales the loss). Some layers stay
+in float32 inside a mixed model: the classifier, so that the softmax and the loss are
+float32, and the depthwise convolutions, which are slower in bfloat16 on these CPUs
+(BENCHMARKS.md). Batch norm computes its statistics in float32 under any policy (Keras). The
+model a run saves as ``model.keras`` computes in float32 (``as_float32``), so that reports,
+calibration and exports are those of a float32 model; checkpoints keep the mixed model, so
+that ``--resume`` continues in the recorded precision.
+
+``auto`` chooses bfloat16 where the CPU has AMX or AVX512-BF16 and a probe of a few training
+steps of both shows it faster for this model at this batch size, else float32, and says why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from cnnkeras import _io
+
+PRECISIONS = ("float32", "bfloat16", "float16", "auto")
+POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo: bfloat16 in hardware
+PROBE_STEPS = 3  # timed training steps of each precision, after one untimed call
+PROBE_MARGIN = 1.1  # bfloat16 only when at least this much faster: never slower by choice
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    """The CPU's feature flags (empty where /proc/cpuinfo is not there)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return set()
+
+
+@contextlib.contextmanager
+def policy(precision: str) -> Iterator[None]:
+    """Keras's global dtype policy set to ``precision``'s while models are built."""
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(POLICIES[precision])
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(before)
+
+
+def _kept_float32(layer: keras.layers.Layer, output_layers: set[int]) -> bool:
+    return isinstance(layer, keras.layers.DepthwiseConv2D) or id(layer) in output_layers
+
+
+def build(precision: str, make: Callable[[], keras.Model]) -> keras.Model:
+    """``make()`` under ``precision``'s policy, its output layers and depthwise
+    convolutions kept in float32."""
+    if precision == "float32":
+        return make()
+    with policy(precision):
+        model = make()
+    outputs = {id(t._keras_history.operation) for t in model.outputs}
+    for layer in model._flatten_layers(include_self=False):
+        if _kept_float32(layer, outputs):
+            layer.dtype_policy = "float32"
+    return model
+
+
+def precision_of(model: keras.Model) -> str:
+    """The precision a model computes in: that of its mixed layers, if any."""
+    for layer in model._flatten_layers(include_self=False):
+        name = layer.dtype_policy.name
+        for precision, policy_name in POLICIES.items():
+            if name == policy_name and precision != "float32":
+                return precision
+    return "float32"
+
+
+def _float32_config(node):
+    """A model config with every layer's dtype policy float32."""
+    if isinstance(node, dict):
+        if node.get("class_name") == "DTypePolicy" and isinstance(node.get("config"), dict):
+            return {**node, "config": {**node["config"], "name": "float32"}}
+        return {k: _float32_config(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_float32_config(v) for v in node]
+    return node
+
+
+def as_float32(model: keras.Model) -> keras.Model:
+    """The same model computing in float32: its config with float32 policies, its weights
+    (float32 variables under every mixed policy) copied."""
+    if precision_of(model) == "float32":
+        return model
+    config = keras.saving.serialize_keras_object(model)
+    with policy("float32"):
+        twin = keras.saving.deserialize_keras_object(_float32_config(config), safe_mode=True)
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def _step_seconds(model: keras.Model, batch_size: int, compile: Callable) -> float:
+    """Seconds a training step of ``model`` takes at ``batch_size``, on random images, as
+    the run compiles it (median of ``PROBE_STEPS`` after one untimed step)."""
+    compile(model)
+    shape = (batch_size, *model.input_shape[1:])
+    rng = np.random.default_rng(0)
+    x = rng.random(shape, dtype=np.float32)
+    classes = int(model.output_shape[-1])
+    y = np.eye(classes, dtype=np.float32)[rng.integers(0, classes, batch_size)]
+    model.train_on_batch(x, y)
+    times = []
+    for _ in range(PROBE_STEPS):
+        start = time.perf_counter()
+        model.train_on_batch(x, y)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def choose(
+    asked: str,
+    make: Callable[[], keras.Model],
+    batch_size: int,
+    compile: Callable[[keras.Model], None],
+    *,
+    flags: set[str] | None = None,
+    gpus: int | None = None,
+) -> tuple[str, str]:
+    """(precision, why) for a run that asked for ``asked``; ``auto`` probes ``make()``'s
+    models, compiled by ``compile``, at ``batch_size``."""
+    if asked != "auto":
+        return asked, f"precision {asked}: as asked"
+    gpus = len(keras_gpus()) if gpus is None else gpus
+    if gpus:
+        return "float32", "precision float32: auto does not probe GPUs yet; ask for float16"
+    flags = cpu_flags() if flags is None else flags
+    hardware = [f for f in BF16_FLAGS if f in flags]
+    if not hardware:
+        return "float32", "precision float32: this CPU has no bfloat16 units (AMX, AVX512-BF16)"
+    f32 = _step_seconds(make(), batch_size, compile)
+    bf16 = _step_seconds(build("bfloat16", make), batch_size, compile)
+    speedup = f32 / bf16
+    chosen = "bfloat16" if speedup >= PROBE_MARGIN else "float32"
+    return chosen, (
+        f"precision {chosen}: a bfloat16 step takes {bf16 * 1e3:.1f} ms against "
+        f"{f32 * 1e3:.1f} ms in float32 ({speedup:.2f}x; {', '.join(hardware)})"
+    )
+
+
+def save_float32(model_file: Path) -> None:
+    """``model_file`` rewritten to compute in float32, if it does not already."""
+    model = keras.saving.load_model(model_file, safe_mode=True)
+    if precision_of(model) != "float32":
+        _io.save_model(as_float32(model), model_file)
+
+
+def keras_gpus() -> list:
+    import tensorflow as tf
+
+    return tf.config.list_physical_devices("GPU")
