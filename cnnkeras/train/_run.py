@@ -804,7 +804,8 @@ def finish_run(run: Run, *, status: str, seconds: float, verbose: int) -> dict:
     history = {k: [r[k] for r in rows] for k in (rows[0] if rows else {})}
     curves = training_curves_png(history)
     _io.write_bytes(run / "training_curves.png", curves)
-    _precision.save_float32(run / "model.keras")  # reports and exports: a float32 model
+    if plan.precision != "float32":  # reports and exports: a float32 model
+        _precision.save_float32(run / "model.keras")
     best, confidence = confident_best(run, config, data, prep)
     warning = learned_nothing(rows, data.splits["val"].labels, data.num_classes, plan)
     about = {
