@@ -13,6 +13,8 @@ import shutil
 import textwrap
 from dataclasses import dataclass
 
+from cnnkeras._options import with_default
+
 
 @dataclass(frozen=True)
 class Help:
@@ -27,12 +29,20 @@ class Help:
 
 
 class Formatter(argparse.HelpFormatter):
-    """argparse's layout, at most 100 columns, with no word broken across lines and example
-    blocks (lines that start with two spaces) printed as written."""
+    """argparse's layout, at most 100 columns, with no word broken across lines, example
+    blocks (lines that start with two spaces) printed as written, and each flag's default
+    from its ``default`` in the one style of ``with_default`` (a flag whose help already
+    says it, and switches, are left as they are)."""
 
     def __init__(self, prog: str):
         width = min(shutil.get_terminal_size().columns, 100) - 2
         super().__init__(prog, max_help_position=32, width=max(width, 40))
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help = action.help or ""
+        if "(default: " in help or action.nargs == 0:
+            return help
+        return with_default(help, action.default)
 
     def _split_lines(self, text: str, width: int) -> list[str]:
         return textwrap.wrap(

@@ -332,13 +332,18 @@ def _models_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--measure", action="store_true", help="build each model and count again")
 
 
+def _builder_option(p) -> None:
+    """``--set KEY=VALUE``: a builder option of the one architecture a command builds."""
+    set_help = "a builder option, e.g. --set alpha=0.35 (repeatable)"
+    p.add_argument("--set", type=key_value, action="append", metavar="KEY=VALUE", help=set_help)
+
+
 def _summary_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="a registered model name (`cnnkeras models` lists them)")
     shape_help = "the input shape (default: the architecture's)"
     p.add_argument("--input-shape", type=_shape, metavar="H,W,C", help=shape_help)
     p.add_argument("--classes", type=int, metavar="N", help="outputs of the classifier")
-    set_help = "a builder option, e.g. --set alpha=0.5 (repeatable)"
-    p.add_argument("--set", type=key_value, action="append", metavar="KEY=VALUE", help=set_help)
+    _builder_option(p)
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
@@ -368,8 +373,8 @@ def _lr_find_args(p: argparse.ArgumentParser) -> None:
     add_options(p, TrainConfig)
     group = flag_group(p, "training")
     steps_help = "steps of the test, as `train --lr auto` takes"
-    group.add_argument("--steps", type=int, default=STEPS, help=with_default(steps_help, STEPS))
-    plot_help = with_default("the loss against the rate", "lr_find.png")
+    group.add_argument("--steps", type=int, default=STEPS, help=steps_help)
+    plot_help = "the loss against the rate"
     flag_group(p, "output").add_argument(
         "--plot", default="lr_find.png", metavar="PNG", help=plot_help
     )
@@ -389,7 +394,7 @@ def _tune_args(p: argparse.ArgumentParser) -> None:
     group = flag_group(p, "scale-out")
     workers_help = "run a chief oracle and N worker processes (Keras Tuner distributed)"
     group.add_argument("--workers", type=int, default=0, metavar="N", help=workers_help)
-    host_help = with_default("the chief's address", "127.0.0.1")
+    host_help = "the chief's address"
     group.add_argument("--host", default="127.0.0.1", help=host_help)
     growth_help = (
         "a search process that has grown this much since its first trial hands over to a "
@@ -401,7 +406,7 @@ def _tune_args(p: argparse.ArgumentParser) -> None:
         type=float,
         default=MEMORY_GROWTH_MB,
         metavar="MIB",
-        help=with_default(growth_help, MEMORY_GROWTH_MB),
+        help=growth_help,
     )
     group = flag_group(p, "search")
     retrain_help = (
@@ -409,7 +414,7 @@ def _tune_args(p: argparse.ArgumentParser) -> None:
         "it, into DIR/retrained/; the test accuracies and the gain go to summary.md"
     )
     group.add_argument("--retrain-best", action="store_true", help=retrain_help)
-    seeds_help = with_default("seeds of each retrain", 1)
+    seeds_help = "seeds of each retrain"
     group.add_argument("--seeds", type=int, default=1, help=seeds_help)
     no_baseline = "retrain the best configuration only, without train's defaults beside it"
     group.add_argument("--no-baseline", dest="baseline", action="store_false", help=no_baseline)
@@ -434,7 +439,7 @@ def _data_preview_args(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("spec", metavar="SPEC", help=SPEC_HELP)
     add_options(p, TrainConfig, only=PREVIEW_OPTIONS)
-    out_help = with_default("the grid of images", "train_batch.png")
+    out_help = "the grid of images"
     flag_group(p, "output").add_argument(
         "--out", default="train_batch.png", metavar="PNG", help=out_help
     )
@@ -446,21 +451,21 @@ def _data_check_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", metavar="SPEC", help=SPEC_HELP)
     add_options(p, TrainConfig, only=("seed",))
     group = flag_group(p, "output")
-    out_help = with_default("folder for data_check.html and data_check.json", "data_check")
+    out_help = "folder for data_check.html and data_check.json"
     group.add_argument("--out", default="data_check", metavar="DIR", help=out_help)
     fix_help = "write a label file without the validation/test images that repeat training ones"
     group.add_argument("--fix-leakage", action="store_true", help=fix_help)
 
 
 def _demo_transfer_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--k", type=int, default=10, help=with_default("labelled images a class", 10))
-    p.add_argument("--seeds", type=int, default=3, help=with_default("seeds 0..N-1", 3))
+    p.add_argument("--k", type=int, default=10, help="labelled images a class")
+    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
 
 
 def _demo_args(p: argparse.ArgumentParser, name: str) -> None:
     from cnnkeras.demos import DEMOS
 
-    p.add_argument("--seeds", type=int, default=3, help=with_default("seeds 0..N-1", 3))
+    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
     epochs = inspect.signature(DEMOS[name]).parameters["epochs"].default
     epochs_help = with_default("epochs of each network", epochs)
     p.add_argument("--epochs", type=int, metavar="N", help=epochs_help)
@@ -492,11 +497,11 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
     length.add_argument("--epochs", type=int, metavar="N", help=epochs_help)
     budget_help = "the same wall-clock training time for each architecture and seed"
     length.add_argument("--budget-minutes", type=float, metavar="M", help=budget_help)
-    seeds_help = with_default("runs of each architecture, seeds 42, 43, ...", 1)
+    seeds_help = "runs of each architecture, seeds 42, 43, ..."
     training.add_argument("--seeds", type=int, default=1, help=seeds_help)
     from cnnkeras.train._precision import PRECISIONS
 
-    precision_help = with_default("as train --precision, for every architecture", "float32")
+    precision_help = "as train --precision, for every architecture"
     training.add_argument("--precision", choices=PRECISIONS, default="float32", help=precision_help)
     out_help = (
         "where the tables go; a rerun there continues (default: saved_models/comparison-DATASET/)"
@@ -509,7 +514,7 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     data = flag_group(p, "data")
     dataset_help = "the images to score (default: the dataset it was trained on)"
     data.add_argument("--dataset", metavar="SPEC", help=dataset_help)
-    split_help = with_default("which split of it", "test")
+    split_help = "which split of it"
     data.add_argument("--split", choices=("train", "val", "test"), default="test", help=split_help)
     unknown_help = (
         "a dataset of none of the model's classes: how well the top score tells its images "
@@ -519,7 +524,7 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     flag_group(p, "recipe").add_argument("--tta", action="store_true", help=TTA_HELP)
     out = flag_group(p, "output")
     out.add_argument("--out", metavar="DIR", help="the report's folder (default: beside the model)")
-    losses_help = with_default("how many of the highest-loss images the report shows", 16)
+    losses_help = "how many of the highest-loss images the report shows"
     out.add_argument("--top-losses", type=int, default=16, metavar="N", help=losses_help)
 
 
@@ -533,32 +538,32 @@ def _inspect_args(p: argparse.ArgumentParser) -> None:
     layers_help = "layers whose feature maps are drawn (default: the last of each stage)"
     cam.add_argument("--layers", metavar="A,B,C", help=layers_help)
     out = flag_group(p, "output")
-    out.add_argument("--top-k", type=int, default=3, help=with_default("classes printed", 3))
+    out.add_argument("--top-k", type=int, default=3, help="classes printed")
     out_help = "where the images go (default: inspect/ beside the model)"
     out.add_argument("--out", metavar="DIR", help=out_help)
 
 
 def _bench_train_args(p: argparse.ArgumentParser) -> None:
     model = flag_group(p, "model")
-    model.add_argument("--arch", default="lenet5", help=with_default("the architecture", "lenet5"))
-    set_help = "a builder option, e.g. --set alpha=0.35 (repeatable)"
-    model.add_argument("--set", type=key_value, action="append", metavar="KEY=VALUE", help=set_help)
-    precision_help = with_default("what the model computes in, as train --precision", "float32")
-    precisions = ("float32", "bfloat16", "float16")
-    model.add_argument("--precision", choices=precisions, default="float32", help=precision_help)
+    model.add_argument("--arch", default="lenet5", help="the architecture")
+    _builder_option(model)
+    precision_help = "what the model computes in, as train --precision"
+    from cnnkeras.train._precision import POLICIES
+
+    model.add_argument(
+        "--precision", choices=tuple(POLICIES), default="float32", help=precision_help
+    )
     size_help = "images are N x N pixels (default: the architecture's input)"
     model.add_argument("--image-size", type=int, metavar="N", help=size_help)
     timing = flag_group(p, "training")
-    timing.add_argument(
-        "--batch-size", type=int, default=64, help=with_default("images a step", 64)
-    )
-    steps_help = with_default("steps of a timed epoch", 64)
+    timing.add_argument("--batch-size", type=int, default=64, help="images a step")
+    steps_help = "steps of a timed epoch"
     timing.add_argument("--steps", type=int, default=64, help=steps_help)
     val_help = "validate on N images after each epoch, as train does"
     timing.add_argument("--val-images", type=int, default=0, metavar="N", help=val_help)
     spe_help = "steps per graph call (default: as train chooses, a divisor of the epoch's steps)"
     timing.add_argument("--steps-per-execution", type=int, metavar="N", help=spe_help)
-    repeats_help = with_default("timed epochs; the median is kept", 7)
+    repeats_help = "timed epochs; the median is kept"
     timing.add_argument("--repeats", type=int, default=7, help=repeats_help)
 
 
@@ -566,7 +571,7 @@ def _bench_infer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a .tflite or .keras file")
     threads_help = "LiteRT's threads (default: LiteRT's choice)"
     p.add_argument("--threads", type=int, help=threads_help)
-    p.add_argument("--runs", type=int, default=200, help=with_default("timed single images", 200))
+    p.add_argument("--runs", type=int, default=200, help="timed single images")
 
 
 def _export_args(p: argparse.ArgumentParser) -> None:
@@ -574,26 +579,24 @@ def _export_args(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("model", help="a .keras model file of a run")
     model = flag_group(p, "model")
-    quantize_help = with_default("the variants: all is float32, float16, dynamic and int8", "none")
+    quantize_help = "the variants: all is float32, float16, dynamic and int8"
     quantize = ("none", "float16", "dynamic", "int8", "all")
     model.add_argument("--quantize", choices=quantize, default="none", help=quantize_help)
-    io_help = with_default("integer type of the int8 file's input and output", "uint8")
+    io_help = "integer type of the int8 file's input and output"
     model.add_argument("--int-io", choices=("uint8", "int8"), default="uint8", help=io_help)
-    input_help = with_default(
-        "rgb: a grey model converts RGB camera frames itself, as phone runtimes need", "rgb"
-    )
+    input_help = "rgb: a grey model converts RGB camera frames itself, as phone runtimes need"
     model.add_argument("--input", choices=INPUTS, default="rgb", help=input_help)
-    repair_help = with_default("when int8 misses its bar, also write model_int8_mixed.tflite", "on")
+    repair_help = "when int8 misses its bar, also write model_int8_mixed.tflite"
     model.add_argument("--int8-repair", choices=("on", "off"), default="on", help=repair_help)
     data = flag_group(p, "data")
     data_help = "calibration and parity images (default: the dataset it was trained on)"
     data.add_argument("--dataset", metavar="SPEC", help=data_help)
-    samples_help = with_default("int8 calibration images", 200)
+    samples_help = "int8 calibration images"
     data.add_argument("--samples", type=int, default=200, help=samples_help)
     out = flag_group(p, "output")
-    author_help = with_default("written into the file's metadata", DEFAULT_AUTHOR)
+    author_help = "written into the file's metadata"
     out.add_argument("--author", default=DEFAULT_AUTHOR, help=author_help)
-    license_help = with_default("written into the file's metadata", DEFAULT_LICENSE)
+    license_help = "written into the file's metadata"
     out.add_argument("--license", default=DEFAULT_LICENSE, help=license_help)
     out.add_argument("--out", metavar="DIR", help="the export folder (default: tflite/MODEL/)")
 
@@ -601,7 +604,7 @@ def _export_args(p: argparse.ArgumentParser) -> None:
 def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a .keras or .tflite file")
     p.add_argument("images", nargs="+", help="image files, any size and colour mode")
-    p.add_argument("--top-k", type=int, default=3, help=with_default("classes printed", 3))
+    p.add_argument("--top-k", type=int, default=3, help="classes printed")
     p.add_argument("--tta", action="store_true", help=TTA_HELP)
     threshold_help = (
         "answer unknown below this top score; auto: the one train --target-accuracy found"
@@ -612,9 +615,9 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
 def _explain_conv_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", type=int, metavar="W", help="the input's width")
     p.add_argument("--kernel", type=int, metavar="F", help="the kernel's width")
-    padding_help = with_default("pixels added on each side, or same or valid", 0)
+    padding_help = "pixels added on each side, or same or valid"
     p.add_argument("--padding", default="0", metavar="P|same|valid", help=padding_help)
-    p.add_argument("--stride", type=int, default=1, metavar="S", help=with_default("the step", 1))
+    p.add_argument("--stride", type=int, default=1, metavar="S", help="the step")
     image_help = "a small image, rows separated by semicolons"
     p.add_argument("--image", metavar='"1 2 3; 4 5 6; ..."', help=image_help)
     p.add_argument("--filter", metavar='"1 0; 0 1"', help="a kernel, rows separated by semicolons")
@@ -631,9 +634,9 @@ def _explain_separable_args(p: argparse.ArgumentParser) -> None:
 
 
 def _explain_receptive_field_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kernel", type=int, default=3, help=with_default("the stacked kernel", 3))
-    p.add_argument("--layers", type=int, default=3, help=with_default("stacks of 1..N", 3))
-    channels_help = with_default("channels in and out of each layer", 64)
+    p.add_argument("--kernel", type=int, default=3, help="the stacked kernel")
+    p.add_argument("--layers", type=int, default=3, help="stacks of 1..N")
+    channels_help = "channels in and out of each layer"
     p.add_argument("--channels", type=int, default=64, help=channels_help)
 
 

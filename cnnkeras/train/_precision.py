@@ -26,8 +26,8 @@ import numpy as np
 
 from cnnkeras import _io
 
-PRECISIONS = ("float32", "bfloat16", "float16", "auto")
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+PRECISIONS = (*POLICIES, "auto")  # what a run may ask for; auto resolves to one of POLICIES
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo: bfloat16 in hardware
 PROBE_STEPS = 3  # timed training steps of each precision, after one untimed call
 PROBE_MARGIN = 1.1  # bfloat16 only when at least this much faster: never slower by choice

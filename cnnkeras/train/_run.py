@@ -334,16 +334,18 @@ def prepare(config: TrainConfig, verbose: int = 1):
                 **config.builder_options(),
             )
 
-    model = make()
+    asked = config.precision
+    model = _precision.build("float32" if asked == "auto" else asked, make)
     plan = make_plan(config, data, prep, verbose, replicas=replicas(model))
-    if config.precision != "float32":
+    if asked != "float32":
         precision, why = _precision.choose(
-            config.precision, make, plan.batch_size, lambda m: compile_for_training(m, config, plan)
+            asked, make, plan.batch_size, lambda m: compile_for_training(m, config, plan)
         )
         _io.log(verbose, why)
         plan = dataclasses.replace(plan, precision=precision, reasons=(*plan.reasons, why))
-        seed_everything(config.seed)  # the probe drew weights: the run's are the seed's
-        model = _precision.build(precision, make)
+        if asked == "auto":  # its probe may have drawn weights: the run's are the seed's
+            seed_everything(config.seed)
+            model = _precision.build(precision, make)
     return size, data, prep, for_strategy(model, strategy), plan
 
 

@@ -12,6 +12,7 @@ from cnnkeras.errors import UserError
 from cnnkeras.train._config import TrainConfig
 from cnnkeras.train._distribute import DISTRIBUTE
 from cnnkeras.train._plan import SCHEDULES
+from cnnkeras.train._precision import POLICIES
 
 TUNERS = ("random", "hyperband", "bayesian")
 # sampled by the hypermodel (training options), not passed to the builder
@@ -136,7 +137,7 @@ class Experiment:
     precision: str = option(
         "float32",
         help="what each trial's model computes in, as cnnkeras train (auto is train's only)",
-        choices=("float32", "bfloat16", "float16"),
+        choices=tuple(POLICIES),
     )
     retry_failed: int = option(1, help="extra attempts of a failed trial before it is FAILED")
     distribute: str = option(
