@@ -85,6 +85,7 @@ TOP = Help(
         f"cnnkeras evaluate {RUN}/model.keras",
         f"cnnkeras export {RUN}/model.keras --quantize all",
         f"cnnkeras predict {EXPORT}/model_int8.tflite photo.jpg",
+        f"cnnkeras serve {EXPORT}  # the model in a browser app, on a phone too",
     ),
 )
 
@@ -333,6 +334,22 @@ HELP: dict[tuple[str, ...], Help] = {
             f"cnnkeras export {RUN}/model.keras --quantize int8 --int-io int8",
             f'cnnkeras export {RUN}/model.keras --author "Ada Lovelace" --license MIT '
             "--out app/assets",
+            f"cnnkeras export {RUN}/model.keras --quantize all --web  # copy the folder to a host",
+        ),
+    ),
+    ("serve",): Help(
+        "the export in a browser app, on this computer or a phone",
+        "Serves a page that classifies photos (or the camera's frames) with the export's "
+        ".tflite files in LiteRT.js, LiteRT compiled to WebAssembly: top classes with bars, "
+        "the latency, a file picker (float32, float16, int8, ...) and a self-test that runs "
+        "the golden images against the Python runtime's scores. Read-only; listens on "
+        "127.0.0.1 unless --bind says otherwise; Ctrl-C stops it. On a phone: --bind 0.0.0.0 "
+        "and open the printed address (photos work over http; the live camera needs https "
+        "or localhost).",
+        (
+            f"cnnkeras serve {EXPORT}  # then open http://localhost:8000/",
+            f"cnnkeras serve {EXPORT} --bind 0.0.0.0  # a phone on the same network",
+            f"cnnkeras serve {EXPORT} --port 0  # any free port",
         ),
     ),
     ("predict",): Help(

@@ -275,8 +275,16 @@ def cmd_export(args):
     keys = ("dataset", "samples", "out", "int_io", "input", "author", "license")
     options = {k: getattr(args, k) for k in keys}
     options["int8_repair"] = args.int8_repair == "on"
+    options["web"] = args.web
     report = export_model(args.model, variants=args.quantize, verbose=_verbose(args), **options)
     return report, export_text(report)
+
+
+def cmd_serve(args):
+    from cnnkeras.web import serve
+
+    result = serve(args.export_dir, port=args.port, bind=args.bind, verbose=_verbose(args))
+    return result, ""
 
 
 def cmd_predict(args):
@@ -599,6 +607,17 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     license_help = "written into the file's metadata"
     out.add_argument("--license", default=DEFAULT_LICENSE, help=license_help)
     out.add_argument("--out", metavar="DIR", help="the export folder (default: tflite/MODEL/)")
+    web_help = "also write the browser app (page and LiteRT.js) into it: a folder any host serves"
+    out.add_argument("--web", action="store_true", help=web_help)
+
+
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    from cnnkeras.web import DEFAULT_PORT, LOOPBACK
+
+    p.add_argument("export_dir", metavar="EXPORT_DIR", help="a folder cnnkeras export wrote")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="0: any free port")
+    bind_help = "the address to listen on: 0.0.0.0 for phones on the network"
+    p.add_argument("--bind", default=LOOPBACK, metavar="ADDRESS", help=bind_help)
 
 
 def _predict_args(p: argparse.ArgumentParser) -> None:
@@ -655,6 +674,7 @@ COMMANDS: dict[tuple[str, ...], tuple] = {
     ("evaluate",): (cmd_evaluate, _evaluate_args),
     ("predict",): (cmd_predict, _predict_args),
     ("export",): (cmd_export, _export_args),
+    ("serve",): (cmd_serve, _serve_args),
     ("inspect",): (cmd_inspect, _inspect_args),
     ("data",): (None, None),
     ("data", "check"): (cmd_data_check, _data_check_args),
@@ -743,8 +763,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="surrogateescape")
     path = command_path(argv)
-    # help, the launcher (it only starts processes) and the guides need no TensorFlow
-    if COMMANDS.get(path, (None,))[0] not in (None, cmd_launch, cmd_docs):
+    # help, the launcher (it only starts processes), the guides and the server need no
+    # TensorFlow
+    if COMMANDS.get(path, (None,))[0] not in (None, cmd_launch, cmd_docs, cmd_serve):
         import_tensorflow_quietly()
     parser = build_parser(path)
     try:

@@ -21,17 +21,13 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from cnnkeras import _io
+from cnnkeras._files import BATCH_FILE, CONFIG_FILE, LABELS_FILE, PREPROCESS_FILE, SPLITS_FILE
 from cnnkeras.data import DEFAULT_SEED, Preprocessing, make_pipeline
 from cnnkeras.errors import UserError
 
 if TYPE_CHECKING:
     from cnnkeras.tta import TTA
 
-CONFIG_FILE = "config.json"  # the record of a training run (train)
-PREPROCESS_FILE = "preprocess.json"  # the record of an export (export)
-LABELS_FILE = "labels.txt"  # class names, one a line, in output order
-SPLITS_FILE = "splits.json"  # the split a run trained on (train; export copies it)
-BATCH_FILE = "train_batch.png"  # the first training step's images as the model sees them
 PREDICT_BATCH = 64  # a batch's activations, not its images, set the memory of a prediction
 RECORD_FORMAT = 1
 _PREP_KEYS = ("height", "width", "channels", "scale", "offset", "resize", "color_order")
@@ -228,6 +224,7 @@ def predict_split(
 
 
 __all__ = [
+    "BATCH_FILE",
     "CONFIG_FILE",
     "LABELS_FILE",
     "PREDICT_BATCH",

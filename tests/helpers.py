@@ -3,8 +3,11 @@ constructors that build locally instead of downloading."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
+import re
 import signal
 import subprocess
 import sys
@@ -137,3 +140,45 @@ def run_split(run: Path, split: str):
     part = load_dataset(record["dataset"], record=recorded).splits[split]
     prep = Preprocessing.from_dict(record["preprocessing"])
     return np.stack(list(SplitImages(part, prep))), part.labels
+
+
+BROWSER_DRIVER = Path(__file__).with_name("browser.cjs")
+NODE_MODULES = Path(__file__).parents[1] / "cnnkeras" / "web" / "node_modules"
+
+
+def browse(url: str, **options) -> dict:
+    """The browser app at ``url`` in headless Chromium, driven as a user would
+    (tests/browser.cjs: ``variants`` to self-test, ``photos`` to choose, ``bench`` runs,
+    ``screenshot``); what the page did."""
+    proc = subprocess.run(
+        ["node", str(BROWSER_DRIVER), url, json.dumps(options)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "NODE_PATH": str(NODE_MODULES)},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+@contextlib.contextmanager
+def serving(*args: str):
+    """``cnnkeras serve ARGS --port 0`` in a child process: yields (its URL, the process);
+    stopped with Ctrl-C (SIGINT) afterwards, its exit status and output checked."""
+    proc = subprocess.Popen(
+        [*CLI, "serve", *args, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    line = proc.stdout.readline()
+    match = re.search(r" at (http://\S+)", line)
+    if not match:
+        proc.kill()
+        raise AssertionError(f"serve did not start: {line}{proc.communicate()[1][-2000:]}")
+    try:
+        yield match.group(1), proc
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "Traceback" not in err, err[-2000:]

@@ -1,18 +1,23 @@
 """Exports judged by the runtimes apps use: MediaPipe Tasks' ImageClassifier (Android, iOS and
-web apps: it reads the TFLite Metadata, resizes the frame itself and names the classes) and
-LiteRT's CompiledModel, on the main job's grey LeNet-5 and on a colour MobileNet v2 trained on
-real photos, some of them larger than 1,000 pixels."""
+web apps: it reads the TFLite Metadata, resizes the frame itself and names the classes),
+LiteRT's CompiledModel and the browser app (LiteRT.js in headless Chromium), on the main job's
+grey LeNet-5 and on a colour MobileNet v2 trained on real photos, some of them larger than
+1,000 pixels."""
 
+import contextlib
+import functools
 import hashlib
 import io
 import json
+import threading
 import zipfile
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import run_cli
+from helpers import browse, run_cli, serving
 from PIL import Image
 
 from cnnkeras.data import Preprocessing
@@ -32,7 +37,9 @@ def lenet(tmp_path_factory):
     for phones (RGB input)."""
     out = tmp_path_factory.mktemp("lenet")
     train(TrainConfig(epochs=3), run_dir=out / "run", verbose=0)
-    report = export_model(out / "run" / "model.keras", variants="all", out=out / "tfl", verbose=0)
+    report = export_model(
+        out / "run" / "model.keras", variants="all", out=out / "tfl", web=True, verbose=0
+    )
     return out / "tfl", report
 
 
@@ -192,6 +199,71 @@ def test_every_variant_runs_in_mediapipe_and_compiled_model(export, request):
     compiled.close()
 
 
+@contextlib.contextmanager
+def _static_host(folder):
+    """``folder`` on a plain static file server (Python's), as any web host would serve it."""
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+KEYS = ("", "input_size_")  # golden images: as stored, and at the model's input size
+
+
+def _browser_checks(url, folder, variants):
+    """The page self-tests every variant: each golden image (as stored, resized by the page,
+    and at the input size) gets the Python runtime's top class and scores within 1e-4 (one
+    quantization step for an integer output; 1e-2 for a dynamic-range file, which quantizes
+    activations as it runs), checked here from the scores the page computed."""
+    expected = json.loads((folder / "golden" / "expected.json").read_text())["cases"]
+    record = json.loads((folder / "preprocess.json").read_text())
+    photos = [str(folder / c["image"]) for c in expected]
+    page = browse(url, variants=list(variants), photos=photos)
+    assert page["state"] == "ready" and page["error"] is None, page
+    for variant in variants:
+        run = page["variants"][variant]
+        output = record["variants"][variant]["output"]
+        tolerance = 1e-2 if variant == "dynamic" else 1e-4
+        if output["dtype"] != "float32":
+            tolerance = output["scale"] * 1.01
+        assert len(run["rows"]) == 2 * len(expected), variant
+        python = {c[f"{k}image"]: c[f"{k}scores"][variant] for c in expected for k in KEYS}
+        for row in run["rows"]:
+            want = np.array(python[row["image"]])
+            assert np.argmax(row["scores"]) == np.argmax(want), (variant, row["image"])
+            assert np.abs(np.array(row["scores"]) - want).max() <= tolerance, (variant, row)
+        assert run["shown"] == ["pass"] * len(run["rows"]), variant
+    # photos chosen in the picker: one card each, named by the top class of the last variant
+    names = (folder / "labels.txt").read_text().split("\n")
+    last = [names[int(np.argmax(c["scores"][variants[-1]]))] for c in expected]
+    assert page["cards"] == last[::-1]  # newest first
+    return page
+
+
+@pytest.mark.parametrize("export", ["lenet", "photos"])
+def test_the_browser_app_gives_the_python_scores(export, request):
+    """In a real headless Chromium: the grey LeNet-5's folder, written by ``export --web``, on
+    a plain static server; the colour MobileNet v2 (photos of 1,000+ pixels, resized in the
+    page) through ``cnnkeras serve``."""
+    folder, report = request.getfixturevalue(export)
+    variants = [v for v in report["variants"] if (folder / f"model_{v}.tflite").is_file()]
+    if export == "lenet":
+        assert (folder / "index.html").is_file() and (folder / "runtime" / "NOTICE.txt").is_file()
+        with _static_host(folder) as url:
+            _browser_checks(url, folder, variants)
+    else:
+        assert not (folder / "index.html").exists()  # served from the package
+        with serving(str(folder)) as (url, _):
+            _browser_checks(url, folder, variants)
+
+
 def test_the_grey_model_takes_rgb_and_keeps_its_answers(lenet):
     folder, report = lenet
     meta = json.loads((folder / "preprocess.json").read_text())
@@ -316,6 +388,8 @@ def test_as_trained_keeps_a_grey_input(lenet, tmp_path):
     props = schema.ImageProperties()
     props.Init(image.Content().ContentProperties().Bytes, image.Content().ContentProperties().Pos)
     assert props.ColorSpace() == schema.ColorSpaceType.GRAYSCALE
+    with serving(str(tmp_path / "g")) as (url, _):  # the page's RGB -> grey, as the pipeline's
+        _browser_checks(url, tmp_path / "g", ["float32"])
 
 
 def test_a_record_without_resize_keeps_the_old_resize():

@@ -40,6 +40,10 @@ def export_text(report: dict) -> str:
         "images as stored, resized by MediaPipe"
     )
     lines.append(f"files: {report['out']}")
+    if report.get("web"):
+        lines.append(
+            f"browser app: cnnkeras serve {report['out']}, or copy the folder to any static host"
+        )
     return "\n".join(lines)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnkeras import _io
-from cnnkeras._litert import VARIANTS, TFLiteModel, convert
+from cnnkeras._litert import VARIANTS, TFLiteModel, convert_variants
 from cnnkeras._timing import call_times_ms
 from cnnkeras.data import DEFAULT_SEED, load_dataset, make_pipeline
 from cnnkeras.errors import UserError
@@ -39,6 +39,7 @@ from cnnkeras.saved import (
     recorded_augment,
     run_split_record,
 )
+from cnnkeras.web import APP_FILES, runtime_files, write_app
 
 # Parity bars: top-1 agreement with Keras on the test split, and int8's accuracy loss.
 AGREEMENT_BARS = {"float32": 0.999, "float16": 0.99, "dynamic": 0.99}
@@ -222,6 +223,14 @@ def _accuracy_of(split, in_prep):
     return accuracy
 
 
+def golden_picks(labels: np.ndarray, count: int) -> np.ndarray:
+    """Positions of ``count`` images for the self-test, of as many classes as there are: the
+    first image of each class (in the split's order), then the first of the rest."""
+    _, firsts = np.unique(labels, return_index=True)
+    rest = np.setdiff1d(np.arange(len(labels)), firsts)
+    return np.concatenate([np.sort(firsts)[:count], rest[: max(0, count - len(firsts))]])
+
+
 def _golden(out: Path, split, prep, in_prep, model, runners, class_names) -> None:
     """A few test images as PNG with every variant's expected scores, for an app's self-test:
     each as stored (the app resizes it) and at the model's input size (no resizer involved)."""
@@ -232,7 +241,9 @@ def _golden(out: Path, split, prep, in_prep, model, runners, class_names) -> Non
     folder = out / "golden"
     folder.mkdir(exist_ok=True)
     cases = []
-    raws = raw_images(split.subset(np.arange(min(GOLDEN_IMAGES, len(split)))))
+    picks = golden_picks(split.labels, GOLDEN_IMAGES)
+    split = split.subset(picks)
+    raws = raw_images(split)
     mode = "RGB" if in_prep.channels == 3 else "L"
     for i, raw in enumerate(raws):
         stored = np.asarray(
@@ -316,6 +327,7 @@ def export_model(
     license: str = DEFAULT_LICENSE,
     int8_repair: bool = True,
     check_runtimes: bool = True,
+    web: bool = False,
     verbose: int = 1,
 ) -> dict:
     """Convert a saved .keras model; with a dataset, check parity on its test split.
@@ -324,12 +336,15 @@ def export_model(
     ``input``: 'rgb' (a grey model converts RGB frames to grey inside the file, so phone
     runtimes take it) or 'as-trained'. ``int8_repair``: when int8 misses its bar, also write
     ``model_int8_mixed.tflite`` with the fewest worst layers in float. ``check_runtimes``: run
-    every file in LiteRT's CompiledModel and MediaPipe's ImageClassifier too.
+    every file in LiteRT's CompiledModel and MediaPipe's ImageClassifier too. ``web``: also
+    write the browser app (``cnnkeras serve`` serves it; any static host does too).
     Everything is written to a staging folder first: a refused or failed export leaves ``out``
     as it was."""
     if isinstance(variants, str):
         variants = variants_for(variants)
     _check_options(variants, int_io, input, author, license)
+    if web:
+        runtime_files()  # installed, or one line on how to install it, before any work
     model_path = Path(model_path)
     model, prep, names, config = load_run_model(model_path)
     num_classes = _check_classifier(model, model_path)
@@ -389,6 +404,9 @@ def export_model(
         job.measure(report, out, check_runtimes and data is not None, about.score_threshold)
         report["keras_latency"] = bench_infer(model_path, runs=50)
         _io.write_text(staging / "model_card.md", model_card(name, model, report, meta))
+        if web:
+            write_app(staging)
+            report["web"] = True
         _io.write_json(staging / "parity.json", report)
         _publish(staging, out)
     except OSError as err:
@@ -411,7 +429,7 @@ def _description(arch: str, dataset, report: dict, rgb: bool) -> str:
     return text + "; exported by cnnkeras"
 
 
-OWNED = ("model_*.tflite", "golden", LABELS_FILE, PREPROCESS_FILE, SPLITS_FILE)
+OWNED = ("model_*.tflite", "golden", LABELS_FILE, PREPROCESS_FILE, SPLITS_FILE, *APP_FILES)
 
 
 def _publish(staging: Path, out: Path) -> None:
@@ -452,9 +470,8 @@ class _Export:
             representative = representative_sample(
                 train, self.in_prep, data.num_classes, samples, seed
             )
-        for variant in variants:
-            self.blobs[variant] = convert(self.model, variant, representative, int_io, self.rgb)
-            self.runners[variant] = TFLiteModel(self.blobs[variant])
+        self.blobs = convert_variants(self.model, variants, representative, int_io, self.rgb)
+        self.runners = {variant: TFLiteModel(blob) for variant, blob in self.blobs.items()}
         report = {"variants": {}, "warnings": []}
         if data is None:
             return report
