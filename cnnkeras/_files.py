@@ -1,8 +1,17 @@
 """The names of the files a run folder and an export folder hold, declared once, in a module
 that imports nothing (the server of ``cnnkeras serve`` starts without TensorFlow)."""
 
-CONFIG_FILE = "config.json"  # the record of a training run (train)
-PREPROCESS_FILE = "preprocess.json"  # the record of an export (export)
-LABELS_FILE = "labels.txt"  # class names, one a line, in output order
-SPLITS_FILE = "splits.json"  # the split a run trained on (train; export copies it)
+# a run folder (train, finetune)
+MODEL_FILE = "model.keras"  # the best epoch's model (float32, whatever the training precision)
+CONFIG_FILE = "config.json"  # the record of a training run
+HISTORY_FILE = "history.csv"  # one row an epoch
+CHECKPOINTS = "checkpoint"  # the folder of the last finished epoch's state, for --resume
+REPORT_FILE = "report.html"  # the evaluation report (evaluate writes one too)
 BATCH_FILE = "train_batch.png"  # the first training step's images as the model sees them
+SPLITS_FILE = "splits.json"  # the split a run trained on (export copies it)
+LABELS_FILE = "labels.txt"  # class names, one a line, in output order (both folders)
+
+# an export folder (export)
+PREPROCESS_FILE = "preprocess.json"  # the record of an export
+PARITY_FILE = "parity.json"  # the export's report
+CARD_FILE = "model_card.md"

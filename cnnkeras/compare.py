@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cnnkeras import _html, _io
+from cnnkeras._files import MODEL_FILE
 from cnnkeras.errors import UserError
 
 CSV_FILE = "comparison.csv"
@@ -196,7 +197,7 @@ def _one(config, budget_s: float | None, run_dir: Path, tflite_dir: Path, verbos
         row["reason"] = "the loss became NaN; the best epoch before it is reported"
     try:
         report = export_model(  # plain int8 is what compare measures; apps are export's job
-            run_dir / "model.keras",
+            run_dir / MODEL_FILE,
             variants=("int8",),
             out=tflite_dir,
             int8_repair=False,

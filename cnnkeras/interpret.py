@@ -364,7 +364,7 @@ def inspect_images(
     xs = preprocess_images(raws, loaded.prep)
     maps, _ = _probe(model, chosen)(tf.convert_to_tensor(xs))
     scores = np.asarray(model(xs, training=False))
-    tops = np.argsort(scores, axis=1)[:, ::-1][:, :top_k]
+    tops = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]  # ties in class order
     wanted = [[int(top[0])] for top in tops]
     if class_name is not None:
         extra = names.index(class_name)

@@ -56,7 +56,9 @@ def predict_files(
 
 
 def _top(scores: np.ndarray, names: list[str], k: int) -> list[dict]:
-    order = np.argsort(scores)[::-1][:k]
+    """The k best classes; equal scores (an int8 file's often are) in class order, as argmax,
+    MediaPipe Tasks and the browser app rank them."""
+    order = np.argsort(-scores, kind="stable")[:k]
     return [{"label": names[i], "score": float(scores[i])} for i in order]
 
 

@@ -13,6 +13,7 @@ import pytest
 from helpers import run_cli, run_split
 from PIL import Image
 
+from cnnkeras._files import CHECKPOINTS
 from cnnkeras._litert import TFLiteModel
 from cnnkeras.data import Preprocessing, load_dataset
 from cnnkeras.evaluate._calibration import (
@@ -29,7 +30,6 @@ from cnnkeras.predict import predict_files
 from cnnkeras.saved import load_keras
 from cnnkeras.train import TrainConfig, train
 from cnnkeras.train._calibrate import RAW_FILE, calibrated_best, classifier
-from cnnkeras.train._callbacks import CHECKPOINTS
 
 
 def test_ece_nll_and_brier_of_a_hand_made_table():

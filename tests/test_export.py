@@ -258,6 +258,15 @@ def test_reexport_and_evaluate_tflite(mobilenet_v2_run, tmp_path):
     assert "no gradients" in (tmp_path / "eval" / "report.html").read_text()
 
 
+def test_equal_scores_rank_in_class_order():
+    """An int8 file's scores tie often: predict ranks them as argmax and MediaPipe do."""
+    from cnnkeras.predict import _top
+
+    scores = np.array([0.0156, 0.2344, 0.0039, 0.3711, 0.0078, 0.3711], np.float32)
+    names = ["dahlia", "flag", "leaves", "pagoda", "sky", "trees"]
+    assert [r["label"] for r in _top(scores, names, 3)] == ["pagoda", "trees", "flag"]
+
+
 def test_export_cli_errors(tmp_path):
     proc = run_cli("export", str(tmp_path / "x.keras"))
     assert proc.returncode == 2 and proc.stderr.strip().endswith("does not exist")

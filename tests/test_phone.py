@@ -256,6 +256,9 @@ def test_the_browser_app_gives_the_python_scores(export, request):
     variants = [v for v in report["variants"] if (folder / f"model_{v}.tflite").is_file()]
     if export == "lenet":
         assert (folder / "index.html").is_file() and (folder / "runtime" / "NOTICE.txt").is_file()
+        card = (folder / "model_card.md").read_text()  # what to do on a phone, step by step
+        assert f"cnnkeras serve {folder} --bind 0.0.0.0" in card
+        assert "this folder is the browser app" in card
         with _static_host(folder) as url:
             _browser_checks(url, folder, variants)
     else:

@@ -118,3 +118,10 @@ def test_a_corrupted_model_is_an_error_in_the_page(export):
         page = browse(url)
     assert page["state"] == "error"
     assert "could not load model_float32.tflite" in page["error"], page
+
+
+def test_bind_all_serves_the_network_only_when_asked(export):
+    with serving(str(export), "--bind", "0.0.0.0") as (url, _):
+        port = int(url.rstrip("/").rsplit(":", 1)[1])
+        assert _listening(port) == {"00000000"}  # every interface, as asked
+        assert _get(url, "/labels.txt")[:2] == (200, b"cat\ndog\n")  # at the address it printed

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnkeras import _html, _io
+from cnnkeras._files import REPORT_FILE
 from cnnkeras.errors import UserError
 from cnnkeras.evaluate import _errors, _plots
 from cnnkeras.evaluate._calibration import coverage_curve, kept_at
@@ -231,5 +232,5 @@ def write_report(
         if name != "training_curves.png":
             body.append(f"<h2>{name[:-4].replace('_', ' ')}</h2>{_html.img(name, data)}")
     page = _html.page(title, body)
-    _io.write_text(out / "report.html", page)
+    _io.write_text(out / REPORT_FILE, page)
     return m

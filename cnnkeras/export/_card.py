@@ -120,4 +120,32 @@ def model_card(name: str, model, report: dict, meta: dict) -> str:
             f"with scale {q['output']['scale']:.6g} and zero point "
             f"{q['output']['zero_point']} (real = scale * (q - zero_point)).",
         ]
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, *_on_a_phone(report, rgb=p["channels"] == 3)]) + "\n"
+
+
+def _on_a_phone(report: dict, rgb: bool) -> list[str]:
+    """What a user does to run the files on a phone, step by step."""
+    out = report.get("out", "EXPORT_DIR")
+    host = (
+        "this folder is the browser app (`index.html`, `runtime/`): copy it to any https "
+        "static host and open it on the phone, the live camera included"
+        if report.get("web")
+        else "`cnnkeras export ... --web` also writes the page into the folder, for any https "
+        "static host (the live camera needs https or localhost)"
+    )
+    return [
+        "",
+        "## On a phone",
+        "",
+        f"1. On a computer on the phone's network: `cnnkeras serve {out} --bind 0.0.0.0`.",
+        "2. Open the address it prints in the phone's browser; choose photos or take one: the "
+        "top classes, with bars, and the latency appear.",
+        "3. Press Self-test: every golden image should pass (its scores are the Python runtime's).",
+        f"4. To keep it: {host}.",
+        "",
+        "In an app: MediaPipe Tasks' ImageClassifier takes any `model_*.tflite` here as it is "
+        "(resizing, normalisation and labels come from the file); code in tflite/README.md."
+        if rgb
+        else "In an app: LiteRT runs these files; MediaPipe Tasks takes RGB models only "
+        "(export with `--input rgb`, the default); code in tflite/README.md.",
+    ]

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnkeras import _io
+from cnnkeras._files import CARD_FILE, MODEL_FILE, PARITY_FILE
 from cnnkeras._litert import VARIANTS, TFLiteModel, convert_variants
 from cnnkeras._timing import call_times_ms
 from cnnkeras.data import DEFAULT_SEED, load_dataset, make_pipeline
@@ -348,7 +349,7 @@ def export_model(
     model_path = Path(model_path)
     model, prep, names, config = load_run_model(model_path)
     num_classes = _check_classifier(model, model_path)
-    name = model_path.parent.name if model_path.name == "model.keras" else model_path.stem
+    name = model_path.parent.name if model_path.name == MODEL_FILE else model_path.stem
     out = Path(out) if out else Path("tflite") / name
     _io.check_writable(out)
     rgb = input == "rgb" and prep.channels == 1
@@ -403,11 +404,11 @@ def export_model(
         job.write(about, meta, record if data is not None and record else None)
         job.measure(report, out, check_runtimes and data is not None, about.score_threshold)
         report["keras_latency"] = bench_infer(model_path, runs=50)
-        _io.write_text(staging / "model_card.md", model_card(name, model, report, meta))
         if web:
             write_app(staging)
             report["web"] = True
-        _io.write_json(staging / "parity.json", report)
+        _io.write_text(staging / CARD_FILE, model_card(name, model, report, meta))
+        _io.write_json(staging / PARITY_FILE, report)
         _publish(staging, out)
     except OSError as err:
         raise UserError(f"`out`: cannot write the export in {out} ({err.strerror})") from None

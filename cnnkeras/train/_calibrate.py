@@ -15,11 +15,11 @@ import keras
 import numpy as np
 
 from cnnkeras import _io
+from cnnkeras._files import CHECKPOINTS, MODEL_FILE
 from cnnkeras.data import ImageDataset, Preprocessing
 from cnnkeras.data._datasets import Split
 from cnnkeras.evaluate._calibration import calibration, fit_temperature, nll, threshold_for
 from cnnkeras.saved import predict_split
-from cnnkeras.train._callbacks import CHECKPOINTS
 from cnnkeras.train._config import TrainConfig
 
 RAW_FILE = "uncalibrated.keras"  # the best model as trained, until the run's report is written
@@ -79,7 +79,7 @@ def calibrated_best(
     ``scores`` is 'calibrated', and what calibration did, with the test split's ECE, NLL and
     Brier score before it. The model as trained is kept in the checkpoint folder (removed
     with it once the report is written), so a run killed in between is calibrated once."""
-    model_file = folder / "model.keras"
+    model_file = folder / MODEL_FILE
     if scores == "raw":
         return keras.saving.load_model(model_file, safe_mode=True), None
     raw = folder / CHECKPOINTS / RAW_FILE

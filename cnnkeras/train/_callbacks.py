@@ -14,10 +14,10 @@ import keras
 import tensorflow as tf
 
 from cnnkeras import _io
+from cnnkeras._files import CHECKPOINTS, HISTORY_FILE, MODEL_FILE
 from cnnkeras.train._history import append_history
 
 MONITOR = "val_accuracy"
-CHECKPOINTS = "checkpoint"
 PRECISE_BN_BATCHES = 50  # fvcore uses 200 batches on ImageNet; a few thousand images suffice
 
 
@@ -205,7 +205,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         row = {"epoch": epoch, **{k: float(v) for k, v in logs.items() if k != "learning_rate"}}
         row["lr"] = lr
         row.update(self.extra)
-        append_history(self.run_dir / "history.csv", row)
+        append_history(self.run_dir / HISTORY_FILE, row)
         checkpoint = checkpoint_file(self.run_dir, epoch)
         checkpoint.parent.mkdir(exist_ok=True)
         _io.write_json(seeds_file(checkpoint), seed_states(self.model))
@@ -217,7 +217,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         value = score(logs)
         if value is not None and (self.best is None or value > self.best):
             self.best, self.best_epoch = value, epoch
-            _io.save_model(self.model, self.run_dir / "model.keras")
+            _io.save_model(self.model, self.run_dir / MODEL_FILE)
 
 
 class TimeBudget(keras.callbacks.Callback):

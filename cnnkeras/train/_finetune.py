@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from cnnkeras import _io
+from cnnkeras._files import HISTORY_FILE
 from cnnkeras._options import option
 from cnnkeras.data import Preprocessing
 from cnnkeras.errors import UserError
@@ -292,7 +293,7 @@ def _phases(
             set_trainable(features, config.unfreeze, config.train_bn)
             compile_for_training(model, tuned, tuned_plan)  # new trainable weights: a compile
     if config.epochs_finetune and not nan:
-        done = sum(1 for r in read_history(folder / "history.csv") if r.get("phase", 1) == 1)
+        done = sum(1 for r in read_history(folder / HISTORY_FILE) if r.get("phase", 1) == 1)
         checkpoint = fit_epochs(
             dataclasses.replace(run, config=tuned, plan=tuned_plan),
             start_epoch=done if start_epoch is None else start_epoch,
@@ -349,12 +350,12 @@ def resume_finetune(
     features = next((layer for layer in model.layers if isinstance(layer, keras.Model)), None)
     if features is None:
         raise UserError(f"{last[0]} holds no base model; it is not a finetune checkpoint")
-    rows = [r for r in read_history(run / "history.csv") if r["epoch"] <= epoch]
+    rows = [r for r in read_history(run / HISTORY_FILE) if r["epoch"] <= epoch]
     head = [r for r in rows if r.get("phase", 1) == 1]
     full = ResumeState.from_history(rows, plan.early_stop_from)
     if config.dataset != record["dataset"]:
         relocate(run, record, data)
-    write_history(run / "history.csv", rows)
+    write_history(run / HISTORY_FILE, rows)
     full.save_best(model, run, rows)
     prep = Preprocessing.from_dict(record["preprocessing"])
     title = (

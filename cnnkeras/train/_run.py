@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from cnnkeras import _io
+from cnnkeras._files import CHECKPOINTS, HISTORY_FILE, MODEL_FILE
 from cnnkeras.data import (
     CHECK_FILE,
     CHECK_PAGE,
@@ -55,7 +56,6 @@ from cnnkeras.saved import (
 from cnnkeras.train import _multihost, _precision
 from cnnkeras.train._calibrate import confidence_lines, confident_best
 from cnnkeras.train._callbacks import (
-    CHECKPOINTS,
     MONITOR,
     AveragedWeights,
     EarlyStopState,
@@ -252,7 +252,7 @@ def start_run(
     if (folder / CONFIG_FILE).exists() and not restart:
         raise UserError(f"{folder} already holds a run; continue it with `resume`")
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "history.csv").unlink(missing_ok=True)
+    (folder / HISTORY_FILE).unlink(missing_ok=True)
     split = data.split_record()
     _io.write_json(folder / SPLITS_FILE, split)
     record = {
@@ -522,12 +522,12 @@ def resume_training(
             _multihost.discard_scratch(run)  # train gives this process a scratch folder anew
         return train(config, run_dir=run, verbose=verbose, record=kept, restart=True)
     model, epoch = load_checkpoint(*last, strategy)
-    rows = [r for r in read_history(run / "history.csv") if r["epoch"] <= epoch]
+    rows = [r for r in read_history(run / HISTORY_FILE) if r["epoch"] <= epoch]
     state = ResumeState.from_history(rows, plan.early_stop_from)
     # checked; from here on the run's files change
     if config.dataset != record["dataset"]:
         relocate(run, record, data)
-    write_history(run / "history.csv", rows)
+    write_history(run / HISTORY_FILE, rows)
     state.save_best(model, run, rows)
     resumed = Run(
         run,
@@ -609,7 +609,7 @@ class ResumeState:
         """A run killed after its last epoch's checkpoint but before its best model: that
         epoch was the best, and the checkpoint (``model``) is it."""
         if self.best is not None and rows and self.best[1] == int(rows[-1]["epoch"]):
-            _io.save_model(model, run / "model.keras")
+            _io.save_model(model, run / MODEL_FILE)
 
 
 def _replay_plateau(rows: list[dict]) -> PlateauState:
@@ -800,14 +800,14 @@ def finish_run(run: Run, *, status: str, seconds: float, verbose: int) -> dict:
     """Training curves, the test-split report of the best model, and the final config.json."""
     data, prep, record, plan, title = run.data, run.prep, run.record, run.plan, run.title
     config, run = run.config, run.folder
-    rows = read_history(run / "history.csv")
-    if not (run / "model.keras").is_file():
+    rows = read_history(run / HISTORY_FILE)
+    if not (run / MODEL_FILE).is_file():
         raise UserError(f"training stopped before any epoch completed ({status}); try a lower `lr`")
     history = {k: [r[k] for r in rows] for k in (rows[0] if rows else {})}
     curves = training_curves_png(history)
     _io.write_bytes(run / "training_curves.png", curves)
     if plan.precision != "float32":  # reports and exports: a float32 model
-        _precision.save_float32(run / "model.keras")
+        _precision.save_float32(run / MODEL_FILE)
     best, confidence = confident_best(run, config, data, prep)
     warning = learned_nothing(rows, data.splits["val"].labels, data.num_classes, plan)
     about = {
@@ -891,7 +891,7 @@ def _fit(run: Run, *, start_epoch: int, verbose: int, state: ResumeState = Resum
 def _finish(run: Run, started: float, verbose: int, *, status: str | None = None) -> dict:
     """The report of a run whose training ended (``status``, or done or early stopped as its
     history says)."""
-    rows = read_history(run.folder / "history.csv")
+    rows = read_history(run.folder / HISTORY_FILE)
     if status is None:
         status = "early_stopped" if len(rows) < run.plan.epochs else "done"
     seconds = time.perf_counter() - started
