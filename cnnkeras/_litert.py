@@ -56,8 +56,8 @@ def convert_variants(
     int_io: str = "uint8",
     rgb: bool = False,
 ) -> dict[str, bytes]:
-    """``convert`` for several variants from one SavedModel, written once: writing it is most
-    of a small model's conversion time (8 of 11 s for a MobileNet)."""
+    """``convert`` for several variants from one SavedModel, written once rather than once a
+    variant (tracing and writing it is a few seconds for a small model)."""
     variants = tuple(variants)
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from functools import partial
 
+from cnnkeras._files import BATCH_FILE
 from cnnkeras._help import DEMO_NAMES, HELP, TOP, Formatter
 from cnnkeras._options import add_options, as_flags, flag_group, given, key_value, with_default
 from cnnkeras._spawn import import_tensorflow_quietly
@@ -448,9 +449,7 @@ def _data_preview_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", metavar="SPEC", help=SPEC_HELP)
     add_options(p, TrainConfig, only=PREVIEW_OPTIONS)
     out_help = "the grid of images"
-    flag_group(p, "output").add_argument(
-        "--out", default="train_batch.png", metavar="PNG", help=out_help
-    )
+    flag_group(p, "output").add_argument("--out", default=BATCH_FILE, metavar="PNG", help=out_help)
 
 
 def _data_check_args(p: argparse.ArgumentParser) -> None:

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cnnkeras import _html, _io
-from cnnkeras._files import MODEL_FILE
+from cnnkeras._files import CONFIG_FILE, MODEL_FILE
 from cnnkeras.errors import UserError
 
 CSV_FILE = "comparison.csv"
@@ -168,7 +168,7 @@ def _one(config, budget_s: float | None, run_dir: Path, tflite_dir: Path, verbos
                 "reason": f"too large for this machine: training needs about "
                 f"{need / 2**30:.1f} GiB for weights and optimizer state alone",
             }
-        if (run_dir / "config.json").is_file():
+        if (run_dir / CONFIG_FILE).is_file():
             result = resume(run_dir, verbose=verbose)
         else:
             if budget_s is not None:

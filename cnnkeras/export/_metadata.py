@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import flatbuffers
 import numpy as np
 
+from cnnkeras._files import LABELS_FILE
+
 METADATA_NAME = "TFLITE_METADATA"  # the model metadata entry that runtimes look for
 MIN_PARSER_VERSION = "1.0.0"  # every field written here is in the schema's first version
 _RGB, _GRAYSCALE = 1, 2  # ColorSpaceType
@@ -48,7 +50,7 @@ class ClassifierMetadata:
     mean: float
     std: float
     rgb: bool = True
-    labels_file: str = "labels.txt"
+    labels_file: str = LABELS_FILE
     input_min: float = 0.0
     input_max: float = 1.0
     score_threshold: float | None = None  # ScoreThresholdingOptions of the output

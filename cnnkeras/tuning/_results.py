@@ -8,6 +8,7 @@ import json
 import statistics
 
 from cnnkeras import _io
+from cnnkeras._files import CONFIG_FILE
 from cnnkeras.errors import UserError
 from cnnkeras.models import model_info
 from cnnkeras.train._config import TrainConfig
@@ -167,7 +168,7 @@ def retrain_best(
     for seed in range(experiment.seed, experiment.seed + seeds):
         for name, make in configs.items():
             folder = experiment.out / "retrained" / f"{name}-seed{seed}"
-            record = _io.read_json(folder / "config.json")
+            record = _io.read_json(folder / CONFIG_FILE)
             if "result" in record:
                 result = record["result"]
             elif record:

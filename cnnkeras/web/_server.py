@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import sys
+import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -124,6 +125,9 @@ def _stopped_by_signals():
     def stop(signum, frame):
         raise KeyboardInterrupt
 
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers; its own stop the server then
+        return
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
@@ -155,14 +159,14 @@ def serve(
     urls = [f"http://{shown}:{port}/"]
     if host in ("0.0.0.0", ""):
         urls = [f"http://{a}:{port}/" for a in lan_addresses()] or [f"http://localhost:{port}/"]
-    if verbose:
-        print(f"serving {folder} at {' '.join(urls)} (Ctrl-C stops)", flush=True)
-        if host not in (LOOPBACK, "localhost", "::1"):
-            print(
-                "on a phone on the same network, open that address: photos work over http; "
-                "the live camera needs https or localhost",
-                flush=True,
-            )
+    # the address is what a server says, even with --quiet or --json
+    print(f"serving {folder} at {' '.join(urls)} (Ctrl-C stops)", flush=True)
+    if verbose and host not in (LOOPBACK, "localhost", "::1"):
+        print(
+            "on a phone on the same network, open that address: photos work over http; "
+            "the live camera needs https or localhost",
+            flush=True,
+        )
     try:
         with _stopped_by_signals():
             server.serve_forever()

@@ -310,13 +310,12 @@ async function selfTest() {
       }
     }
     const passed = rows.filter((r) => r.pass).length;
-    const summary = `self-test of model_${app.variant}.tflite: ${passed} of ${rows.length} golden images pass`;
+    const summary = `self-test of model_${app.variant}.tflite: ${passed} of ${rows.length} checks pass`;
     table.querySelector("caption").textContent =
-      `${summary} (each as stored, resized here, and at the input size; scores within ${allowed.toPrecision(2)} ` +
-      "of the Python runtime's)";
+      `${summary} (${cases.length} golden images, each as stored, resized here, and at the input ` +
+      `size; scores within ${allowed.toPrecision(2)} of the Python runtime's)`;
     app.lastSelfTest = { variant: app.variant, tolerance: allowed, rows, pass: passed === rows.length };
     say(summary);
-    table.dataset.variant = app.variant;
   } catch (error) {
     fail(`self-test: ${error.message || error}`);
   } finally {
