@@ -377,16 +377,14 @@ def _launch_args(p: argparse.ArgumentParser) -> None:
 
 def _lr_find_args(p: argparse.ArgumentParser) -> None:
     from cnnkeras.train import TrainConfig
-    from cnnkeras.train._lr_find import STEPS
+    from cnnkeras.train._lr_find import PNG, STEPS
 
     add_options(p, TrainConfig)
     group = flag_group(p, "training")
     steps_help = "steps of the test, as `train --lr auto` takes"
     group.add_argument("--steps", type=int, default=STEPS, help=steps_help)
     plot_help = "the loss against the rate"
-    flag_group(p, "output").add_argument(
-        "--plot", default="lr_find.png", metavar="PNG", help=plot_help
-    )
+    flag_group(p, "output").add_argument("--plot", default=PNG, metavar="PNG", help=plot_help)
 
 
 def _finetune_args(p: argparse.ArgumentParser) -> None:

@@ -199,11 +199,15 @@ def test_every_variant_runs_in_mediapipe_and_compiled_model(export, request):
     compiled.close()
 
 
+class _QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):
+        pass
+
+
 @contextlib.contextmanager
 def _static_host(folder):
     """``folder`` on a plain static file server (Python's), as any web host would serve it."""
-    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *args: None
+    handler = functools.partial(_QuietFiles, directory=str(folder))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -105,16 +105,16 @@ def check_export(folder: Path) -> None:
         )
 
 
-def lan_addresses() -> list[str]:
-    """This machine's addresses other devices on the network may reach (no packet is sent)."""
-    found = set()
+def lan_address() -> str | None:
+    """This machine's address on its network, which a phone there may reach (connecting a UDP
+    socket picks the outgoing interface and sends no packet); None without a network."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         try:
-            probe.connect(("10.255.255.255", 1))  # picks the outgoing interface only
-            found.add(probe.getsockname()[0])
+            probe.connect(("10.255.255.255", 1))
         except OSError:
-            pass
-    return sorted(a for a in found if not a.startswith("127."))
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
 
 
 @contextlib.contextmanager
@@ -156,9 +156,9 @@ def serve(
     server.daemon_threads = True
     host, port = server.server_address[:2]
     shown = "localhost" if host in (LOOPBACK, "::1") else host
+    if host in ("0.0.0.0", ""):  # every interface: the one a phone would reach
+        shown = lan_address() or "localhost"
     urls = [f"http://{shown}:{port}/"]
-    if host in ("0.0.0.0", ""):
-        urls = [f"http://{a}:{port}/" for a in lan_addresses()] or [f"http://localhost:{port}/"]
     # the address is what a server says, even with --quiet or --json
     print(f"serving {folder} at {' '.join(urls)} (Ctrl-C stops)", flush=True)
     if verbose and host not in (LOOPBACK, "localhost", "::1"):

@@ -157,10 +157,10 @@ async function decode(blob) {
     premultiplyAlpha: "none",
     imageOrientation: "from-image",
   });
-  const pixels = pixelsOf(bitmap, bitmap.width, bitmap.height);
-  const size = [bitmap.height, bitmap.width];
+  const { width, height } = bitmap;
+  const pixels = pixelsOf(bitmap, width, height);
   bitmap.close();
-  return [pixels, ...size];
+  return [pixels, height, width];
 }
 
 async function classifyBlob(blob) {
