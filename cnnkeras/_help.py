@@ -89,29 +89,20 @@ TOP = Help(
     ),
 )
 
-DEMO_SUMMARIES = {
-    "batchnorm": "the same net with and without batch norm, at two learning rates",
-    "dropout": "the train/validation gap with and without dropout",
-    "activations": "a deep plain stack: sigmoid against ReLU",
-    "residual": "plain against residual nets of 20 and 56 layers",
-    "receptive-field": "one 5x5 convolution against two stacked 3x3",
-    "separable": "standard against depthwise-separable convolution",
-}
 
-
-DEMO_NAMES = tuple(DEMO_SUMMARIES)  # the block demos of cnnkeras.demos.DEMOS, in this order
-
-
-def _demo(name: str, summary: str) -> Help:
+def demo_help(name: str, summary: str, description: str, quick: str) -> Help:
+    """The help of ``cnnkeras demo NAME`` (a demo's declaration in cnnkeras.demos.DEMOS:
+    an empty ``description`` is said from the summary; ``quick``: options for a quick look)."""
     return Help(
         summary,
-        f"The lecture's claim, measured: {summary}. Trains small networks that differ only in "
-        "that block, on mnist5k at 28x28, with the same optimizer, rate, batches and epochs, "
-        "over several seeds; prints the table and whether the claim held, and draws the "
-        "training curves side by side.",
+        description
+        or f"The lecture's claim, measured: {summary}. Trains small networks that differ only "
+        "in that block, on mnist5k at 28x28, with the same optimizer, rate, batches and "
+        "epochs, over several seeds; prints the table and whether the claim held, and draws "
+        "the training curves side by side.",
         (
             f"cnnkeras demo {name}",
-            f"cnnkeras demo {name} --seeds 1 --epochs 2  # a quick look",
+            f"cnnkeras demo {name} {quick}  # a quick look",
             f"cnnkeras demo {name} --plot {name}.png --json",
         ),
     )
@@ -242,17 +233,6 @@ HELP: dict[tuple[str, ...], Help] = {
         "Each demo trains small networks that differ only in one building block and says "
         "whether the lecture's claim held; `demo transfer` measures transfer learning.",
     ),
-    ("demo", "transfer"): Help(
-        "a pre-trained base against training from scratch on few images",
-        "LeNet-5 pre-trained on mnist5k digits 0-4 learns digits 5-9 from K labelled images "
-        "per class: frozen base with a new head, then fine-tuned, against from scratch.",
-        (
-            "cnnkeras demo transfer",
-            "cnnkeras demo transfer --k 5 --seeds 1",
-            "cnnkeras demo transfer --json",
-        ),
-    ),
-    **{("demo", name): _demo(name, summary) for name, summary in DEMO_SUMMARIES.items()},
     ("compare",): Help(
         "train, evaluate and export architectures alike; Pareto fronts",
         "Trains each architecture as train does (same split, recipe and seeds), evaluates it "

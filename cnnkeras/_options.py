@@ -160,6 +160,9 @@ def add_options(
         for f in dataclasses.fields(cls)
         if "help" in f.metadata and (only is None or f.name in only)
     ]
+    # in GROUPS' order, whatever class of a hierarchy declares each
+    order = {name: i for i, name in enumerate(n for names in GROUPS.values() for n in names)}
+    documented.sort(key=lambda f: order.get(f.name, len(order)))
     for title in GROUPS:  # the groups first, so that they print in their order
         if any(_GROUP_OF.get(f.name) == title for f in documented):
             flag_group(parser, title)

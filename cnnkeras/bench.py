@@ -61,32 +61,20 @@ def bench_train(
     by precise batch-norm statistics when the model has batch norm. ``model_options``: the
     builder's (e.g. ``{"alpha": 0.35}``); ``precision``: float32, bfloat16 or float16, as
     ``train --precision`` builds the model."""
-    from cnnkeras.train import _precision
-    from cnnkeras.train._callbacks import PreciseBatchNorm, trainable_batch_norms
-    from cnnkeras.train._config import TrainConfig
-    from cnnkeras.train._plan import execution_plan
-    from cnnkeras.train._run import compile_for_training, seed_everything
+    from cnnkeras.train import POLICIES, PreciseBatchNorm, execution_plan, trainable_batch_norms
 
     if steps < 1 or repeats < 1 or batch_size < 1 or val_images < 0:
         raise UserError("steps, repeats and batch_size must be >= 1, val_images >= 0")
-    if precision not in _precision.POLICIES:
-        raise UserError(f"`precision` must be one of {', '.join(_precision.POLICIES)}")
+    if precision not in POLICIES:
+        raise UserError(f"`precision` must be one of {', '.join(POLICIES)}")
     info = model_info(arch)
     size = info.image_size(image_size)
-    channels = channels or info.input_shape[-1]
-    shape = (size, size, channels)
-    seed_everything(0)  # as in training, op determinism included
-    model = _precision.build(
-        precision,
-        lambda: create_model(
-            arch, input_shape=shape, num_classes=num_classes, **(model_options or {})
-        ),
-    )
+    shape = (size, size, channels or info.input_shape[-1])
     spe, val_batch, val_steps = execution_plan(steps, val_images)
     overrides = {"steps_per_execution": steps_per_execution or spe}
     if jit_compile is not None:
         overrides["jit_compile"] = jit_compile
-    compile_for_training(model, TrainConfig(arch=arch, batch_size=batch_size), **overrides)
+    model = _compiled(arch, shape, num_classes, model_options, precision, batch_size, overrides)
     spe = int(model.steps_per_execution)
     # train's plan makes the steps per execution divide both epochs, and repeats the data so
     # that one iterator lives across epochs; an override that does not divide runs as Keras
@@ -129,6 +117,27 @@ def bench_train(
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
     }
+
+
+def _compiled(
+    arch: str, shape, num_classes: int, options, precision: str, batch_size: int, overrides
+) -> keras.Model:
+    """The model as ``cnnkeras train`` builds and compiles it, from seed 0 (op determinism
+    included, as in training)."""
+    from cnnkeras.train import (
+        TrainConfig,
+        build_in_precision,
+        compile_for_training,
+        seed_everything,
+    )
+
+    seed_everything(0)
+    model = build_in_precision(
+        precision,
+        lambda: create_model(arch, input_shape=shape, num_classes=num_classes, **(options or {})),
+    )
+    compile_for_training(model, TrainConfig(arch=arch, batch_size=batch_size), **overrides)
+    return model
 
 
 def bench_train_text(r: dict) -> str:

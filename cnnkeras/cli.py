@@ -18,9 +18,10 @@ from collections.abc import Sequence
 from functools import partial
 
 from cnnkeras._files import BATCH_FILE
-from cnnkeras._help import DEMO_NAMES, HELP, TOP, Formatter
+from cnnkeras._help import HELP, TOP, Formatter, demo_help
 from cnnkeras._options import add_options, as_flags, flag_group, given, key_value, with_default
 from cnnkeras._spawn import import_tensorflow_quietly
+from cnnkeras.demos import DEMOS  # their declarations: no TensorFlow
 from cnnkeras.errors import UserError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -141,8 +142,7 @@ def cmd_train(args):
 
 
 def cmd_data_preview(args):
-    from cnnkeras.train import TrainConfig
-    from cnnkeras.train._preview import preview
+    from cnnkeras.train import TrainConfig, preview
 
     config = TrainConfig(dataset=args.spec, **given(args, TrainConfig))
     r = preview(config, args.out, verbose=_verbose(args))
@@ -215,14 +215,10 @@ def cmd_tune(args):
 
 
 def cmd_demo(args):
-    if args.what == "transfer":
-        from cnnkeras.train import demo_table, transfer_demo
-
-        result = transfer_demo(args.k, tuple(range(args.seeds)))
-        return result, demo_table(result)
     from cnnkeras.demos import demo_text, run_demo
 
-    options = {"epochs": args.epochs} if args.epochs is not None else {}
+    names = DEMOS[args.what].options
+    options = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     plot = args.plot or f"saved_models/demo-{args.what}.png"
     result = run_demo(args.what, tuple(range(args.seeds)), plot=plot, **options)
     return result, demo_text(result)
@@ -376,15 +372,17 @@ def _launch_args(p: argparse.ArgumentParser) -> None:
 
 
 def _lr_find_args(p: argparse.ArgumentParser) -> None:
-    from cnnkeras.train import TrainConfig
-    from cnnkeras.train._lr_find import PNG, STEPS
+    from cnnkeras._files import LR_FIND_FILE
+    from cnnkeras.train import LR_FIND_STEPS, TrainConfig
 
     add_options(p, TrainConfig)
     group = flag_group(p, "training")
     steps_help = "steps of the test, as `train --lr auto` takes"
-    group.add_argument("--steps", type=int, default=STEPS, help=steps_help)
+    group.add_argument("--steps", type=int, default=LR_FIND_STEPS, help=steps_help)
     plot_help = "the loss against the rate"
-    flag_group(p, "output").add_argument("--plot", default=PNG, metavar="PNG", help=plot_help)
+    flag_group(p, "output").add_argument(
+        "--plot", default=LR_FIND_FILE, metavar="PNG", help=plot_help
+    )
 
 
 def _finetune_args(p: argparse.ArgumentParser) -> None:
@@ -462,19 +460,15 @@ def _data_check_args(p: argparse.ArgumentParser) -> None:
     group.add_argument("--fix-leakage", action="store_true", help=fix_help)
 
 
-def _demo_transfer_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--k", type=int, default=10, help="labelled images a class")
-    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
-
-
 def _demo_args(p: argparse.ArgumentParser, name: str) -> None:
-    from cnnkeras.demos import DEMOS
+    from cnnkeras.demos import demo_function
 
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
-    epochs = inspect.signature(DEMOS[name]).parameters["epochs"].default
-    epochs_help = with_default("epochs of each network", epochs)
-    p.add_argument("--epochs", type=int, metavar="N", help=epochs_help)
-    png_help = with_default("the training curves", f"saved_models/demo-{name}.png")
+    defaults = inspect.signature(demo_function(name)).parameters
+    for option, text in DEMOS[name].options.items():
+        flag_help = with_default(text, defaults[option].default)
+        p.add_argument(f"--{option}", type=int, metavar="N", help=flag_help)
+    png_help = with_default("the figure", f"saved_models/demo-{name}.png")
     flag_group(p, "output").add_argument("--plot", metavar="PNG", help=png_help)
 
 
@@ -504,7 +498,7 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
     length.add_argument("--budget-minutes", type=float, metavar="M", help=budget_help)
     seeds_help = "runs of each architecture, seeds 42, 43, ..."
     training.add_argument("--seeds", type=int, default=1, help=seeds_help)
-    from cnnkeras.train._precision import PRECISIONS
+    from cnnkeras.train import PRECISIONS
 
     precision_help = "as train --precision, for every architecture"
     training.add_argument("--precision", choices=PRECISIONS, default="float32", help=precision_help)
@@ -553,7 +547,7 @@ def _bench_train_args(p: argparse.ArgumentParser) -> None:
     model.add_argument("--arch", default="lenet5", help="the architecture")
     _builder_option(model)
     precision_help = "what the model computes in, as train --precision"
-    from cnnkeras.train._precision import POLICIES
+    from cnnkeras.train import POLICIES
 
     model.add_argument(
         "--precision", choices=tuple(POLICIES), default="float32", help=precision_help
@@ -580,7 +574,7 @@ def _bench_infer_args(p: argparse.ArgumentParser) -> None:
 
 
 def _export_args(p: argparse.ArgumentParser) -> None:
-    from cnnkeras.export._export import DEFAULT_AUTHOR, DEFAULT_LICENSE, INPUTS
+    from cnnkeras.export import DEFAULT_AUTHOR, DEFAULT_LICENSE, INPUTS
 
     p.add_argument("model", help="a .keras model file of a run")
     model = flag_group(p, "model")
@@ -664,6 +658,14 @@ def _docs_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("topic", nargs="?", help="a guide's name (default: list them)")
 
 
+# what `--help` says of each command: _help's, and each demo's from its declaration
+COMMAND_HELP = {
+    **HELP,
+    **{
+        ("demo", d.name): demo_help(d.name, d.summary, d.description, d.quick)
+        for d in DEMOS.values()
+    },
+}
 # path -> (what runs it, what adds its arguments); a path with neither groups subcommands
 COMMANDS: dict[tuple[str, ...], tuple] = {
     ("train",): (cmd_train, _train_args),
@@ -680,8 +682,7 @@ COMMANDS: dict[tuple[str, ...], tuple] = {
     ("tune",): (cmd_tune, _tune_args),
     ("compare",): (cmd_compare, _compare_args),
     ("demo",): (None, None),
-    ("demo", "transfer"): (cmd_demo, _demo_transfer_args),
-    **{("demo", name): (cmd_demo, partial(_demo_args, name=name)) for name in DEMO_NAMES},
+    **{("demo", name): (cmd_demo, partial(_demo_args, name=name)) for name in DEMOS},
     ("explain",): (None, None),
     ("explain", "conv"): (cmd_explain, _explain_conv_args),
     ("explain", "separable"): (cmd_explain, _explain_separable_args),
@@ -713,7 +714,7 @@ def build_parser(path: tuple[str, ...] | None = None) -> argparse.ArgumentParser
         )
     }
     for key, (func, arguments) in COMMANDS.items():
-        help = HELP[key]
+        help = COMMAND_HELP[key]
         p = children[key[:-1]].add_parser(
             key[-1],
             help=help.summary,

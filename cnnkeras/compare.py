@@ -23,7 +23,7 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
-from cnnkeras import _html, _io
+from cnnkeras import _doc, _io
 from cnnkeras._files import CONFIG_FILE, MODEL_FILE
 from cnnkeras.errors import UserError
 
@@ -107,7 +107,7 @@ def budget_epochs(config, seconds: float) -> tuple[int, float]:
     epoch takes, from a probe of its training and validation steps (``bench_train``, traced
     first) scaled to the run's epoch."""
     from cnnkeras.bench import bench_train
-    from cnnkeras.train._run import prepare
+    from cnnkeras.train import prepare
 
     size, data, _, _, plan = prepare(config, verbose=0)
     steps = min(plan.steps_per_epoch, PROBE_STEPS)
@@ -152,10 +152,28 @@ def _reason(err: Exception) -> str:
     return text if isinstance(err, UserError) else f"{type(err).__name__}: {text}"
 
 
+def _train(config, budget_s: float | None, run_dir: Path, verbose: int) -> dict:
+    """Train's result for ``config`` in ``run_dir`` (resumed when a run is there), in the
+    epochs that fit ``budget_s``; ``{"skipped": why}`` when one epoch does not fit."""
+    from cnnkeras.train import resume, train
+
+    if (run_dir / CONFIG_FILE).is_file():
+        return resume(run_dir, verbose=verbose)
+    if budget_s is not None:
+        epochs, epoch_s = budget_epochs(config, budget_s)
+        if epoch_s > budget_s:
+            return {
+                "skipped": f"one epoch takes about {epoch_s:.0f} s, over the budget of "
+                f"{budget_s:.0f} s"
+            }
+        _io.log(verbose, f"  budget {budget_s:.0f} s: {epochs} epochs of ~{epoch_s:.1f} s")
+        config = dataclasses.replace(config, epochs=epochs, budget_seconds=budget_s)
+    return train(config, run_dir=run_dir, verbose=verbose)
+
+
 def _one(config, budget_s: float | None, run_dir: Path, tflite_dir: Path, verbose: int) -> dict:
     """Train (or resume), evaluate and export one (architecture, seed); its CSV row."""
     from cnnkeras.export import export_model
-    from cnnkeras.train import resume, train
 
     row: dict = {"arch": config.arch, "seed": config.seed, "status": "ok", "reason": ""}
     try:
@@ -168,23 +186,11 @@ def _one(config, budget_s: float | None, run_dir: Path, tflite_dir: Path, verbos
                 "reason": f"too large for this machine: training needs about "
                 f"{need / 2**30:.1f} GiB for weights and optimizer state alone",
             }
-        if (run_dir / CONFIG_FILE).is_file():
-            result = resume(run_dir, verbose=verbose)
-        else:
-            if budget_s is not None:
-                epochs, epoch_s = budget_epochs(config, budget_s)
-                if epoch_s > budget_s:
-                    return {
-                        **row,
-                        "status": "skipped",
-                        "reason": f"one epoch takes about {epoch_s:.0f} s, over the budget of "
-                        f"{budget_s:.0f} s",
-                    }
-                _io.log(verbose, f"  budget {budget_s:.0f} s: {epochs} epochs of ~{epoch_s:.1f} s")
-                config = dataclasses.replace(config, epochs=epochs, budget_seconds=budget_s)
-            result = train(config, run_dir=run_dir, verbose=verbose)
+        result = _train(config, budget_s, run_dir, verbose)
     except Exception as err:  # recorded with its reason; the other architectures go on
         return {**row, "status": "failed", "reason": _reason(err)}
+    if "skipped" in result:
+        return {**row, "status": "skipped", "reason": result["skipped"]}
     row.update(
         epochs=result["epochs_run"],
         train_status=result["status"],
@@ -238,8 +244,7 @@ def summarise(rows: list[dict]) -> list[dict]:
         line["int8_kib"] = ok[0]["int8_kib"]
         for key in _MEASURES:
             values = [r[key] for r in ok if r[key] is not None]
-            line[key] = statistics.mean(values) if values else None
-            line[key + "_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+            line[key], line[key + "_std"] = _doc.spread(values) if values else (None, 0.0)
         table.append(line)
     measured = [t for t in table if t["status"] == "ok"]
     for cost, flag in (("macs", "front_macs"), ("int8_ms", "front_int8")):
@@ -253,8 +258,7 @@ def summarise(rows: list[dict]) -> list[dict]:
 def _pm(line: dict, key: str, fmt: str) -> str:
     if line.get(key) is None:
         return ""
-    spread = line.get(key + "_std") or 0.0
-    return f"{line[key]:{fmt}}" + (f" +- {spread:{fmt}}" if line["seeds"] > 1 else "")
+    return _doc.spread_cell(line[key], line.get(key + "_std") or 0.0, line["seeds"], fmt)
 
 
 HEADER = (
@@ -379,19 +383,17 @@ def _write_reports(out: Path, settings: dict, rows: list[dict]) -> list[dict]:
         name: _plot(table, cost, label, f"{settings['dataset']}: accuracy against {label}")
         for name, (cost, label) in PLOTS.items()
     }
+    title = f"Architectures compared on {settings['dataset']}"
+    blocks = [
+        _doc.Heading(title, 1),
+        _doc.Bullets(tuple(about)),
+        _doc.table(HEADER, table_rows(table)),
+        *(_doc.Image(name, data) for name, data in pngs.items()),
+    ]
     for name, data in pngs.items():
         _io.write_bytes(out / name, data)
-    cells = table_rows(table)
-    md = [f"# Architectures compared on {settings['dataset']}", "", *(f"- {a}" for a in about)]
-    md += ["", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    md += ["| " + " | ".join(c) + " |" for c in cells]
-    md += ["", *(f"![{name}]({name})" for name in pngs)]
-    _io.write_text(out / "comparison.md", "\n".join(md) + "\n")
-    title = f"Architectures compared on {settings['dataset']}"
-    body = [f"<h1>{title}</h1><ul>", *(f"<li>{a}</li>" for a in about), "</ul>"]
-    body += _html.table(HEADER, cells)
-    body += [_html.img(name, data) for name, data in pngs.items()]
-    _io.write_text(out / "comparison.html", _html.page(title, body))
+    _io.write_text(out / "comparison.md", _doc.markdown(blocks))
+    _io.write_text(out / "comparison.html", _doc.html_page(title, blocks))
     return table
 
 
@@ -416,30 +418,12 @@ def compare(
     0.35}}``). Without ``epochs`` or ``budget_minutes``, train's epochs apply; ``precision``
     is train's (``auto``: each architecture's own choice)."""
     from cnnkeras.data import DEFAULT_SEED
-    from cnnkeras.models import check_option_names, list_models, model_info
+    from cnnkeras.models import list_models
     from cnnkeras.train import TrainConfig
 
     archs = list(archs) if archs is not None else list_models()
-    if not archs:
-        raise UserError("`archs` is empty; name architectures or compare all of them")
-    for arch in archs:
-        model_info(arch)  # an unknown name fails here, before any training
     model_options = {k: dict(v) for k, v in (model_options or {}).items()}
-    unknown = sorted(set(model_options) - set(archs))
-    if unknown:
-        raise UserError(
-            f"`model_options` for {', '.join(unknown)}: not among the compared architectures"
-        )
-    for arch, options in model_options.items():
-        check_option_names(arch, options)
-    if epochs is not None and budget_minutes is not None:
-        raise UserError("give `epochs` or `budget_minutes`, not both")
-    if epochs is not None and epochs < 1:
-        raise UserError("`epochs` must be >= 1")
-    if budget_minutes is not None and not budget_minutes > 0:
-        raise UserError("`budget_minutes` must be > 0")
-    if seeds < 1:
-        raise UserError("`seeds` must be >= 1")
+    _check_arguments(archs, model_options, epochs, budget_minutes, seeds)
     out = Path(out) if out else Path("saved_models") / f"comparison-{_io.safe_name(dataset)}"
     _io.check_writable(out)
     settings = {
@@ -451,22 +435,7 @@ def compare(
         "model_options": model_options,
         "precision": precision,
     }
-    previous = _io.read_json(out / SETTINGS_FILE) if (out / SETTINGS_FILE).is_file() else None
-    if previous:
-        fixed = {"dataset": None, "image_size": None, "epochs": None, "budget_minutes": None}
-        fixed["precision"] = "float32"  # comparisons from before it was an option
-        differ = [k for k, was in fixed.items() if previous.get(k, was) != settings[k]]
-        differ += [
-            f"{a}'s options"
-            for a in archs
-            if previous.get("model_options", {}).get(a, {}) != model_options.get(a, {})
-        ]
-        if differ:
-            raise UserError(
-                f"{out} holds a comparison with another {', '.join(differ)}; pass another `out`"
-            )
-        settings["model_options"] = {**previous.get("model_options", {}), **model_options}
-        settings["seeds"] = sorted({*previous["seeds"], *settings["seeds"]})
+    settings = _continued(out, settings, archs)
     out.mkdir(parents=True, exist_ok=True)
     _io.write_json(out / SETTINGS_FILE, settings)
     rows = _read_rows(out / CSV_FILE)
@@ -498,11 +467,66 @@ def compare(
     return {"out": str(out), "summary": table, "rows": chosen}
 
 
+def _check_arguments(
+    archs: list[str],
+    model_options: dict[str, dict],
+    epochs: int | None,
+    budget_minutes: float | None,
+    seeds: int,
+) -> None:
+    """Refuse a comparison that could not run, before any training."""
+    from cnnkeras.models import check_option_names, model_info
+
+    if not archs:
+        raise UserError("`archs` is empty; name architectures or compare all of them")
+    for arch in archs:
+        model_info(arch)  # an unknown name fails here, before any training
+    unknown = sorted(set(model_options) - set(archs))
+    if unknown:
+        raise UserError(
+            f"`model_options` for {', '.join(unknown)}: not among the compared architectures"
+        )
+    for arch, options in model_options.items():
+        check_option_names(arch, options)
+    if epochs is not None and budget_minutes is not None:
+        raise UserError("give `epochs` or `budget_minutes`, not both")
+    if epochs is not None and epochs < 1:
+        raise UserError("`epochs` must be >= 1")
+    if budget_minutes is not None and not budget_minutes > 0:
+        raise UserError("`budget_minutes` must be > 0")
+    if seeds < 1:
+        raise UserError("`seeds` must be >= 1")
+
+
+def _continued(out: Path, settings: dict, archs: list[str]) -> dict:
+    """``settings`` joined with those of the comparison already in ``out`` (its seeds and
+    other architectures' options); refused if they measure another thing."""
+    previous = _io.read_json(out / SETTINGS_FILE) if (out / SETTINGS_FILE).is_file() else None
+    if not previous:
+        return settings
+    fixed = {"dataset": None, "image_size": None, "epochs": None, "budget_minutes": None}
+    fixed["precision"] = "float32"  # comparisons from before it was an option
+    differ = [k for k, was in fixed.items() if previous.get(k, was) != settings[k]]
+    options = settings["model_options"]
+    differ += [
+        f"{a}'s options"
+        for a in archs
+        if previous.get("model_options", {}).get(a, {}) != options.get(a, {})
+    ]
+    if differ:
+        raise UserError(
+            f"{out} holds a comparison with another {', '.join(differ)}; pass another `out`"
+        )
+    return {
+        **settings,
+        "model_options": {**previous.get("model_options", {}), **options},
+        "seeds": sorted({*previous["seeds"], *settings["seeds"]}),
+    }
+
+
 def compare_text(result: dict) -> str:
     """The summary table as markdown, and where the files are."""
-    cells = table_rows(result["summary"])
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(c) + " |" for c in cells]
+    lines = _doc.markdown_table(HEADER, table_rows(result["summary"]))
     out = Path(result["out"])
     files = [CSV_FILE, "comparison.md", "comparison.html", *PLOTS]
     return "\n".join([*lines, "", "files: " + ", ".join(str(out / f) for f in files)])

@@ -359,55 +359,66 @@ def inspect_images(
     out.mkdir(parents=True, exist_ok=True)
     filters = out / "filters.png"
     _io.write_bytes(filters, _filters_png(first_conv_filters(model)))
-    # one forward pass for the scores and feature maps of every image, one forward and
-    # backward pass for every heatmap; each heatmap is then resized to its own image
     xs = preprocess_images(raws, loaded.prep)
-    maps, _ = _probe(model, chosen)(tf.convert_to_tensor(xs))
-    scores = np.asarray(model(xs, training=False))
-    tops = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]  # ties in class order
-    wanted = [[int(top[0])] for top in tops]
-    if class_name is not None:
-        extra = names.index(class_name)
-        wanted = [w if w[0] == extra else [*w, extra] for w in wanted]
-    pairs = [(i, c) for i, w in enumerate(wanted) for c in w]
-    cams = _cam_maps(model, xs[[i for i, _ in pairs]], [c for _, c in pairs], cam_layer)
+    extra = names.index(class_name) if class_name is not None else None
+    maps, scores, tops, cams = _look(model, xs, chosen, cam_layer, top_k, extra)
     results = []
     for i, (path, raw) in enumerate(zip(images, raws, strict=True)):
-        top = [{"label": names[c], "score": float(scores[i, c])} for c in tops[i]]
         titled = [
-            (
-                f"Grad-CAM {names[c]} ({scores[i, c]:.2f})",
-                _fit_cams(cams[k : k + 1], raw.shape[:2])[0],
-            )
-            for k, (j, c) in enumerate(pairs)
-            if j == i
+            (f"Grad-CAM {names[c]} ({scores[i, c]:.2f})", _fit_cams(cam[None], raw.shape[:2])[0])
+            for c, cam in cams[i]
         ]
-        stem = f"{i:02d}_{Path(path).stem}"
-        cam_path, feat_path = out / f"{stem}_gradcam.png", out / f"{stem}_features.png"
-        _io.write_bytes(cam_path, _gradcam_png(raw, titled))
         fmaps = {name: np.asarray(m)[i] for name, m in zip(chosen, maps, strict=True)}
-        _io.write_bytes(feat_path, _features_png(fmaps, views))
-        results.append(
-            {"image": str(path), "top": top, "gradcam": str(cam_path), "features": str(feat_path)}
-        )
-    layer_rows = [
-        {
-            "name": name,
-            "shape": list(views[name].shape),
-            "receptive_field": views[name].receptive_field,
-        }
-        for name in dict.fromkeys([*chosen, cam_layer])
-    ]
+        top = [{"label": names[c], "score": float(scores[i, c])} for c in tops[i]]
+        paths = _write_image_views(out, i, path, raw, titled, fmaps, views)
+        results.append({"image": str(path), "top": top, **paths})
     result = {
         "model": str(model_path),
         "out": str(out),
         "cam_layer": cam_layer,
         "filters": str(filters),
-        "layers": layer_rows,
+        "layers": [
+            {
+                "name": name,
+                "shape": list(views[name].shape),
+                "receptive_field": views[name].receptive_field,
+            }
+            for name in dict.fromkeys([*chosen, cam_layer])
+        ],
         "images": results,
     }
     _io.write_json(out / "inspect.json", result)
     return result
+
+
+def _look(model, xs: np.ndarray, chosen: list[str], cam_layer: str, top_k: int, extra):
+    """(feature maps, scores, the top ``top_k`` classes, and for each image its Grad-CAMs as
+    (class, map): of its top class, and of class ``extra`` too when given). One forward pass
+    for the scores and feature maps of every image, one forward and backward pass for every
+    heatmap."""
+    maps, _ = _probe(model, chosen)(tf.convert_to_tensor(xs))
+    scores = np.asarray(model(xs, training=False))
+    tops = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]  # ties in class order
+    wanted = [[int(top[0])] for top in tops]
+    if extra is not None:
+        wanted = [w if w[0] == extra else [*w, extra] for w in wanted]
+    pairs = [(i, c) for i, w in enumerate(wanted) for c in w]
+    heat = _cam_maps(model, xs[[i for i, _ in pairs]], [c for _, c in pairs], cam_layer)
+    cams: list[list] = [[] for _ in range(len(xs))]
+    for k, (i, c) in enumerate(pairs):
+        cams[i].append((c, heat[k]))
+    return maps, scores, tops, cams
+
+
+def _write_image_views(out: Path, i: int, path, raw, titled, fmaps: dict, views: dict) -> dict:
+    """Image ``i``'s Grad-CAM and feature-map PNGs in ``out``; where they are."""
+    from cnnkeras import _io
+
+    stem = f"{i:02d}_{Path(path).stem}"
+    cam_path, feat_path = out / f"{stem}_gradcam.png", out / f"{stem}_features.png"
+    _io.write_bytes(cam_path, _gradcam_png(raw, titled))
+    _io.write_bytes(feat_path, _features_png(fmaps, views))
+    return {"gradcam": str(cam_path), "features": str(feat_path)}
 
 
 def inspect_text(result: dict) -> str:

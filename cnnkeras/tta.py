@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from cnnkeras.data._pipeline import ROTATION, TRANSLATION, ZOOM
+from cnnkeras.data import ROTATION, TRANSLATION, ZOOM
 
 
 def tta_copies(augment: Sequence[str]) -> list[dict]:

@@ -43,11 +43,10 @@ def main() -> None:
     import tensorflow as tf
 
     from cnnkeras.data import load_dataset
-    from cnnkeras.demos import _cifar_resnet
+    from cnnkeras.demos.residual import cifar_resnet
     from cnnkeras.models import create_model
-    from cnnkeras.train import TrainConfig
+    from cnnkeras.train import TrainConfig, compile_for_training, seed_everything
     from cnnkeras.train._distribute import for_strategy, scope
-    from cnnkeras.train._run import compile_for_training, seed_everything
 
     if args.float64:
         keras.config.set_floatx("float64")
@@ -60,7 +59,7 @@ def main() -> None:
 
     def build():
         if args.arch == "resnet8":
-            return _cifar_resnet(8, skips=True)
+            return cifar_resnet(8, skips=True)
         return create_model("lenet5", input_shape=(28, 28, 1), num_classes=10)
 
     seed_everything(1)

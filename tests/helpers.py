@@ -114,18 +114,18 @@ def one_per_builder() -> list[str]:
 
 
 def run_callback(monkeypatch, make) -> None:
-    """Every later run's fit callbacks end with ``make(plan_pipelines' keyword arguments)``:
+    """Every later run's fit callbacks end with ``make(fit_pipelines' keyword arguments)``:
     after the pipelines' own (precise batch norm), before early stopping and the checkpoint,
     so that what it writes into an epoch's logs is what the run control sees."""
     from cnnkeras.train import _run
 
-    original = _run.plan_pipelines
+    original = _run.fit_pipelines
 
-    def plan_pipelines(*args, **kwargs):
+    def fit_pipelines(*args, **kwargs):
         fit_data = original(*args, **kwargs)
         return fit_data._replace(callbacks=[*fit_data.callbacks, make(kwargs)])
 
-    monkeypatch.setattr(_run, "plan_pipelines", plan_pipelines)
+    monkeypatch.setattr(_run, "fit_pipelines", fit_pipelines)
 
 
 def run_split(run: Path, split: str):

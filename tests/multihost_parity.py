@@ -38,11 +38,10 @@ def worker(args) -> None:
     import tensorflow as tf
 
     from cnnkeras.data import load_dataset
-    from cnnkeras.demos import _cifar_resnet
+    from cnnkeras.demos.residual import cifar_resnet
     from cnnkeras.models import create_model
-    from cnnkeras.train import TrainConfig
+    from cnnkeras.train import TrainConfig, compile_for_training, seed_everything
     from cnnkeras.train._multihost import start
-    from cnnkeras.train._run import compile_for_training, seed_everything
 
     cluster = start(verbose=0) if "KERAS_DISTRIBUTION_PROCESS_ID" in os.environ else None
     if args.float64:
@@ -68,7 +67,7 @@ def worker(args) -> None:
     local_batch = int(next(iter(shared))[0].shape[0])  # what this process is fed of a batch
     seed_everything(1)
     if args.arch == "resnet8":
-        model = _cifar_resnet(8, skips=True)
+        model = cifar_resnet(8, skips=True)
     elif args.arch == "bn":  # the smallest network with batch norm: pixels, BN, pool, dense
         inputs = keras.Input((28, 28, 1))
         pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.BatchNormalization()(inputs))

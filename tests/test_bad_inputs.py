@@ -104,7 +104,7 @@ CHECKPOINT = "checkpoint/epoch-0001.keras"
     [
         (lambda r: (r / CONFIG).write_text('{"plan": '), "config.json is not valid JSON"),
         (lambda r: (r / CONFIG).write_text("[]"), "holds a JSON list"),
-        (lambda r: (r / CONFIG).write_text("{}"), "has no field 'batch_size'"),
+        (lambda r: (r / CONFIG).write_text("{}"), "has no field 'plan'"),
         (
             lambda r: (r / CONFIG).write_text(
                 json.dumps({**json.loads((r / CONFIG).read_text()), "plan": "garbage"})
@@ -185,7 +185,7 @@ def test_launch_refuses_impossible_requests_without_starting_anything(tmp_path):
 
 
 def test_two_runs_started_in_the_same_second_never_share_a_folder(tmp_path):
-    from cnnkeras.train._run import claim_run_dir
+    from cnnkeras.train._folder import claim_run_dir
 
     config = TrainConfig(out=str(tmp_path))
     folders = {claim_run_dir(config, "digits") for _ in range(3)}

@@ -10,6 +10,7 @@ import time
 import pytest
 from helpers import CLI, run_cli
 
+from cnnkeras._files import CONFIG_FILE
 from cnnkeras.compare import (
     COLUMNS,
     SETTINGS_FILE,
@@ -18,7 +19,6 @@ from cnnkeras.compare import (
     pareto_front,
     summarise,
 )
-from cnnkeras.train._run import CONFIG_FILE
 
 
 def test_pareto_front_of_a_hand_made_table():

@@ -2,6 +2,7 @@
 promises, its networks differ only in the block in question, the measured costs follow the
 lecture's formulas, and each verdict holds and fails on hand-made rows as its rule says."""
 
+import inspect
 import json
 
 import keras
@@ -9,21 +10,14 @@ import numpy as np
 import pytest
 
 from cnnkeras.cli import main
-from cnnkeras.demos import (
-    _block_model,
-    _cifar_resnet,
-    _plain_stack,
-    _vgg_style,
-    activations_held,
-    batchnorm_held,
-    count_adds,
-    dropout_held,
-    gradient_norms,
-    receptive_field_held,
-    residual_held,
-    run_demo,
-    separable_held,
-)
+from cnnkeras.demos import run_demo
+from cnnkeras.demos._blocks import block_model
+from cnnkeras.demos.activations import activations_held, gradient_norms, plain_stack
+from cnnkeras.demos.batchnorm import batchnorm_held, vgg_style
+from cnnkeras.demos.dropout import dropout_held
+from cnnkeras.demos.receptive_field import receptive_field_held
+from cnnkeras.demos.residual import cifar_resnet, count_adds, residual_held
+from cnnkeras.demos.separable import separable_held
 from cnnkeras.errors import UserError
 from cnnkeras.models import count_macs
 
@@ -39,10 +33,10 @@ def _check(result: dict, tmp_path) -> None:
 
 
 def test_residual_demo_plain_nets_have_no_skip_connections(tmp_path):
-    assert count_adds(_cifar_resnet(20, skips=False)) == 0
-    assert count_adds(_cifar_resnet(20, skips=True)) == 9  # 3 stages of n = 3 blocks
+    assert count_adds(cifar_resnet(20, skips=False)) == 0
+    assert count_adds(cifar_resnet(20, skips=True)) == 9  # 3 stages of n = 3 blocks
     with pytest.raises(UserError, match="6n \\+ 2"):
-        _cifar_resnet(21, skips=True)
+        cifar_resnet(21, skips=True)
     result = run_demo(
         "residual", (0,), depths=(8, 14), widths=(4, 8, 8), plot=tmp_path / "curves.png", **SMALL
     )
@@ -55,8 +49,8 @@ def test_activations_demo_sigmoid_gradients_vanish_with_depth(tmp_path):
     keras.utils.set_random_seed(0)
     x = np.random.default_rng(0).uniform(0, 1, (32, 28, 28, 1)).astype("float32")
     y = np.arange(32) % 10
-    sigmoid = gradient_norms(_plain_stack("sigmoid", 12), x, y)
-    relu = gradient_norms(_plain_stack("relu", 12), x, y)
+    sigmoid = gradient_norms(plain_stack("sigmoid", 12), x, y)
+    relu = gradient_norms(plain_stack("relu", 12), x, y)
     assert len(sigmoid) == len(relu) == 12
     # sigmoid's derivative is at most 1/4: the first layer's gradient shrinks with depth
     assert sigmoid[0] / sigmoid[-1] < 1e-3 < relu[0] / relu[-1]
@@ -67,7 +61,7 @@ def test_activations_demo_sigmoid_gradients_vanish_with_depth(tmp_path):
 
 
 def test_batchnorm_demo_differs_only_in_batch_norm(tmp_path):
-    with_bn, without = _vgg_style(True, 4), _vgg_style(False, 4)
+    with_bn, without = vgg_style(True, 4), vgg_style(False, 4)
     kinds = lambda m: [type(layer).__name__ for layer in m.layers]  # noqa: E731
     assert [k for k in kinds(with_bn) if k != "BatchNormalization"] == kinds(without)
     assert kinds(with_bn).count("BatchNormalization") == 4
@@ -94,7 +88,7 @@ def test_dropout_demo_reports_the_gap(tmp_path):
 
 def test_receptive_field_and_separable_costs_follow_the_formulas(tmp_path):
     c = 8
-    five, three = _block_model("one 5x5", 28, c), _block_model("two 3x3", 28, c)
+    five, three = block_model("one 5x5", 28, c), block_model("two 3x3", 28, c)
     assert five.count_params() == 25 * c * c + c
     assert three.count_params() == 2 * (9 * c * c + c)
     assert count_macs(three) / count_macs(five) == pytest.approx(18 / 25)
@@ -156,3 +150,27 @@ def test_each_verdict_holds_and_fails_as_its_rule_says():
     assert separable_held(sep)
     assert not separable_held([sep[0], {"MACs": 60, "_val": 0.9}])
     assert not separable_held([sep[0], {"MACs": 13, "_val": 0.87}])
+
+
+def test_a_demo_is_declared_once_and_registered_by_its_module():
+    from cnnkeras.demos import DEMOS, demo_function, register_demo
+
+    assert set(DEMOS) == {
+        "batchnorm",
+        "dropout",
+        "activations",
+        "residual",
+        "receptive-field",
+        "separable",
+        "transfer",
+    }
+    for name, demo in DEMOS.items():  # each module registers the function its name runs
+        function = demo_function(name)
+        assert function.__module__ == f"cnnkeras.demos.{demo.module}", name
+        assert set(demo.options) <= set(inspect.signature(function).parameters), name
+    with pytest.raises(ValueError, match="not declared"):
+        register_demo("undeclared")(lambda seeds: {})
+    with pytest.raises(ValueError, match="already registered"):
+        register_demo("dropout")(lambda seeds: {})
+    with pytest.raises(UserError, match="unknown demo 'nope'; choose batchnorm"):
+        demo_function("nope")

@@ -92,8 +92,8 @@ def test_mirrored_train_on_real_photos_is_killed_resumes_and_finetunes(real_phot
 
 
 def test_mirrored_batches_give_every_replica_an_equal_or_nonempty_share():
+    from cnnkeras.train import preprocessing_for
     from cnnkeras.train._plan import plan_training, replica_batches
-    from cnnkeras.train._run import preprocessing_for
 
     for replicas in (2, 4, 8):
         for n_val in range(replicas * 3, 600):

@@ -9,10 +9,10 @@ import pytest
 from helpers import history, killed_and_resumed, offline_application, run_callback, run_cli
 from PIL import Image
 
+from cnnkeras.demos.transfer import METHODS, transfer_demo
 from cnnkeras.errors import UserError
 from cnnkeras.models import model_info
 from cnnkeras.train import FinetuneConfig, TrainConfig, finetune, train
-from cnnkeras.train._transfer_demo import METHODS, transfer_demo
 
 # a module-scoped fixture trains a model: pytest-xdist keeps the module on one worker
 pytestmark = pytest.mark.xdist_group("finetune")
@@ -279,3 +279,9 @@ def test_transfer_demo_runs_every_method():
         assert run[method] * 251 == pytest.approx(round(run[method] * 251), abs=1e-6)
         assert result["summary"][method] == {"mean": run[method], "std": 0.0}
     assert run["frozen_base_new_head"] > 0.4  # far above chance (0.2) from 25 images
+    # a demo's result as every demo gives it: the table, the verdict, the figure
+    assert result["columns"] == ["method", "seed 0", "mean"]
+    assert [r["method"] for r in result["rows"]] == [m.replace("_", " ") for m in METHODS]
+    assert result["rows"][2]["seed 0"] == f"{run['from_scratch']:.3f}"
+    assert result["held"] == (run["frozen_then_finetuned"] > run["from_scratch"])
+    assert result["png"][:4] == b"\x89PNG" and "from 5 labelled images" in result["verdict"]

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from cnnkeras._help import DEMO_NAMES, HELP, TOP
-from cnnkeras.cli import COMMANDS, build_parser, main
+from cnnkeras._help import TOP
+from cnnkeras.cli import COMMAND_HELP, COMMANDS, build_parser, main
+from cnnkeras.demos import DEMOS
 
 ROOT = Path(__file__).parent.parent
 
@@ -50,7 +51,7 @@ def _examples(help) -> list[list[str]]:
 @pytest.mark.parametrize("path", list(COMMANDS), ids=" ".join)
 def test_each_command_describes_itself_and_its_examples_parse(path, capsys):
     text = _help_text(list(path), capsys)
-    help = HELP[path]
+    help = COMMAND_HELP[path]
     assert " ".join(help.description.split()[:6]) in " ".join(text.split())
     if COMMANDS[path][0] is None:  # a group lists its commands
         for key in COMMANDS:
@@ -71,9 +72,10 @@ def test_the_top_level_examples_parse():
     parser = build_parser()
     for example in _examples(TOP):
         assert parser.parse_args(example[1:]).func is COMMANDS[(example[1],)][0]
-    from cnnkeras.demos import DEMOS
-
-    assert tuple(DEMOS) == DEMO_NAMES  # the help of every demo, and only of demos
+    assert {path for path in COMMAND_HELP if path[0] == "demo"} == {
+        ("demo",),
+        *(("demo", name) for name in DEMOS),
+    }  # the help of every demo, and only of demos
 
 
 def _leaf_parsers(parser: argparse.ArgumentParser, prefix=()):

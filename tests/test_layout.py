@@ -1,4 +1,5 @@
-"""The package's layering: no two areas of cnnkeras import each other, directly or in a loop."""
+"""The package's layering: no import cycle between areas or between modules, areas meeting only
+at public names, every function body within 65 lines, family facts in the registry."""
 
 import ast
 from pathlib import Path
@@ -14,27 +15,51 @@ def _area(module: str) -> str | None:
     return parts[1] if len(parts) > 1 and parts[0] == "cnnkeras" else None
 
 
-def import_graph() -> dict[str, set[str]]:
-    """Area -> the areas its modules import, counting imports inside functions too."""
-    graph: dict[str, set[str]] = {}
+def _modules() -> dict[str, Path]:
+    """cnnkeras.train._run -> its file; a package by its name (cnnkeras.train)."""
+    found = {}
     for path in PACKAGE.rglob("*.py"):
-        module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
-        source = _area(module.removesuffix(".__init__"))
-        if source is None:
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                targets = [node.module]
-                if node.module == "cnnkeras":  # from cnnkeras import _io
-                    targets = [f"cnnkeras.{a.name}" for a in node.names]
-            else:
-                continue
-            for target in targets:
-                area = _area(target)
-                if area is not None and area != source:
-                    graph.setdefault(source, set()).add(area)
+        if "node_modules" not in path.parts:
+            name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+            found[name.removesuffix(".__init__")] = path
+    return found
+
+
+def _imports(module: str, path: Path, modules: dict[str, Path]) -> list[str]:
+    """The cnnkeras modules ``module`` imports (inside functions too, relative ones resolved):
+    ``from cnnkeras.train import _run`` is cnnkeras.train._run, ``from cnnkeras.train import
+    train`` is cnnkeras.train."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parent, *([base] if base else [])])
+            found += [
+                f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names
+            ]
+    return [name for name in found if name in modules and name != module]
+
+
+def module_graph() -> dict[str, set[str]]:
+    """Module -> the cnnkeras modules it imports."""
+    modules = _modules()
+    return {name: set(_imports(name, path, modules)) for name, path in modules.items()}
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Area -> the areas its modules import."""
+    graph: dict[str, set[str]] = {}
+    for module, targets in module_graph().items():
+        source = _area(module)
+        for target in targets:
+            area = _area(target)
+            if source is not None and area is not None and area != source:
+                graph.setdefault(source, set()).add(area)
     return graph
 
 
@@ -71,6 +96,29 @@ def test_no_import_cycles_between_areas():
         assert not graph.get(low, set()) & {"train", "evaluate", "export", "tuning", "cli"}, low
 
 
+def test_no_import_cycles_between_modules():
+    """Not even inside an area: a module imports only what sits below it (timm's _registry ->
+    _builder -> _factory), so each can be read, tested and moved on its own."""
+    graph = module_graph()
+    assert "cnnkeras.train._setup" in graph["cnnkeras.train._run"]  # the graph is read
+    # a package's own __init__ gathers its modules; they never import it back
+    inner = {m: {t for t in ts if not m.startswith(t + ".")} for m, ts in graph.items()}
+    assert _cycle(inner) is None, " -> ".join(_cycle(inner))
+
+
+def test_areas_meet_only_at_public_names():
+    """``from cnnkeras.train._run import ...`` in another area reaches past the area's public
+    names (its __init__): what other areas need is public, and one place says what it is."""
+    reached = sorted(
+        f"{module} imports {target}"
+        for module, targets in module_graph().items()
+        for target in targets
+        if _area(target) not in (None, _area(module))
+        and any(part.startswith("_") for part in target.split(".")[2:])
+    )
+    assert reached == []
+
+
 def test_family_facts_live_in_the_registry():
     import re
 
@@ -102,3 +150,23 @@ def test_every_public_name_in_the_api_table_imports():
         module, name = dotted.rsplit(".", 1)
         assert hasattr(importlib.import_module(module), name), dotted
         assert not any(part.startswith("_") for part in dotted.split(".")), dotted
+
+
+def test_every_function_fits_in_a_reader_s_head():
+    """No function body (its docstring aside) over 65 lines: a longer one is split where its
+    steps are (STYLE.md; issue 28's bar is 80)."""
+    longest = []
+    for path in PACKAGE.rglob("*.py"):
+        if "node_modules" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                body = node.body[1:] if ast.get_docstring(node) is not None else node.body
+                if body:
+                    lines = node.end_lineno - body[0].lineno + 1
+                    longest.append(
+                        (lines, f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name}")
+                    )
+    longest.sort(reverse=True)
+    assert longest[0][0] > 40  # the bodies are measured
+    assert [name for lines, name in longest if lines > 65] == []

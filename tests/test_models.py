@@ -317,3 +317,43 @@ def test_efficientnet_compound_scaling_is_one_code_path():
     assert between.name == "efficientnet_phi0.5"
     with pytest.raises(UserError, match="phi"):
         efficientnet(phi=-1)
+
+
+def test_a_model_registered_outside_the_package_trains_and_exports(tmp_path):
+    """cnnkeras/README.md's "Adding a model", run as it is in a fresh process (a registry
+    of its own): the new family trains as a run does and exports with the phone runtimes'
+    parity checked."""
+    import json
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "cnnkeras" / "README.md").read_text()
+    section = readme[readme.index("## Adding a model") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    check = (
+        "\nimport json\n"
+        "print('RESULT', json.dumps({'run': result, 'export': export}, default=str))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code + check],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
+    found = json.loads(line.removeprefix("RESULT "))
+    run = tmp_path / found["run"]["run_dir"]  # relative to where it ran
+    assert run.parent == tmp_path / "saved_models" and run.name.startswith("tiny_cnn-digits")
+    record = json.loads((run / "config.json").read_text())
+    assert record["arch"] == "tiny_cnn" and record["status"] == "done"
+    assert found["run"]["test_accuracy"] > 0.6  # ten classes, two epochs: 0.84 measured
+    out = tmp_path / found["export"]["out"]
+    assert (out / "model_float32.tflite").stat().st_size > 1000
+    row = found["export"]["variants"]["float32"]
+    assert row["agreement"] == 1.0 and row["max_abs_diff"] < 1e-4, row  # the Keras answers
+    assert row["compiled_model_max_diff"] <= 1e-6, row  # LiteRT's CompiledModel
+    assert row["phone_agreement"] >= 0.9, row  # MediaPipe Tasks took the file as it is

@@ -25,7 +25,7 @@ def _small_mobilenet() -> keras.Model:
 
 def test_a_mixed_model_computes_in_bfloat16_but_its_output_and_depthwise_layers():
     keras.utils.set_random_seed(0)
-    mixed = _precision.build("bfloat16", _small_mobilenet)
+    mixed = _precision.build_in_precision("bfloat16", _small_mobilenet)
     policies = {type(layer).__name__: set() for layer in mixed.layers}
     for layer in mixed.layers:
         policies[type(layer).__name__].add(layer.dtype_policy.name)

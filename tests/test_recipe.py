@@ -11,12 +11,12 @@ import pytest
 import tensorflow as tf
 from helpers import run_split
 
+from cnnkeras._keras_internals import ema_averages
 from cnnkeras.cli import main
 from cnnkeras.data import Preprocessing
 from cnnkeras.errors import UserError
-from cnnkeras.train import TrainConfig, plan_training
+from cnnkeras.train import TrainConfig, compile_for_training, plan_training
 from cnnkeras.train._class_weights import class_weights, imbalance_note
-from cnnkeras.train._run import compile_for_training
 
 
 def test_class_weights_by_hand(tmp_path):
@@ -51,7 +51,7 @@ def test_the_plan_carries_class_weights_and_warns_on_imbalance():
 def test_class_weights_reach_the_loss():
     """The fit arguments a plan gives (one-hot labels, an endless dataset, steps per epoch):
     Keras's loss is the class-weighted mean of the per-image losses."""
-    from cnnkeras.train._run import FitData
+    from cnnkeras.train import FitData
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
@@ -215,13 +215,12 @@ def test_lr_find_curve_has_a_minimum_and_suggests_below_divergence(tmp_path):
 
 
 def test_lr_find_restores_the_weights():
-    from cnnkeras.train import find_lr
-    from cnnkeras.train._run import prepare
+    from cnnkeras.train import lr_range_test, prepare
 
     config = TrainConfig(dataset="digits", image_size=16)
     _, data, prep, model, plan = prepare(config, verbose=0)
     before = [w.copy() for w in model.get_weights()]
-    find_lr(model, config, plan, data, prep, steps=30, verbose=0)
+    lr_range_test(model, config, plan, data, prep, steps=30, verbose=0)
     for a, b in zip(before, model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
 
@@ -242,8 +241,10 @@ def test_ema_evaluates_and_saves_the_average_with_its_batch_norm_statistics(tmp_
     """The epoch checkpoint (what training resumes from) holds the raw weights and the
     optimizer's averages; the best model holds the averages, with batch-norm statistics
     recomputed for them (closer to the average's own than to the raw weights')."""
+    from cnnkeras.train import compile_for_training, prepare
     from cnnkeras.train._callbacks import trainable_batch_norms
-    from cnnkeras.train._run import compile_for_training, fit_epochs, prepare, start_run
+    from cnnkeras.train._folder import start_run
+    from cnnkeras.train._run import fit_epochs
 
     config = TrainConfig(
         dataset="digits", image_size=16, epochs=2, ema=0.9, model_options={"batch_norm": True}
@@ -255,7 +256,7 @@ def test_ema_evaluates_and_saves_the_average_with_its_batch_norm_statistics(tmp_
     assert checkpoint.best_epoch == 1  # the saved best model is of the last epoch
     last = keras.saving.load_model(tmp_path / "checkpoint" / "epoch-0001.keras", safe_mode=True)
     best = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
-    averages = [np.asarray(v) for v in last.optimizer._model_variables_moving_average]
+    averages = [np.asarray(v) for v in ema_averages(last.optimizer)]
     raw = [np.asarray(v) for v in last.trainable_variables]
     saved = [np.asarray(v) for v in best.trainable_variables]
     assert any(not np.allclose(a, r) for a, r in zip(averages, raw, strict=True))
@@ -265,9 +266,9 @@ def test_ema_evaluates_and_saves_the_average_with_its_batch_norm_statistics(tmp_
     def recomputed(m):
         """The statistics precise BN gives ``m`` on the batches the run's second validation
         saw (a fresh pipeline of the same seed, its first pass skipped)."""
-        from cnnkeras.train._run import plan_pipelines
+        from cnnkeras.train import fit_pipelines
 
-        fit = plan_pipelines(m, data, prep, plan, seed=config.seed, augment=(), cache_dir=None)
+        fit = fit_pipelines(m, data, prep, plan, seed=config.seed, augment=(), cache_dir=None)
         (precise,) = fit.callbacks
         for _ in precise.dataset.take(precise.batches):
             pass
@@ -422,7 +423,7 @@ def test_the_weight_average_warms_up():
     for t, kernel in enumerate(kernels[1:], start=1):
         decay = min(0.999, (1 + t) / (10 + t))
         expected = decay * expected + (1 - decay) * kernel
-    average = np.asarray(model.optimizer._model_variables_moving_average[0])
+    average = np.asarray(ema_averages(model.optimizer)[0])
     np.testing.assert_allclose(average, expected, rtol=1e-5, atol=1e-6)
     first = kernels[0]
     assert np.abs(average - kernels[-1]).sum() < 0.5 * np.abs(average - first).sum()

@@ -15,7 +15,7 @@ from helpers import CLI, history, kill_after_epochs, killed_and_resumed, run_cal
 from cnnkeras.cli import main
 from cnnkeras.errors import UserError
 from cnnkeras.train import TrainConfig, resume, train
-from cnnkeras.train._run import RunCheckpoint
+from cnnkeras.train._callbacks import RunCheckpoint
 
 QUICK = dict(dataset="digits", image_size=16, epochs=2, batch_size=64)
 

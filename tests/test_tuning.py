@@ -77,8 +77,7 @@ def test_the_recipe_options_are_searchable(tmp_path):
     each trial records them and trains with them (the trial's config, plan and compiled
     optimizer and loss are built by the same ``Experiment.train_config``)."""
     from cnnkeras.data import Preprocessing
-    from cnnkeras.train import plan_training
-    from cnnkeras.train._run import compile_for_training
+    from cnnkeras.train import compile_for_training, plan_training
 
     space = {
         "kernel_size": [3],

@@ -234,8 +234,8 @@ def test_the_preview_is_the_first_training_step_with_its_mixed_labels(real_photo
     import keras
 
     from cnnkeras.data._preview import first_batch, label_text
-    from cnnkeras.train import TrainConfig
-    from cnnkeras.train._run import load_data, make_plan, plan_pipelines, preprocessing_for
+    from cnnkeras.train import TrainConfig, fit_pipelines, plan_run, preprocessing_for
+    from cnnkeras.train._setup import load_data
 
     for c, paths in _photos(real_photos).items():
         (tmp_path / "photos" / c).mkdir(parents=True)
@@ -246,9 +246,9 @@ def test_the_preview_is_the_first_training_step_with_its_mixed_labels(real_photo
     config = TrainConfig(dataset=folder, **options)
     data = load_data(config, verbose=0)
     prep = preprocessing_for(config.arch, 32, data.channels)
-    plan = make_plan(config, data, prep, verbose=0)
+    plan = plan_run(config, data, prep, verbose=0)
     model = keras.Sequential([keras.Input(prep.input_shape), keras.layers.Flatten()])
-    fit = plan_pipelines(
+    fit = fit_pipelines(
         model, data, prep, plan, seed=3, augment=plan.augment, cache_dir=tmp_path / "cache"
     )
     x_fit, y_fit = next(iter(fit.train))

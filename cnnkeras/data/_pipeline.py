@@ -9,6 +9,7 @@ and a ``DecodeTally`` counts it."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 from collections.abc import Sequence
@@ -266,19 +267,12 @@ def _keyed_seed(key: tf.Tensor):
     return KeyedSeed()
 
 
-@contextlib.contextmanager
 def _keyed(layers: Sequence, key: tf.Tensor):
     """While tracing a map function: ``layers`` (and the layers inside them, as RandAugment's)
     draw their randomness from ``key`` instead of their seed generators' state."""
-    generator = _keyed_seed(key)
-    inner = [sub for layer in layers for sub in layer._flatten_layers()]
-    for layer in inner:
-        layer._get_seed_generator = lambda backend=None: generator
-    try:
-        yield
-    finally:
-        for layer in inner:
-            del layer._get_seed_generator
+    from cnnkeras import _keras_internals
+
+    return _keras_internals.seed_generator(layers, _keyed_seed(key))
 
 
 @contextlib.contextmanager
@@ -361,33 +355,18 @@ def augmentation_layers(
     return [table[k]() for k in AUGMENTATIONS if k in kinds and k in table]
 
 
-def _cutmix_layer(alpha: float, seed: int):
-    """Keras's CutMix with each label weighted by the pixels really pasted: Keras weights it
-    by the box's fractional area while pasting whole pixels, off by up to a third on small
-    images (timm corrects it the same way, ``correct_lam``)."""
-    import keras
-
-    class CutMix(keras.layers.CutMix):
-        def _generate_batch_mask(self, images_shape, box_corners):
-            masks, _ = super()._generate_batch_mask(images_shape, box_corners)
-            pasted = self.backend.numpy.mean(
-                self.backend.cast(masks, self.compute_dtype), axis=(1, 2, 3)
-            )
-            return masks, 1.0 - pasted
-
-    return CutMix(factor=alpha, seed=seed)
-
-
 def mixing_layers(strengths: dict[str, float], seed: int) -> list:
     """Keras's MixUp and CutMix layers of ``strengths`` (the Beta(alpha, alpha) parameter of
     each kind), for ``mix_batches``."""
     import keras
 
+    from cnnkeras import _keras_internals
+
     layers = []
     if strengths.get("mixup"):
         layers.append(keras.layers.MixUp(alpha=strengths["mixup"], seed=seed))
     if strengths.get("cutmix"):
-        layers.append(_cutmix_layer(strengths["cutmix"], seed))
+        layers.append(_keras_internals.pixel_counted_cutmix(strengths["cutmix"], seed))
     return layers
 
 
@@ -491,92 +470,37 @@ def make_pipeline(
     mode = resolve_cache(cache, len(split) * prep.image_bytes, cache_budget_mb)
     if mode == "disk" and cache_dir is None:
         raise UserError("cache='disk' needs a cache_dir")
-    n = len(split)
-
-    def inputs(order_seed) -> tf.data.Dataset:
-        """One pass of (model input, label, position), shuffled before decoding with
-        ``order_seed`` (None: in order)."""
-        ds = _positions(split, order_seed)
-        if split.images is None:  # decoded from files or records, some of which may be broken
-            ds = ds.ignore_errors()
-        if tally is not None:
-
-            def mark(image, label, pos):
-                tally.mark(pos)
-                return image, label, pos
-
-            ds = ds.map(mark)
-        if split.images is None and training:
-            # a broken file's place in the epoch goes to the next image (from the next pass),
-            # so that every epoch has its known number of steps and no batch is short
-            ds = ds.repeat().take(n).apply(tf.data.experimental.assert_cardinality(n))
-        ds = ds.map(
-            lambda x, y, pos: (_to_model_input(x, prep), y, pos),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-        if sample_weights and (split.images is None or pad_to > n):
-            # a broken file's place goes to a blank image of weight 0 (as do the places
-            # padding adds): the epoch keeps its known number of steps and accuracy counts
-            # only real images (the loss is averaged over all)
-            total = max(n, pad_to)
-            blank = (
-                tf.zeros(prep.input_shape),
-                tf.constant(0, tf.int64),
-                tf.constant(-1, tf.int64),
-            )
-            ds = ds.concatenate(tf.data.Dataset.from_tensors(blank).repeat()).take(total)
-            ds = ds.apply(tf.data.experimental.assert_cardinality(total))
-        return ds
-
-    def cached(ds: tf.data.Dataset) -> tf.data.Dataset:
-        if mode == "memory":
-            return ds.cache()
-        if mode == "disk":
-            prefix = cache_file(cache_dir, split, prep)
-            prefix.parent.mkdir(parents=True, exist_ok=True)
-            _clear_unfinished(prefix)
-            return ds.cache(str(prefix))
-        return ds
-
+    one_pass = functools.partial(
+        _one_pass,
+        split,
+        prep,
+        tally=tally,
+        refill=training,
+        blanks=max(len(split), pad_to) if sample_weights else 0,
+    )
     if training:
-        # decoded once (memory, disk: the disk cache's one order is shuffled before decoding)
-        # or every epoch in that epoch's order (none)
-        once = cached(inputs(seed if mode == "disk" else None)) if mode != "none" else None
-
-        def one_epoch(number):
-            order = tf.random.stateless_uniform(  # a scalar seed of the whole key
-                (), random_key(seed, number), minval=None, maxval=None, dtype=tf.int64
-            )
-            with _graph_seed_aside():
-                if once is None:
-                    source = inputs(order)
-                else:  # cached: shuffled whole (memory), or mixed again locally (disk)
-                    buffer = n if mode == "memory" else min(n, SHUFFLE_RECORDS)
-                    source = once.shuffle(buffer, order)
-            return _training_batches(
-                source,
-                seed,
-                number,
+        ds = _training_epochs(
+            one_pass,
+            functools.partial(_cached, mode=mode, cache_dir=cache_dir, split=split, prep=prep),
+            len(split),
+            mode=mode,
+            seed=seed,
+            epoch=epoch,
+            repeat=repeat,
+            batches=functools.partial(
+                _training_batches,
                 batch_size=batch_size,
                 drop_remainder=drop_remainder,
                 layers=layers,
                 mixers=mixers,
                 num_classes=num_classes if one_hot else 0,
-            )
-
-        if repeat:
-            numbers = tf.data.Dataset.counter(epoch or 0)
-        elif epoch is not None:
-            numbers = tf.data.Dataset.from_tensors(tf.constant(epoch, tf.int64))
-        else:
-            numbers = tf.data.Dataset.random(seed, rerandomize_each_iteration=True).take(1)
-        # built in Python (no AutoGraph): the epoch's own map functions are converted anyway
-        ds = numbers.flat_map(tf.autograph.experimental.do_not_convert(one_epoch))
-        steps = n // batch_size if drop_remainder else -(-n // batch_size)
-        known = tf.data.INFINITE_CARDINALITY if repeat else steps  # flat_map cannot know it
-        ds = ds.apply(tf.data.experimental.assert_cardinality(known))
+            ),
+            batch_size=batch_size,
+            drop_remainder=drop_remainder,
+        )
     else:
-        ds = cached(inputs(None)).batch(batch_size, drop_remainder=drop_remainder)
+        ds = _cached(one_pass(None), mode, cache_dir, split, prep)
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
         if one_hot:
             ds = ds.map(lambda x, y, pos: (x, tf.one_hot(y, num_classes), pos))
         if repeat:
@@ -586,6 +510,109 @@ def make_pipeline(
     elif not positions:
         ds = ds.map(lambda x, y, pos: (x, y))
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _one_pass(
+    split: Split,
+    prep: Preprocessing,
+    order_seed,
+    *,
+    tally: DecodeTally | None,
+    refill: bool,
+    blanks: int,
+) -> tf.data.Dataset:
+    """One pass of (model input, label, position), shuffled before decoding with
+    ``order_seed`` (None: in order). ``refill``: a broken file's place goes to the next
+    image; ``blanks``: the pass is padded to this many with blank images of position -1."""
+    n = len(split)
+    ds = _positions(split, order_seed)
+    if split.images is None:  # decoded from files or records, some of which may be broken
+        ds = ds.ignore_errors()
+    if tally is not None:
+
+        def mark(image, label, pos):
+            tally.mark(pos)
+            return image, label, pos
+
+        ds = ds.map(mark)
+    if split.images is None and refill:
+        # a broken file's place in the epoch goes to the next image (from the next pass),
+        # so that every epoch has its known number of steps and no batch is short
+        ds = ds.repeat().take(n).apply(tf.data.experimental.assert_cardinality(n))
+    ds = ds.map(
+        lambda x, y, pos: (_to_model_input(x, prep), y, pos),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    if blanks and (split.images is None or blanks > n):
+        # a broken file's place goes to a blank image of weight 0 (as do the places
+        # padding adds): the epoch keeps its known number of steps and accuracy counts
+        # only real images (the loss is averaged over all)
+        blank = (
+            tf.zeros(prep.input_shape),
+            tf.constant(0, tf.int64),
+            tf.constant(-1, tf.int64),
+        )
+        ds = ds.concatenate(tf.data.Dataset.from_tensors(blank).repeat()).take(blanks)
+        ds = ds.apply(tf.data.experimental.assert_cardinality(blanks))
+    return ds
+
+
+def _cached(
+    ds: tf.data.Dataset, mode: str, cache_dir: str | Path | None, split: Split, prep: Preprocessing
+) -> tf.data.Dataset:
+    """``ds`` kept after its first pass: in memory, in a file under ``cache_dir``, or not."""
+    if mode == "memory":
+        return ds.cache()
+    if mode == "disk":
+        prefix = cache_file(cache_dir, split, prep)
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+        _clear_unfinished(prefix)
+        return ds.cache(str(prefix))
+    return ds
+
+
+def _training_epochs(
+    one_pass,
+    cached,
+    n: int,
+    *,
+    mode: str,
+    seed: int,
+    epoch: int | None,
+    repeat: bool,
+    batches,
+    batch_size: int,
+    drop_remainder: bool,
+) -> tf.data.Dataset:
+    """The training batches of one epoch, or of every epoch from ``epoch`` on (``repeat``),
+    each epoch's order a function of the seed and its number. Decoded once (memory, disk:
+    the disk cache's one order is shuffled before decoding) or every epoch in that epoch's
+    order (none)."""
+    once = cached(one_pass(seed if mode == "disk" else None)) if mode != "none" else None
+
+    def one_epoch(number):
+        order = tf.random.stateless_uniform(  # a scalar seed of the whole key
+            (), random_key(seed, number), minval=None, maxval=None, dtype=tf.int64
+        )
+        with _graph_seed_aside():
+            if once is None:
+                source = one_pass(order)
+            else:  # cached: shuffled whole (memory), or mixed again locally (disk)
+                buffer = n if mode == "memory" else min(n, SHUFFLE_RECORDS)
+                source = once.shuffle(buffer, order)
+        return batches(source, seed, number)
+
+    if repeat:
+        numbers = tf.data.Dataset.counter(epoch or 0)
+    elif epoch is not None:
+        numbers = tf.data.Dataset.from_tensors(tf.constant(epoch, tf.int64))
+    else:
+        numbers = tf.data.Dataset.random(seed, rerandomize_each_iteration=True).take(1)
+    # built in Python (no AutoGraph): the epoch's own map functions are converted anyway
+    ds = numbers.flat_map(tf.autograph.experimental.do_not_convert(one_epoch))
+    steps = n // batch_size if drop_remainder else -(-n // batch_size)
+    known = tf.data.INFINITE_CARDINALITY if repeat else steps  # flat_map cannot know it
+    return ds.apply(tf.data.experimental.assert_cardinality(known))
 
 
 class SplitImages:

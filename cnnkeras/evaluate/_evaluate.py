@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from cnnkeras import _io
-from cnnkeras.data import load_dataset
-from cnnkeras.data._datasets import every_image
-from cnnkeras.data._pipeline import SplitImages
+from cnnkeras._files import CURVES_FILE
+from cnnkeras.data import SplitImages, every_image, load_dataset
 from cnnkeras.errors import UserError
 from cnnkeras.evaluate._errors import NO_CAM_TFLITE
 from cnnkeras.evaluate._metrics import tta_metrics
@@ -34,24 +33,15 @@ def evaluate_model(
     ones (``metrics["tta"]``); the rest of the report is the plain model's. ``unknown``: a
     dataset of none of the model's classes, every image of which is scored to measure how
     the top score separates them from the split's (``metrics["unknown"]``)."""
+    if top_losses < 0:
+        raise UserError("`top_losses` must be >= 0")
     predictor = Predictor(model_path)
     dataset = dataset or predictor.dataset
     if dataset is None:
         raise UserError("no config.json or preprocess.json beside the model; pass `dataset`")
     seed = seed if seed is not None else predictor.seed
     data = load_dataset(dataset, seed=seed, record=run_split_record(model_path), verbose=1)
-    if split not in data.splits:
-        raise UserError(f"unknown split {split!r}; choose train, val or test")
-    if predictor.num_outputs != data.num_classes:
-        raise UserError(
-            f"the model has {predictor.num_outputs} outputs but {dataset} has "
-            f"{data.num_classes} classes"
-        )
-    names = predictor.class_names
-    if names is not None and names != data.class_names:
-        raise UserError(
-            f"the model's labels.txt ({', '.join(names[:5])}...) differs from {dataset}'s classes"
-        )
+    _check_fits(predictor, data, dataset, split)
     chosen = data.splits[split]
     scores, kept = predict_split(predictor, chosen, predictor.prep)
     out = Path(out) if out else Path(model_path).parent / f"eval-{data.name}-{split}"
@@ -73,20 +63,11 @@ def evaluate_model(
         extra["temperature_scaling"] = scaling
     figures = {}
     if unknown:
-        other = every_image(load_dataset(unknown, seed=seed, verbose=1))
-        u_scores, u_kept = predict_split(predictor, other, predictor.prep)
-        extra["unknown"] = {
-            "spec": unknown,
-            **open_set(scores, u_scores, predictor.score_threshold),
-        }
-        u_images = SplitImages(other.subset(u_kept), predictor.prep)
-        figures["confident_unknowns.png"] = confident_unknowns_png(
-            u_images, u_scores, [_io.shown(n) for n in data.class_names]
+        extra["unknown"], figures["confident_unknowns.png"] = _unknowns(
+            predictor, unknown, seed, scores, data.class_names
         )
-    if top_losses < 0:
-        raise UserError("`top_losses` must be >= 0")
     images = SplitImages(chosen.subset(kept), predictor.prep)
-    curves = Path(model_path).parent / "training_curves.png"  # beside a run's model
+    curves = Path(model_path).parent / CURVES_FILE  # beside a run's model
     return write_report(
         out,
         chosen.labels[kept],
@@ -102,3 +83,30 @@ def evaluate_model(
         curves=curves.read_bytes() if curves.is_file() else None,
         figures=figures,
     )
+
+
+def _check_fits(predictor: Predictor, data, dataset: str, split: str) -> None:
+    """Refuse a split the model cannot be measured on: unknown, or of other classes."""
+    if split not in data.splits:
+        raise UserError(f"unknown split {split!r}; choose train, val or test")
+    if predictor.num_outputs != data.num_classes:
+        raise UserError(
+            f"the model has {predictor.num_outputs} outputs but {dataset} has "
+            f"{data.num_classes} classes"
+        )
+    names = predictor.class_names
+    if names is not None and names != data.class_names:
+        raise UserError(
+            f"the model's labels.txt ({', '.join(names[:5])}...) differs from {dataset}'s classes"
+        )
+
+
+def _unknowns(predictor: Predictor, spec: str, seed, scores, class_names) -> tuple[dict, bytes]:
+    """How the top score separates ``spec``'s images (of none of the classes) from the
+    split's ``scores``, and the unknown images the model was surest of."""
+    other = every_image(load_dataset(spec, seed=seed, verbose=1))
+    u_scores, u_kept = predict_split(predictor, other, predictor.prep)
+    found = {"spec": spec, **open_set(scores, u_scores, predictor.score_threshold)}
+    u_images = SplitImages(other.subset(u_kept), predictor.prep)
+    png = confident_unknowns_png(u_images, u_scores, [_io.shown(n) for n in class_names])
+    return found, png

@@ -59,18 +59,7 @@ def compute_metrics(
     with np.errstate(invalid="ignore", divide="ignore"):
         row_sums = cm.sum(axis=1, keepdims=True)
         result["confusion_matrix_normalized"] = np.where(row_sums > 0, cm / row_sums, 0).tolist()
-    onehot = label_binarize(y_true, classes=labels)
-    if n_classes == 2:
-        onehot = np.hstack([1 - onehot, onehot])
-    ap = {}
-    for i, name in enumerate(class_names):
-        # a class absent from y_true has no precision-recall curve: leave it out of the mean
-        ap[name] = (
-            float(skm.average_precision_score(onehot[:, i], y_score[:, i]))
-            if onehot[:, i].any()
-            else None
-        )
-    result["average_precision"] = ap
+    result["average_precision"] = ap = average_precisions(y_true, y_score, class_names)
     present = [v for v in ap.values() if v is not None]
     result["mAP"] = float(np.mean(present)) if present else 0.0
     result["calibration"] = calibration(y_true, y_score)
@@ -84,6 +73,23 @@ def compute_metrics(
             "FN": int(fn),
         }
     return result
+
+
+def average_precisions(
+    y_true: np.ndarray, y_score: np.ndarray, class_names: list[str]
+) -> dict[str, float | None]:
+    """Each class's average precision, one against the rest; None for a class absent from
+    ``y_true`` (it has no precision-recall curve, and mAP leaves it out)."""
+    labels = np.arange(len(class_names))
+    onehot = label_binarize(y_true, classes=labels)
+    if len(class_names) == 2:
+        onehot = np.hstack([1 - onehot, onehot])
+    return {
+        name: float(skm.average_precision_score(onehot[:, i], y_score[:, i]))
+        if onehot[:, i].any()
+        else None
+        for i, name in enumerate(class_names)
+    }
 
 
 def tta_metrics(y_true: np.ndarray, y_score: np.ndarray, class_names: list[str]) -> dict:

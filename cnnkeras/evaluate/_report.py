@@ -3,13 +3,12 @@ self-contained report.html with the plots embedded."""
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 import numpy as np
 
-from cnnkeras import _html, _io
-from cnnkeras._files import REPORT_FILE
+from cnnkeras import _doc, _io
+from cnnkeras._files import CURVES_FILE, REPORT_FILE
 from cnnkeras.errors import UserError
 from cnnkeras.evaluate import _errors, _plots
 from cnnkeras.evaluate._calibration import coverage_curve, kept_at
@@ -129,19 +128,37 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     class_names = [_io.shown(name) for name in class_names]
     m = compute_metrics(y_true, y_score, class_names)
-    if extra:
-        m.update(extra)
-    kept = None
+    m.update(extra or {})
     if "score_threshold" in m:
         m["at_threshold"] = kept_at(y_true, y_score, m["score_threshold"]["score"])
-        kept = {**m["at_threshold"], "score": m["score_threshold"]["score"]}
+    m["confused_pairs"] = _errors.confused_pairs(m["confusion_matrix"], class_names)
     _io.write_text(out / "confusion_matrix.csv", _cm_csv(m["confusion_matrix"], class_names, "d"))
     _io.write_text(
         out / "confusion_matrix_normalized.csv",
         _cm_csv(m["confusion_matrix_normalized"], class_names, ".4f"),
     )
-    y_pred = np.asarray(y_score).argmax(axis=1)
-    pngs = {
+    plots = {**_plots_of(m, y_true, y_score, class_names), **(figures or {})}
+    errors = {}
+    if images is not None:
+        plots["misclassified.png"] = _plots.misclassified_png(
+            images, np.asarray(y_true), np.asarray(y_score).argmax(axis=1), class_names
+        )
+        errors = _learn_from_errors(m, y_true, y_score, images, model, cam_note, top_losses)
+    blocks = _report_blocks(m, title, about or {}, curves, plots, errors)
+    for name, data in _doc.images(blocks).items():
+        _io.write_bytes(out / name, data)
+    _io.write_json(out / "metrics.json", m)
+    _io.write_text(out / "report.md", _doc.markdown(blocks))
+    _io.write_text(out / REPORT_FILE, _doc.html_page(title, blocks))
+    return m
+
+
+def _plots_of(m: dict, y_true, y_score, class_names: list[str]) -> dict[str, bytes]:
+    """The report's plots by file name: confusion matrices, PR curves, reliability, coverage."""
+    kept = None
+    if "at_threshold" in m:
+        kept = {**m["at_threshold"], "score": m["score_threshold"]["score"]}
+    return {
         "confusion_matrix.png": _plots.confusion_matrix_png(
             np.array(m["confusion_matrix"]), class_names, normalized=False
         ),
@@ -156,81 +173,78 @@ def write_report(
         ),
         "risk_coverage.png": _plots.coverage_png(*coverage_curve(y_true, y_score)[:2], kept),
     }
-    m["confused_pairs"] = _errors.confused_pairs(m["confusion_matrix"], class_names)
-    errors = {}
-    if images is not None:
-        pngs["misclassified.png"] = _plots.misclassified_png(
-            images, np.asarray(y_true), y_pred, class_names
-        )
-        rows = _errors.top_losses(np.asarray(y_true), np.asarray(y_score), class_names, top_losses)
-        m["top_losses"] = rows
-        cams = None
-        if model is not None and rows:
-            from cnnkeras.interpret import grad_cams
 
-            batch = np.stack([images[r["index"]] for r in rows])
-            try:
-                cams = grad_cams(model, batch, [class_names.index(r["predicted"]) for r in rows])
-            except UserError as err:  # e.g. no feature map of 2x2 or more at this input size
-                cam_note = f"no Grad-CAM: {err}"
-        errors["top_losses.png"] = _errors.top_losses_png(images, rows, cams)
-        errors["worst_classes.png"] = _errors.gallery_png(
+
+def _learn_from_errors(
+    m: dict, y_true, y_score, images, model, cam_note: str | None, count: int
+) -> dict[str, bytes]:
+    """The top losses (with Grad-CAM when ``model`` is a Keras model) and the worst classes'
+    right and wrong examples, as PNGs by file name; ``m`` gains ``top_losses`` and its note."""
+    class_names = m["class_names"]
+    rows = _errors.top_losses(np.asarray(y_true), np.asarray(y_score), class_names, count)
+    m["top_losses"] = rows
+    cams = None
+    if model is not None and rows:
+        from cnnkeras.interpret import grad_cams
+
+        batch = np.stack([images[r["index"]] for r in rows])
+        try:
+            cams = grad_cams(model, batch, [class_names.index(r["predicted"]) for r in rows])
+        except UserError as err:  # e.g. no feature map of 2x2 or more at this input size
+            cam_note = f"no Grad-CAM: {err}"
+    m["top_losses_note"] = cam_note if cams is None else "Grad-CAM of the predicted class"
+    y_pred = np.asarray(y_score).argmax(axis=1)
+    return {
+        "top_losses.png": _errors.top_losses_png(images, rows, cams),
+        "worst_classes.png": _errors.gallery_png(
             images, np.asarray(y_true), y_pred, m["f1"]["per_class"], class_names
-        )
-        m["top_losses_note"] = cam_note if cams is None else "Grad-CAM of the predicted class"
-    pngs.update(figures or {})
-    if curves is not None:
-        pngs["training_curves.png"] = curves
-    for name, data in {**pngs, **errors}.items():
-        _io.write_bytes(out / name, data)
-    _io.write_json(out / "metrics.json", m)
+        ),
+    }
 
-    lines = summary_lines(m, title)
-    about = about or {}
-    table = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    table += ["| " + " | ".join(row) + " |" for row in _table_rows(m)]
-    pairs = [(p["true"], p["predicted"], str(p["count"])) for p in m["confused_pairs"]]
-    md = [f"# {title}", "", *(f"- {k}: {v}" for k, v in about.items()), *lines[1:]]
-    md += ["", "## Per class", "", *table, "", "## Most confused pairs", ""]
-    md += ["| true | predicted as | images |", "|---|---|---|"]
-    md += [f"| {t} | {p} | {c} |" for t, p, c in pairs] or ["(none)"]
-    if "top_losses" in m:
-        md += [
-            "",
-            "## Top losses",
-            "",
-            m["top_losses_note"] or "",
-            "",
-            "![top losses](top_losses.png)",
-        ]
-        md += ["", "## Worst classes: right and wrong", "", "![worst classes](worst_classes.png)"]
-    md += ["", *(f"![{name}]({name})" for name in pngs)]
-    _io.write_text(out / "report.md", "\n".join(md) + "\n")
 
-    body = [f"<h1>{html.escape(title)}</h1>", '<section id="about"><ul>']
-    body += [f"<li>{html.escape(k)}: {html.escape(str(v))}</li>" for k, v in about.items()]
-    body += [f"<li>{html.escape(line[2:]).replace('**', '')}</li>" for line in lines[2:]]
-    body.append("</ul>")
+def _report_blocks(
+    m: dict, title: str, about: dict, curves: bytes | None, plots: dict, errors: dict
+) -> list[_doc.Block]:
+    """What the report says, in order: about the run and the headline numbers (with the
+    training curves), per class, confused pairs, what it learns from its errors, the plots."""
+    facts = [f"{k}: {v}" for k, v in about.items()]
+    facts += [line[2:] for line in summary_lines(m, title)[2:]]
+    opening = [_doc.Bullets(tuple(facts))]
     if curves is not None:
-        body.append(_html.img("training_curves.png", curves))
-    body += ["</section>", "<h2>Per class</h2>", *_html.table(HEADER, _table_rows(m))]
-    body += ['<section id="confused"><h2>Most confused pairs</h2>']
-    body += _html.table(("true", "predicted as", "images"), pairs) if pairs else ["<p>none</p>"]
-    body.append("</section>")
-    if "top_losses" in m:
-        body += ['<section id="top-losses"><h2>Top losses</h2>']
-        body += [
-            f"<p>{html.escape(m['top_losses_note'] or '')}</p>",
-            _html.img("top_losses.png", errors["top_losses.png"]),
+        opening.append(_doc.Image(CURVES_FILE, curves, "training curves"))
+    pairs = [(p["true"], p["predicted"], p["count"]) for p in m["confused_pairs"]]
+    blocks = [
+        _doc.Heading(title, 1),
+        _doc.Section("about", tuple(opening)),
+        _doc.Heading("Per class"),
+        _doc.table(HEADER, _table_rows(m)),
+        _doc.Section(
+            "confused",
+            (
+                _doc.Heading("Most confused pairs"),
+                _doc.table(("true", "predicted as", "images"), pairs),
+            ),
+        ),
+    ]
+    if errors:
+        blocks += [
+            _doc.Section(
+                "top-losses",
+                (
+                    _doc.Heading("Top losses"),
+                    _doc.Text(m["top_losses_note"] or ""),
+                    _doc.Image("top_losses.png", errors["top_losses.png"], "top losses"),
+                ),
+            ),
+            _doc.Section(
+                "worst-classes",
+                (
+                    _doc.Heading("Worst classes: right and wrong"),
+                    _doc.Image("worst_classes.png", errors["worst_classes.png"], "worst classes"),
+                ),
+            ),
         ]
-        body += [
-            "</section>",
-            '<section id="worst-classes"><h2>Worst classes: right and wrong</h2>',
-        ]
-        body += [_html.img("worst_classes.png", errors["worst_classes.png"]), "</section>"]
-    for name, data in pngs.items():
-        if name != "training_curves.png":
-            body.append(f"<h2>{name[:-4].replace('_', ' ')}</h2>{_html.img(name, data)}")
-    page = _html.page(title, body)
-    _io.write_text(out / REPORT_FILE, page)
-    return m
+    for name, data in plots.items():
+        caption = name[:-4].replace("_", " ")
+        blocks += [_doc.Heading(caption), _doc.Image(name, data, caption)]
+    return blocks

@@ -6,6 +6,8 @@ runtimes apps use, and a model card."""
 from cnnkeras._litert import VARIANTS, FlexOpsError, TFLiteModel, convert
 from cnnkeras.export._card import bench_infer_text, export_text, parity_cells
 from cnnkeras.export._export import (
+    DEFAULT_AUTHOR,
+    DEFAULT_LICENSE,
     INPUTS,
     bench_infer,
     export_model,
@@ -14,6 +16,8 @@ from cnnkeras.export._export import (
 )
 
 __all__ = [
+    "DEFAULT_AUTHOR",
+    "DEFAULT_LICENSE",
     "INPUTS",
     "VARIANTS",
     "FlexOpsError",

@@ -19,7 +19,7 @@ from cnnkeras._litert import VARIANTS, TFLiteModel, convert_variants
 from cnnkeras._timing import call_times_ms
 from cnnkeras.data import DEFAULT_SEED, load_dataset, make_pipeline
 from cnnkeras.errors import UserError
-from cnnkeras.evaluate._calibration import calibration
+from cnnkeras.evaluate import calibration
 from cnnkeras.export._card import model_card
 from cnnkeras.export._metadata import ClassifierMetadata, metadata_bytes, populate
 from cnnkeras.export._runtimes import (
@@ -237,7 +237,7 @@ def _golden(out: Path, split, prep, in_prep, model, runners, class_names) -> Non
     each as stored (the app resizes it) and at the model's input size (no resizer involved)."""
     from PIL import Image
 
-    from cnnkeras.data._pipeline import preprocess_images, raw_images, resize_image
+    from cnnkeras.data import preprocess_images, raw_images, resize_image
 
     folder = out / "golden"
     folder.mkdir(exist_ok=True)
@@ -271,7 +271,7 @@ def _golden(out: Path, split, prep, in_prep, model, runners, class_names) -> Non
 def _phone_inputs(split) -> list:
     """The test images as an app gets them: the original files (decoded by the runtime), or the
     decoded pixels of a dataset held in memory."""
-    from cnnkeras.data._pipeline import raw_images
+    from cnnkeras.data import raw_images
 
     return list(split.paths) if split.paths is not None else raw_images(split)
 
@@ -373,32 +373,14 @@ def export_model(
     try:
         job = _Export(model, prep, in_prep, class_names, data, staging, verbose)
         report = job.convert(variants, samples, seed, int_io, int8_repair and data is not None)
-        meta = {
-            **model_record("export", in_prep, class_names, dataset, seed, recorded_augment(config)),
-            "source": str(model_path),
-            "layout": "NHWC",
-            "input": "pixel * scale + offset, pixel in 0..255, resized to height x width",
-            "trained_channels": prep.channels,
-            "dataset": dataset,
-            "seed": seed,
-            "variants": {v: r.quantization for v, r in job.runners.items()},
-        }
-        if "calibration" in config:  # folded into the model: the scores are calibrated
-            meta["temperature"] = config["calibration"]["temperature"]
-        if "score_threshold" in config:  # below it, apps answer "unknown"
-            meta["score_threshold"] = config["score_threshold"]
-        about = ClassifierMetadata(
+        meta = _export_record(model_path, in_prep, prep, class_names, dataset, seed, config, job)
+        about = ClassifierMetadata.of(
+            in_prep,
             name=name,
             description=_description(config.get("arch") or model.name, dataset, report, rgb),
             version=name,
             author=author,
             license=license,
-            mean=-in_prep.offset / in_prep.scale,
-            std=1.0 / in_prep.scale,
-            rgb=in_prep.channels == 3,
-            labels_file=LABELS_FILE,
-            input_min=in_prep.offset,
-            input_max=255 * in_prep.scale + in_prep.offset,
             score_threshold=config.get("score_threshold", {}).get("score"),
         )
         job.write(about, meta, record if data is not None and record else None)
@@ -417,6 +399,27 @@ def export_model(
     for warning in report["warnings"]:
         _io.warn(warning)
     return report
+
+
+def _export_record(
+    model_path: Path, in_prep, prep, class_names, dataset, seed, config: dict, job
+) -> dict:
+    """preprocess.json: the record schema's shared fields and what an app needs besides."""
+    meta = {
+        **model_record("export", in_prep, class_names, dataset, seed, recorded_augment(config)),
+        "source": str(model_path),
+        "layout": "NHWC",
+        "input": "pixel * scale + offset, pixel in 0..255, resized to height x width",
+        "trained_channels": prep.channels,
+        "dataset": dataset,
+        "seed": seed,
+        "variants": {v: r.quantization for v, r in job.runners.items()},
+    }
+    if "calibration" in config:  # folded into the model: the scores are calibrated
+        meta["temperature"] = config["calibration"]["temperature"]
+    if "score_threshold" in config:  # below it, apps answer "unknown"
+        meta["score_threshold"] = config["score_threshold"]
+    return meta
 
 
 def _description(arch: str, dataset, report: dict, rgb: bool) -> str:

@@ -55,14 +55,31 @@ class ClassifierMetadata:
     input_max: float = 1.0
     score_threshold: float | None = None  # ScoreThresholdingOptions of the output
 
+    @classmethod
+    def of(cls, prep, **about) -> ClassifierMetadata:
+        """The metadata of a model whose input is ``prep`` (a ``Preprocessing``): its
+        normalisation, colour and range from there, the rest (name, author...) as given."""
+        return cls(
+            mean=-prep.offset / prep.scale,
+            std=1.0 / prep.scale,
+            rgb=prep.channels == 3,
+            input_min=prep.offset,
+            input_max=255 * prep.scale + prep.offset,
+            **about,
+        )
 
-def metadata_bytes(meta: ClassifierMetadata) -> bytes:
-    """The ModelMetadata flatbuffer of an image classifier with one input and one output."""
-    b = flatbuffers.Builder(1024)
-    string = b.CreateString
 
-    def table(fields: list[tuple[int, str, object]]) -> int:
-        """A table of (slot, kind, value); strings and vectors made before it starts."""
+class _Builder:
+    """A flatbuffers builder with the three shapes the metadata schema needs: tables of
+    (slot, kind, value), vectors of tables and vectors of floats. Children are made before
+    their parent starts (flatbuffers builds bottom-up)."""
+
+    def __init__(self):
+        self.b = flatbuffers.Builder(1024)
+        self.string = self.b.CreateString
+
+    def table(self, fields: list[tuple[int, str, object]]) -> int:
+        b = self.b
         b.StartObject(max((slot + 1 for slot, _, _ in fields), default=0))
         for slot, kind, value in fields:
             prepend = {
@@ -73,70 +90,87 @@ def metadata_bytes(meta: ClassifierMetadata) -> bytes:
             prepend(slot, value, 0)
         return b.EndObject()
 
-    def vector(offsets: list[int]) -> int:
-        b.StartVector(4, len(offsets), 4)
+    def vector(self, offsets: list[int]) -> int:
+        self.b.StartVector(4, len(offsets), 4)
         for offset in reversed(offsets):
-            b.PrependUOffsetTRelative(offset)
-        return b.EndVector()
+            self.b.PrependUOffsetTRelative(offset)
+        return self.b.EndVector()
 
-    def floats(values: list[float]) -> int:
-        return b.CreateNumpyVector(np.asarray(values, np.float32))
+    def floats(self, values: list[float]) -> int:
+        return self.b.CreateNumpyVector(np.asarray(values, np.float32))
 
-    # input: the image, its colour space and normalisation
-    image_props = table([(0, "byte", _RGB if meta.rgb else _GRAYSCALE)])
-    image_content = table([(0, "byte", _IMAGE_PROPERTIES), (1, "offset", image_props)])
-    normalization = table([(0, "offset", floats([meta.mean])), (1, "offset", floats([meta.std]))])
-    unit = table([(0, "byte", _NORMALIZATION_OPTIONS), (1, "offset", normalization)])
-    in_stats = table(
-        [(0, "offset", floats([meta.input_max])), (1, "offset", floats([meta.input_min]))]
+
+def _input_tensor(fb: _Builder, meta: ClassifierMetadata) -> int:
+    """The input's TensorMetadata: an image, its colour space, normalisation and range."""
+    image_props = fb.table([(0, "byte", _RGB if meta.rgb else _GRAYSCALE)])
+    content = fb.table([(0, "byte", _IMAGE_PROPERTIES), (1, "offset", image_props)])
+    normalization = fb.table(
+        [(0, "offset", fb.floats([meta.mean])), (1, "offset", fb.floats([meta.std]))]
     )
-    in_name, in_text = string("image"), string("Input image to be classified.")
-    units = vector([unit])
-    image = table(
+    unit = fb.table([(0, "byte", _NORMALIZATION_OPTIONS), (1, "offset", normalization)])
+    stats = fb.table(
+        [(0, "offset", fb.floats([meta.input_max])), (1, "offset", fb.floats([meta.input_min]))]
+    )
+    name, text = fb.string("image"), fb.string("Input image to be classified.")
+    units = fb.vector([unit])
+    return fb.table(
         [
-            (0, "offset", in_name),
-            (1, "offset", in_text),
-            (3, "offset", image_content),
+            (0, "offset", name),
+            (1, "offset", text),
+            (3, "offset", content),
             (4, "offset", units),
-            (5, "offset", in_stats),
+            (5, "offset", stats),
         ]
     )
-    # output: a score for each class, named by the labels file
-    labels_name, labels_text = string(meta.labels_file), string("Class names, one a line.")
-    labels = table(
+
+
+def _output_tensor(fb: _Builder, meta: ClassifierMetadata) -> int:
+    """The output's TensorMetadata: a score for each class, named by the labels file, and
+    the score threshold below which MediaPipe Tasks drops a category."""
+    labels_name, labels_text = fb.string(meta.labels_file), fb.string("Class names, one a line.")
+    labels = fb.table(
         [(0, "offset", labels_name), (1, "offset", labels_text), (2, "byte", _TENSOR_AXIS_LABELS)]
     )
-    out_content = table([(0, "byte", _FEATURE_PROPERTIES), (1, "offset", table([]))])
-    out_stats = table([(0, "offset", floats([1.0])), (1, "offset", floats([0.0]))])
-    out_name, out_text = string("probability"), string("Probabilities of the classes.")
-    files = vector([labels])
-    out_units = []
-    if meta.score_threshold is not None:  # MediaPipe Tasks drops categories scored below it
-        thresholding = table([(0, "float", float(meta.score_threshold))])
+    content = fb.table([(0, "byte", _FEATURE_PROPERTIES), (1, "offset", fb.table([]))])
+    stats = fb.table([(0, "offset", fb.floats([1.0])), (1, "offset", fb.floats([0.0]))])
+    name, text = fb.string("probability"), fb.string("Probabilities of the classes.")
+    files = fb.vector([labels])
+    units = []
+    if meta.score_threshold is not None:
+        thresholding = fb.table([(0, "float", float(meta.score_threshold))])
         kind = (0, "byte", _SCORE_THRESHOLDING_OPTIONS)
-        out_units = [(4, "offset", vector([table([kind, (1, "offset", thresholding)])]))]
-    scores = table(
+        units = [(4, "offset", fb.vector([fb.table([kind, (1, "offset", thresholding)])]))]
+    return fb.table(
         [
-            (0, "offset", out_name),
-            (1, "offset", out_text),
-            (3, "offset", out_content),
-            *out_units,
-            (5, "offset", out_stats),
+            (0, "offset", name),
+            (1, "offset", text),
+            (3, "offset", content),
+            *units,
+            (5, "offset", stats),
             (6, "offset", files),
         ]
     )
-    inputs, outputs = vector([image]), vector([scores])
-    subgraph = table([(2, "offset", inputs), (3, "offset", outputs)])
-    fields = [string(v) for v in (meta.name, meta.description, meta.version)]
-    subgraphs = vector([subgraph])
-    author, licence, parser = (string(v) for v in (meta.author, meta.license, MIN_PARSER_VERSION))
-    root = table(
+
+
+def metadata_bytes(meta: ClassifierMetadata) -> bytes:
+    """The ModelMetadata flatbuffer of an image classifier with one input and one output."""
+    fb = _Builder()
+    image = _input_tensor(fb, meta)
+    scores = _output_tensor(fb, meta)
+    inputs, outputs = fb.vector([image]), fb.vector([scores])
+    subgraph = fb.table([(2, "offset", inputs), (3, "offset", outputs)])
+    fields = [fb.string(v) for v in (meta.name, meta.description, meta.version)]
+    subgraphs = fb.vector([subgraph])
+    author, licence, parser = (
+        fb.string(v) for v in (meta.author, meta.license, MIN_PARSER_VERSION)
+    )
+    root = fb.table(
         [(i, "offset", f) for i, f in enumerate(fields)]
         + [(3, "offset", subgraphs), (4, "offset", author), (5, "offset", licence)]
         + [(7, "offset", parser)]
     )
-    b.Finish(root, file_identifier=b"M001")
-    return bytes(b.Output())
+    fb.b.Finish(root, file_identifier=b"M001")
+    return bytes(fb.b.Output())
 
 
 def populate(model: bytes, metadata: bytes, files: dict[str, bytes]) -> bytes:

@@ -2,14 +2,15 @@
 
 # Importing a family module registers its models.
 from cnnkeras.models import alexnet, googlenet, lenet, mobilenet, resnet, vgg  # noqa: F401
+from cnnkeras.models._factory import create_model
 from cnnkeras.models._registry import (
     FAMILIES,
     FamilyFacts,
     ModelInfo,
     check_option_names,
-    create_model,
     list_models,
     model_info,
+    register_model,
 )
 from cnnkeras.models._stats import (
     count_macs,
@@ -36,6 +37,7 @@ __all__ = [
     "list_models",
     "model_info",
     "model_totals",
+    "register_model",
     "summary_text",
     "transfer_weights",
     "zoo_table",

@@ -1,4 +1,4 @@
-"""The model registry: ``@register_model`` entry points, ``list_models`` and ``create_model``.
+"""The model registry: ``@register_model`` entry points, ``list_models`` and ``model_info``.
 
 Modelled on timm's registry and torchvision's ``_api``: every architecture is reachable by
 name, duplicates are refused, and unknown names or options are user errors that say what to do.
@@ -12,7 +12,6 @@ import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import keras
 
@@ -27,6 +26,9 @@ class FamilyFacts:
     input_scale: float = 1 / 255  # model input = pixel (0..255) * input_scale
     imagenet_input: str | None = None  # how its ImageNet weights want input: see FAMILIES
     head_pooling: str = "avg"  # how a new classifier head reads the base: "avg" or "flatten"
+    # builder options that make the model compute as the keras.applications model whose
+    # ImageNet weights it takes
+    imagenet_options: tuple[tuple[str, object], ...] = ()
 
 
 # "tf": RGB scaled to -1..1; "caffe": BGR minus the ImageNet mean; None: done inside the model
@@ -40,7 +42,7 @@ FAMILIES = {
     "resnet": FamilyFacts(imagenet_input="caffe"),
     "mobilenet": FamilyFacts(imagenet_input="tf"),
     # rescales and normalises 0..255 input inside the model, as keras.applications does
-    "efficientnet": FamilyFacts(input_scale=1.0),
+    "efficientnet": FamilyFacts(input_scale=1.0, imagenet_options=(("imagenet_stddev_fix", True),)),
 }
 
 
@@ -85,8 +87,11 @@ def register_model(
     num_classes: int = 1000,
     min_size: int = MIN_SIZE,
     keras_application: str | None = None,
+    facts: FamilyFacts | None = None,
 ):
     """Register a small entry function under its own name; a second registration fails.
+    ``family`` is one of FAMILIES, or a new family with its ``facts`` (a model registered
+    from outside the package).
 
     The registration holds the model's canonical input, classes and minimum size: the entry
     point returned takes them as defaults and checks the options every family shares (see
@@ -96,8 +101,10 @@ def register_model(
         name = fn.__name__
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is already registered")
+        if facts is not None and FAMILIES.setdefault(family, facts) != facts:
+            raise ValueError(f"family {family!r} is registered with other facts")
         if family not in FAMILIES:
-            raise ValueError(f"family {family!r} of {name!r} has no entry in FAMILIES")
+            raise ValueError(f"family {family!r} of {name!r} is new: pass its `facts`")
 
         @functools.wraps(fn)
         def entry(**options) -> keras.Model:
@@ -146,32 +153,3 @@ def check_option_names(name: str, options: dict) -> None:
             f"{name} does not take option(s) {', '.join(unknown)}; "
             f"it takes: {', '.join(info.options)}"
         )
-
-
-def create_model(name: str, weights: str | Path | keras.Model | None = None, **options):
-    """Build a registered model by name; ``create_model(name)`` is the paper's configuration.
-
-    ``weights`` is None (random), ``"imagenet"`` (official keras.applications checkpoint,
-    copied in by :func:`transfer_weights`; needs a network on first use), a ``keras.Model``
-    of the same configuration to copy from, or a path to a ``.weights.h5`` file.
-    """
-    info = model_info(name)
-    check_option_names(name, options)
-    if isinstance(weights, str) and weights == "imagenet":
-        from cnnkeras.models._weights import imagenet_source
-
-        source = imagenet_source(info, options)
-        if info.family == "efficientnet":
-            options = {**options, "imagenet_stddev_fix": True}
-        weights = source
-    model = info.entry(**options)
-    if isinstance(weights, keras.Model):
-        from cnnkeras.models._weights import transfer_weights
-
-        transfer_weights(weights, model)
-    elif weights is not None:
-        path = Path(weights)
-        if not path.is_file():
-            raise UserError(f"weights file {path} does not exist; pass 'imagenet', None or a file")
-        model.load_weights(path)
-    return model

@@ -74,8 +74,9 @@ def model_totals(model: keras.Model) -> dict:
 def zoo_table(pattern: str = "*", measure: bool = False) -> list[dict]:
     """One row per registered model matching ``pattern``: family, paper, canonical input,
     parameters and MACs (from the pinned table, or built and counted with ``measure``)."""
+    from cnnkeras.models._factory import create_model
     from cnnkeras.models._metadata import STATS
-    from cnnkeras.models._registry import create_model, list_models, model_info
+    from cnnkeras.models._registry import list_models, model_info
 
     rows = []
     for name in list_models(pattern):

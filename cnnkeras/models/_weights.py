@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from cnnkeras.errors import UserError
+from cnnkeras.models._registry import ModelInfo, list_models, model_info
 
 
 def _weighted_layers(model: keras.Model) -> list[keras.layers.Layer]:
@@ -47,7 +48,7 @@ def transfer_weights(source: keras.Model, target: keras.Model) -> keras.Model:
     return target
 
 
-def imagenet_source(info, options: dict) -> keras.Model:
+def imagenet_source(info: ModelInfo, options: dict) -> keras.Model:
     """The official keras.applications model with ImageNet weights (downloaded on first use)."""
     if info.keras_application is None:
         raise UserError(
@@ -82,6 +83,4 @@ def imagenet_source(info, options: dict) -> keras.Model:
 
 
 def _with_imagenet() -> list[str]:
-    from cnnkeras.models._registry import _REGISTRY
-
-    return [name for name, info in _REGISTRY.items() if info.keras_application]
+    return [name for name in list_models() if model_info(name).keras_application]

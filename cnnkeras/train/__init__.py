@@ -7,30 +7,75 @@ A run folder holds everything needed to continue, evaluate or ship a model:
 """
 
 from cnnkeras._launch import launch
-from cnnkeras.train._callbacks import PreciseBatchNorm
-from cnnkeras.train._config import LOSSES, OPTIMIZERS, TrainConfig
-from cnnkeras.train._finetune import FinetuneConfig, finetune, resume
-from cnnkeras.train._lr_find import LRFinding, find_lr
-from cnnkeras.train._plan import SCHEDULES, TrainingPlan, plan_training
-from cnnkeras.train._run import lr_find, train
-from cnnkeras.train._transfer_demo import demo_table, transfer_demo
+from cnnkeras.train._callbacks import AveragedWeights, PreciseBatchNorm, trainable_batch_norms
+from cnnkeras.train._config import LOSSES, OPTIMIZERS, Recipe, TrainConfig
+from cnnkeras.train._distribute import (
+    DISTRIBUTE,
+    make_strategy,
+    replicas,
+    single_process,
+    synchronize_batch_norm,
+)
+from cnnkeras.train._finetune import (
+    FinetuneConfig,
+    build_transfer_model,
+    feature_extractor,
+    finetune,
+    resume,
+    set_trainable,
+)
+from cnnkeras.train._fitdata import FitData, fit_callbacks, fit_pipelines
+from cnnkeras.train._lr_find import LR_FIND_STEPS, LRFinding, lr_find, lr_range_test
+from cnnkeras.train._optim import compile_for_training
+from cnnkeras.train._plan import SCHEDULES, TrainingPlan, execution_plan, plan_training
+from cnnkeras.train._precision import POLICIES, PRECISIONS, build_in_precision
+from cnnkeras.train._preview import preview
+from cnnkeras.train._run import train
+from cnnkeras.train._setup import plan_run, prepare, preprocessing_for, seed_everything
 
+# the API: train, resume, finetune, lr_find, their configs and what they return
 __all__ = [
     "LOSSES",
+    "LR_FIND_STEPS",
     "OPTIMIZERS",
+    "PRECISIONS",
     "SCHEDULES",
     "FinetuneConfig",
     "LRFinding",
     "PreciseBatchNorm",
+    "Recipe",
     "TrainConfig",
     "TrainingPlan",
-    "demo_table",
-    "find_lr",
     "finetune",
     "launch",
     "lr_find",
+    "lr_range_test",
     "plan_training",
+    "preview",
     "resume",
     "train",
-    "transfer_demo",
+]
+# the steps of a run, for what trains as a run does (the tuner's trials, bench, compare, demos)
+__all__ += [
+    "DISTRIBUTE",
+    "POLICIES",
+    "AveragedWeights",
+    "FitData",
+    "build_in_precision",
+    "build_transfer_model",
+    "compile_for_training",
+    "execution_plan",
+    "feature_extractor",
+    "fit_callbacks",
+    "fit_pipelines",
+    "make_strategy",
+    "plan_run",
+    "prepare",
+    "preprocessing_for",
+    "replicas",
+    "seed_everything",
+    "set_trainable",
+    "single_process",
+    "synchronize_batch_norm",
+    "trainable_batch_norms",
 ]

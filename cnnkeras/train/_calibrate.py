@@ -16,9 +16,9 @@ import numpy as np
 
 from cnnkeras import _io
 from cnnkeras._files import CHECKPOINTS, MODEL_FILE
-from cnnkeras.data import ImageDataset, Preprocessing
-from cnnkeras.data._datasets import Split
-from cnnkeras.evaluate._calibration import calibration, fit_temperature, nll, threshold_for
+from cnnkeras._keras_internals import producing_layer
+from cnnkeras.data import ImageDataset, Preprocessing, Split
+from cnnkeras.evaluate import calibration, fit_temperature, nll, threshold_for
 from cnnkeras.saved import predict_split
 from cnnkeras.train._config import TrainConfig
 
@@ -30,7 +30,7 @@ def classifier(model: keras.Model) -> keras.layers.Dense | None:
     the model ends (every builder's and finetune's head does)."""
     if len(model.outputs) != 1:
         return None
-    layer = model.outputs[0]._keras_history.operation
+    layer = producing_layer(model.outputs[0])
     if isinstance(layer, keras.layers.Dense) and layer.get_config()["activation"] == "softmax":
         return layer
     return None

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from cnnkeras import _io
 from cnnkeras._files import CHECKPOINTS, HISTORY_FILE, MODEL_FILE
+from cnnkeras._keras_internals import LexicographicEarlyStopping, ema_averages, replace_ema_update
 from cnnkeras.train._history import append_history
 
 MONITOR = "val_accuracy"
@@ -64,14 +65,12 @@ def warm_up_average(optimizer: keras.optimizers.Optimizer) -> None:
         step = ops.cast(optimizer.iterations, "float32")
         decay = ops.minimum(optimizer.ema_momentum, (1.0 + step) / (EMA_WARMUP + step))
         decay = ops.where(ops.equal(optimizer.iterations, 0), 0.0, decay)  # first: a copy
-        for var, average in zip(
-            trainable_variables, optimizer._model_variables_moving_average, strict=True
-        ):
+        for var, average in zip(trainable_variables, ema_averages(optimizer), strict=True):
             if average is not None:
                 d = ops.cast(decay, var.dtype)
                 average.assign(d * average + (1.0 - d) * var)
 
-    optimizer._update_model_variables_moving_average = update
+    replace_ema_update(optimizer, update)
 
 
 class AveragedWeights(keras.callbacks.Callback):
@@ -92,7 +91,7 @@ class AveragedWeights(keras.callbacks.Callback):
             return
         variables = self.model.trainable_variables
         self._raw = [v.numpy() for v in variables]
-        for v, average in zip(variables, optimizer._model_variables_moving_average, strict=True):
+        for v, average in zip(variables, ema_averages(optimizer), strict=True):
             v.assign(average)
 
     @contextlib.contextmanager
@@ -271,14 +270,11 @@ class _Restorable(keras.callbacks.Callback):
             setattr(self, name, value)
 
 
-class ResumableEarlyStopping(_Restorable, keras.callbacks.EarlyStopping):
+class ResumableEarlyStopping(_Restorable, LexicographicEarlyStopping):
     """EarlyStopping on the run's ``score``; ``restore`` is an ``EarlyStopState``."""
 
     def get_monitor_value(self, logs):
         return score(logs or {})
-
-    def _is_improvement(self, monitor_value, reference_value):
-        return reference_value is None or tuple(monitor_value) > tuple(reference_value)
 
 
 class ResumableReduceLR(_Restorable, keras.callbacks.ReduceLROnPlateau):

@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from cnnkeras._options import check_choices, option
-from cnnkeras.data import DEFAULT_SEED, RESIZES
-from cnnkeras.data._pipeline import (
+from cnnkeras.data import (
     AUGMENTATIONS,
     CACHE_BUDGET_MB,
     CACHES,
     DEFAULT_AUGMENT,
+    DEFAULT_SEED,
     MIX_STRENGTHS,
+    RESIZES,
     check_augmentations,
 )
 from cnnkeras.errors import UserError
@@ -29,48 +30,20 @@ def _number(value) -> float:
 
 
 @dataclass
-class TrainConfig:
-    """Defaults are the README's main job: LeNet-5 on the embedded MNIST sample. The help
-    texts are the command line's (``cnnkeras train --help``)."""
+class Recipe:
+    """How a network trains, whatever starts it: the options a run (``TrainConfig``), a
+    fine-tuning (``FinetuneConfig``) and a search's trials (``cnnkeras.tuning.Experiment``)
+    share, each declared once here with its help and choices."""
 
-    arch: str = option(
-        "lenet5", help="the architecture: a registered model name (`cnnkeras models` lists them)"
-    )
-    dataset: str = option(
-        "mnist5k",
-        help="what to train on: digits, mnist5k, tfds:NAME, csv:FILE (path,label[,split]) or "
-        "folder:PATH (one sub-folder per class, or train/ val/ test/ each with one)",
-        metavar="SPEC",
-    )
-    epochs: int | str = option(
-        "auto",
-        help="epochs to train; auto: 60, or enough for 1,500 steps when epochs are short",
-        metavar="auto|N",
-    )
-    batch_size: int | str = option(
-        "auto",
-        help="images a step; auto: 64, 32 or 16, the largest that gives 50 steps an epoch",
-        metavar="auto|N",
-    )
     image_size: int | None = option(
         None,
         help="images are resized to N x N pixels (default: the architecture's input)",
         metavar="N",
     )
-    resize: str = option(
-        "phone",
-        help="how images are resized to image_size: phone (as MediaPipe Tasks does in apps: "
-        "bilinear at pixel corners, so training sees what the phone gives) or antialias",
-        choices=RESIZES,
-    )
-    optimizer: str = option(
-        "adam", help="the optimizer that updates the weights", choices=OPTIMIZERS
-    )
-    lr: float | str = option(
-        1e-3,
-        help="the peak of the learning-rate schedule, or auto: what `cnnkeras lr-find` "
-        "suggests (run first, recorded in config.json)",
-        metavar="LR|auto",
+    batch_size: int | str = option(
+        "auto",
+        help="images a step; auto: 64, 32 or 16, the largest that gives 50 steps an epoch",
+        metavar="auto|N",
     )
     schedule: str = option(
         "cosine",
@@ -83,26 +56,19 @@ class TrainConfig:
         help="epochs of linear warm-up before the schedule (default: min(3, epochs / 10))",
         metavar="N",
     )
-    momentum: float = option(0.9, help="the momentum of sgd and rmsprop", metavar="M")
-    loss: str = option("crossentropy", help="the loss the optimizer minimises", choices=LOSSES)
+    weight_decay: float = option(
+        0.0, help="decoupled weight decay (AdamW with adam); 0: none", metavar="WD"
+    )
     label_smoothing: float = option(
         0.0,
         help="label smoothing of the crossentropy loss (0.1: targets of 0.9 and 0.1/K)",
         metavar="EPS",
-    )
-    weight_decay: float = option(
-        0.0, help="decoupled weight decay (AdamW with adam); 0: none", metavar="WD"
     )
     class_weight: str = option(
         "none",
         help="loss weight per class: balanced (n / (K n_c)), none, or a JSON file of weights "
         "by class name",
         metavar="balanced|none|FILE",
-    )
-    dropout: float | None = option(
-        None,
-        help="dropout rate before the classifier (default: the architecture's)",
-        metavar="RATE",
     )
     augment: tuple[str, ...] | str = option(
         "auto",
@@ -129,19 +95,17 @@ class TrainConfig:
         "0.999) and evaluate and save it",
         metavar="DECAY",
     )
-    scores: str = option(
-        "calibrated",
-        help="calibrated: the logits divided by the temperature that fits the validation split "
-        "(folded into the saved model, so a score of 0.9 is right about 90%% of the time); "
-        "raw: as training left them",
-        choices=SCORES,
+    cache: str = option(
+        "auto",
+        help="decoded images: in memory, in a disk file in the run folder, none, or auto "
+        "(memory when they fit the cache budget)",
+        choices=CACHES,
     )
-    target_accuracy: float | None = option(
-        None,
-        help="find the top-score threshold at which the validation images kept reach this "
-        "accuracy (e.g. 0.99); predict --threshold auto and exported apps answer unknown "
-        "below it",
-        metavar="ACC",
+    model_options: dict = option(
+        help="a model builder option, e.g. --set activation=relu",
+        flags=("--set",),
+        metavar="KEY=VALUE",
+        default_factory=dict,
     )
     precision: str = option(
         "float32",
@@ -150,31 +114,6 @@ class TrainConfig:
         "where the CPU has it and a probe of a few steps shows it faster for this model); the "
         "saved model.keras computes in float32",
         choices=PRECISIONS,
-    )
-    seed: int = option(DEFAULT_SEED, help="seed of the split, the weights and the augmentation")
-    patience: int = option(
-        15, help="early stopping: stop after this many epochs without a better val_accuracy"
-    )
-    cache: str = option(
-        "auto",
-        help="decoded images: in memory, in a disk file in the run folder, none, or auto "
-        "(memory when they fit the cache budget)",
-        choices=CACHES,
-    )
-    cache_budget_mb: float = option(
-        CACHE_BUDGET_MB,
-        help="memory for decoded images before --cache auto stops caching, in MiB",
-        flags=("--cache-budget",),
-        metavar="MIB",
-    )
-    model_options: dict = option(
-        help="a model builder option, e.g. --set activation=relu",
-        flags=("--set",),
-        metavar="KEY=VALUE",
-        default_factory=dict,
-    )
-    out: str | None = option(
-        None, help="parent of the run folder (default: saved_models)", metavar="DIR"
     )
     distribute: str = option(
         "none",
@@ -190,6 +129,75 @@ class TrainConfig:
         metavar="LIST",
     )
 
+
+@dataclass
+class TrainConfig(Recipe):
+    """Defaults are the README's main job: LeNet-5 on the embedded MNIST sample. The help
+    texts are the command line's (``cnnkeras train --help``)."""
+
+    arch: str = option(
+        "lenet5", help="the architecture: a registered model name (`cnnkeras models` lists them)"
+    )
+    dataset: str = option(
+        "mnist5k",
+        help="what to train on: digits, mnist5k, tfds:NAME, csv:FILE (path,label[,split]) or "
+        "folder:PATH (one sub-folder per class, or train/ val/ test/ each with one)",
+        metavar="SPEC",
+    )
+    epochs: int | str = option(
+        "auto",
+        help="epochs to train; auto: 60, or enough for 1,500 steps when epochs are short",
+        metavar="auto|N",
+    )
+    resize: str = option(
+        "phone",
+        help="how images are resized to image_size: phone (as MediaPipe Tasks does in apps: "
+        "bilinear at pixel corners, so training sees what the phone gives) or antialias",
+        choices=RESIZES,
+    )
+    optimizer: str = option(
+        "adam", help="the optimizer that updates the weights", choices=OPTIMIZERS
+    )
+    lr: float | str = option(
+        1e-3,
+        help="the peak of the learning-rate schedule, or auto: what `cnnkeras lr-find` "
+        "suggests (run first, recorded in config.json)",
+        metavar="LR|auto",
+    )
+    momentum: float = option(0.9, help="the momentum of sgd and rmsprop", metavar="M")
+    loss: str = option("crossentropy", help="the loss the optimizer minimises", choices=LOSSES)
+    dropout: float | None = option(
+        None,
+        help="dropout rate before the classifier (default: the architecture's)",
+        metavar="RATE",
+    )
+    scores: str = option(
+        "calibrated",
+        help="calibrated: the logits divided by the temperature that fits the validation split "
+        "(folded into the saved model, so a score of 0.9 is right about 90%% of the time); "
+        "raw: as training left them",
+        choices=SCORES,
+    )
+    target_accuracy: float | None = option(
+        None,
+        help="find the top-score threshold at which the validation images kept reach this "
+        "accuracy (e.g. 0.99); predict --threshold auto and exported apps answer unknown "
+        "below it",
+        metavar="ACC",
+    )
+    seed: int = option(DEFAULT_SEED, help="seed of the split, the weights and the augmentation")
+    patience: int = option(
+        15, help="early stopping: stop after this many epochs without a better val_accuracy"
+    )
+    cache_budget_mb: float = option(
+        CACHE_BUDGET_MB,
+        help="memory for decoded images before --cache auto stops caching, in MiB",
+        flags=("--cache-budget",),
+        metavar="MIB",
+    )
+    out: str | None = option(
+        None, help="parent of the run folder (default: saved_models)", metavar="DIR"
+    )
     # internal (no flag): `compare --budget-minutes` gives each run this much fit time
     budget_seconds: float | None = None
 

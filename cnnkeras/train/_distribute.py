@@ -24,6 +24,7 @@ import keras
 import tensorflow as tf
 
 from cnnkeras import _io
+from cnnkeras._keras_internals import all_layers
 from cnnkeras.errors import UserError
 from cnnkeras.train import _multihost
 
@@ -133,7 +134,7 @@ def synchronize_batch_norm(model: keras.Model) -> int:
     """Make every batch-norm layer (nested models' too) use the global batch's statistics
     across replicas; return how many."""
     count = 0
-    for layer in model._flatten_layers(include_self=False):
+    for layer in all_layers(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.synchronized = True
             count += 1

@@ -17,9 +17,10 @@ import keras
 import numpy as np
 
 from cnnkeras import _io
-from cnnkeras._files import HISTORY_FILE
+from cnnkeras._files import HISTORY_FILE, LR_FIND_FILE, TRAINABLE_FILE
+from cnnkeras._keras_internals import producing_layer
 from cnnkeras._options import option
-from cnnkeras.data import Preprocessing
+from cnnkeras.data import Preprocessing, absolute_spec
 from cnnkeras.errors import UserError
 from cnnkeras.models import create_model, model_info
 from cnnkeras.saved import CONFIG_FILE, load_run_model
@@ -32,30 +33,23 @@ from cnnkeras.train._distribute import (
     scope,
     single_process,
 )
+from cnnkeras.train._finish import finish_run
+from cnnkeras.train._folder import Run, claim_run_dir, start_run
 from cnnkeras.train._history import read_history, write_history
-from cnnkeras.train._lr_find import PNG, lr_find_png
+from cnnkeras.train._lr_find import auto_lr, lr_find_png, lr_find_record
+from cnnkeras.train._optim import compile_for_training
 from cnnkeras.train._plan import TrainingPlan
-from cnnkeras.train._run import (
+from cnnkeras.train._resume import (
     DONE,
+    FRESH,
     ResumeState,
-    Run,
-    absolute_spec,
-    auto_lr,
-    claim_run_dir,
-    compile_for_training,
-    finish_run,
-    fit_epochs,
     load_checkpoint,
-    load_data,
-    lr_find_record,
-    make_plan,
     read_run,
     relocate,
-    resume_training,
     resumed_dataset,
-    seed_everything,
-    start_run,
 )
+from cnnkeras.train._run import fit_epochs, resume_training
+from cnnkeras.train._setup import load_data, plan_run, seed_everything
 
 # keras.applications' ImageNet preprocessing, as layers (no Lambda): caffe style is BGR with
 # the ImageNet mean subtracted (ResNet, VGG); MobileNets expect [-1, 1].
@@ -131,10 +125,10 @@ def feature_extractor(model: keras.Model) -> tuple[keras.Model, str]:
         if not weighted:
             raise UserError(f"{model.name} has no layers with weights to transfer")
         tensor, pool = weighted[-1].input, "avg"
-        layer = tensor._keras_history.operation
+        layer = producing_layer(tensor)
         while isinstance(layer, keras.layers.Dropout):
             tensor = layer.input
-            layer = tensor._keras_history.operation
+            layer = producing_layer(tensor)
     return keras.Model(model.inputs, tensor, name=f"{model.name}_features"), pool
 
 
@@ -242,7 +236,7 @@ def finetune(config: FinetuneConfig, *, run_dir: str | Path | None = None, verbo
         _io.log(verbose, f"converting {data.channels}-channel images to the base's {prep.channels}")
     set_trainable(features, None)
     head = dataclasses.replace(config, epochs=config.epochs_head)
-    plan = make_plan(head, data, prep, verbose, replicas=replicas(model))
+    plan = plan_run(head, data, prep, verbose, replicas=replicas(model))
     config, found = auto_lr(config, model, plan, data, prep, verbose)  # the head's rate
     compile_for_training(model, config, plan)
     config = dataclasses.replace(config, arch="finetune-" + model.name.removesuffix("_transfer"))
@@ -251,7 +245,7 @@ def finetune(config: FinetuneConfig, *, run_dir: str | Path | None = None, verbo
     title = f"{described} fine-tuned on {config.dataset}: test split"
     run = start_run(folder, config, options, data, prep, model, plan, title=title, verbose=verbose)
     if found is not None:
-        _io.write_bytes(folder / PNG, lr_find_png(found, title))
+        _io.write_bytes(folder / LR_FIND_FILE, lr_find_png(found, title))
     return _phases(run, features, config, verbose=verbose)
 
 
@@ -261,7 +255,7 @@ def _phases(
     config: FinetuneConfig,
     *,
     start_epoch: int = 0,
-    state: ResumeState = ResumeState(),
+    state: ResumeState = FRESH,
     in_phase2: bool = False,
     verbose: int,
 ) -> dict:
@@ -303,7 +297,7 @@ def _phases(
             extra={"phase": 2},
         )
         nan = checkpoint.nan_epoch is not None
-    _io.write_json(folder / "trainable_layers.json", phases)
+    _io.write_json(folder / TRAINABLE_FILE, phases)
     status = "nan" if nan else "done"
     return finish_run(run, status=status, seconds=time.perf_counter() - started, verbose=verbose)
 

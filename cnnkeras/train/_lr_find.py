@@ -15,18 +15,24 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 import numpy as np
 
 from cnnkeras import _io
+from cnnkeras._files import LR_FIND_FILE
 from cnnkeras.errors import UserError
+from cnnkeras.train._config import TrainConfig
+from cnnkeras.train._distribute import single_process
+from cnnkeras.train._fitdata import fit_pipelines
+from cnnkeras.train._optim import compile_for_training
+from cnnkeras.train._setup import prepare
 
 START_LR, END_LR = 1e-7, 10.0
-STEPS = 400
+LR_FIND_STEPS = 400
 SMOOTHING = 0.98  # exponential smoothing of the loss (fastai's beta)
 DIVERGE = 4.0  # stop once the smoothed loss exceeds this many times its minimum
-PNG = "lr_find.png"
 
 
 @dataclass
@@ -131,27 +137,25 @@ def check_range(steps: int, start_lr: float = START_LR, end_lr: float = END_LR) 
         raise UserError(f"need 0 < `start_lr` < `end_lr`, got {start_lr} and {end_lr}")
 
 
-def find_lr(
+def lr_range_test(
     model: keras.Model,
     config,
     plan,
     data,
     prep,
     *,
-    steps: int = STEPS,
+    steps: int = LR_FIND_STEPS,
     start_lr: float = START_LR,
     end_lr: float = END_LR,
     verbose: int = 1,
 ) -> LRFinding:
     """Run the range test on ``model`` with the run's optimizer, loss, batches and
     augmentation; the model's weights are as before afterwards (it must be compiled again)."""
-    from cnnkeras.train._run import compile_for_training, plan_pipelines
-
     check_range(steps, start_lr, end_lr)
     weights = model.get_weights()
     swept = dataclasses.replace(config, lr=start_lr, schedule="constant", ema=None)
     compile_for_training(model, swept, None, steps_per_execution=1)
-    fit_data = plan_pipelines(
+    fit_data = fit_pipelines(
         model,
         data,
         prep,
@@ -207,3 +211,51 @@ def lr_find_png(found: LRFinding, title: str = "") -> bytes:
     ax.set(xscale="log", xlabel="learning rate", ylabel="training loss", title=title)
     ax.legend(fontsize=8)
     return png_bytes(fig)
+
+
+def lr_find(
+    config: TrainConfig,
+    *,
+    steps: int = LR_FIND_STEPS,
+    plot: str | Path | None = None,
+    verbose: int = 1,
+) -> LRFinding:
+    """The learning-rate range test of ``config``'s model, data and recipe (its ``lr`` is
+    ignored); with ``plot``, the loss against the learning rate as a PNG there."""
+    check_range(steps)
+    single_process(config.distribute, "lr-find")
+    _, data, prep, model, plan = prepare(config, verbose)
+    config = dataclasses.replace(config, lr=START_LR)
+    found = lr_range_test(model, config, plan, data, prep, steps=steps, verbose=verbose)
+    if plot:
+        _io.write_bytes(Path(plot), lr_find_png(found, f"{config.arch} on {config.dataset}"))
+    return found
+
+
+def auto_lr(config: TrainConfig, model, plan, data, prep, verbose: int = 1):
+    """``config`` with ``lr='auto'`` replaced by the range test's suggestion on ``model``
+    (whose weights it leaves as they were), and the finding; any other config unchanged,
+    with None."""
+    if config.lr != "auto":
+        return config, None
+    single_process(config.distribute, "`lr` auto (run lr-find without it, then pass --lr)")
+    config = dataclasses.replace(config, lr=START_LR)
+    found = lr_range_test(model, config, plan, data, prep, verbose=verbose)
+    _io.log(verbose, found.text())
+    return dataclasses.replace(config, lr=found.suggestion), found
+
+
+def lr_find_record(found: LRFinding | None) -> dict:
+    """What config.json records of a range test (its curve goes to lr_find.png)."""
+    if found is None:
+        return {}
+    return {
+        "lr_find": {
+            "suggestion": found.suggestion,
+            "rule": found.rule,
+            **found.others,
+            "diverged_at": found.diverged_at,
+            "steps": len(found.lrs),
+            "plot": LR_FIND_FILE,
+        }
+    }

@@ -32,6 +32,7 @@ from typing import NoReturn
 import keras
 
 from cnnkeras import _io
+from cnnkeras._files import CACHE_DIR, LOGS_DIR
 from cnnkeras._launch import ADDRESSES, BIND, PROCESS_ID, PROCESSES
 from cnnkeras.errors import UserError
 
@@ -173,7 +174,7 @@ def scratch_folder(run: Path, *, copy: bool) -> Path:
     folder (with a copy of ``run``, to resume from); ``discard_scratch`` deletes it."""
     scratch = Path(tempfile.mkdtemp(prefix=f"cnnkeras-process{_cluster.process_id}-")) / "run"
     if copy:
-        shutil.copytree(run, scratch, ignore=shutil.ignore_patterns("cache", "logs"))
+        shutil.copytree(run, scratch, ignore=shutil.ignore_patterns(CACHE_DIR, LOGS_DIR))
     return scratch
 
 

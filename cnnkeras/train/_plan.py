@@ -7,8 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from cnnkeras.data import Preprocessing
-from cnnkeras.data._pipeline import DEFAULT_AUGMENT, MIX_STRENGTHS, MIXING, resolve_cache
+from cnnkeras.data import DEFAULT_AUGMENT, MIX_STRENGTHS, MIXING, Preprocessing, resolve_cache
 from cnnkeras.errors import UserError
 from cnnkeras.train._class_weights import class_weights, imbalance_note
 
@@ -183,55 +182,16 @@ def plan_training(
     """Resolve a config's 'auto' values for a dataset of these sizes; with the training
     ``labels`` and ``class_names``, its class weights too (and a warning on imbalance).
     ``replicas``: the devices a mirrored or multi-host run splits each batch across."""
-    reasons = []
-    weights = None
-    if labels is not None:
-        note = imbalance_note(labels, class_names)
-        weights = class_weights(config.class_weight, labels, class_names)
-        if note and weights is None:
-            reasons.append(note)
-        if weights is not None:
-            shown = ", ".join(f"{n} {w:.2f}" for n, w in zip(class_names, weights, strict=True))
-            reasons.append(f"class weights ({config.class_weight}): {shown}")
+    reasons: list[str] = []
+    weights = _class_weights(config, labels, class_names, reasons) if labels is not None else None
     if config.batch_size == "auto":
         batch, why = auto_batch_size(n_train)
         reasons.append(why)
     else:
         batch = int(config.batch_size)
-    steps = math.ceil(n_train / batch)
-    spe, val_batch, val_steps = execution_plan(steps, n_val)
-    drop_last = False
-    if config.distribute == "mirrored":
-        # Keras 3's loop of several steps per call fails under MirroredStrategy ("You must
-        # feed a value for placeholder tensor", keras-team/keras#19246, open)
-        spe = 1
-        reasons.append("1 step per execution: several fail under mirrored (keras#19246)")
-        drop_last, val_batch = replica_batches(n_train, batch, n_val, replicas)
-        val_steps = math.ceil(n_val / val_batch) if n_val else 0
-        if drop_last:
-            steps = n_train // batch
-            reasons.append(
-                f"the last {n_train % batch} training image(s) of each shuffled epoch are "
-                f"left out: fewer than the {replicas} replicas, they would leave one empty"
-            )
-        reasons.append(f"validation batch {val_batch}: whole shares for the {replicas} replicas")
-    elif config.distribute == "multi-host":
-        drop_last, spe, val_batch, val_steps = multihost_batches(n_train, batch, n_val, replicas)
-        if n_train % batch:
-            reasons.append(
-                f"the last {n_train % batch} training image(s) of each shuffled epoch are left "
-                f"out: each of the {replicas} devices needs an equal share of every batch"
-            )
-            steps = n_train // batch
-        reasons.append(
-            f"{spe} step(s) per execution; validation {val_steps} batches of {val_batch}, the "
-            f"last padded with {val_steps * val_batch - n_val} blank image(s) of weight 0"
-        )
-    else:
-        reasons.append(
-            f"{spe} steps per execution: divides the {steps} training and {val_steps} "
-            f"validation steps (validation batch {val_batch})"
-        )
+    steps, spe, val_batch, val_steps, drop_last = _steps(
+        config.distribute, n_train, batch, n_val, replicas, reasons
+    )
     nbytes = (n_train + n_val) * prep.image_bytes
     cache = resolve_cache(config.cache, nbytes, cache_budget_mb)
     if config.cache == "auto":
@@ -271,6 +231,61 @@ def plan_training(
         drop_last=drop_last,
         val_padded=config.distribute == "multi-host" and n_val > 0,
     )
+
+
+def _class_weights(config, labels, class_names, reasons: list[str]):
+    """The class weights ``config`` asks for (None: none), said in ``reasons``; an imbalance
+    left unweighted is said too."""
+    note = imbalance_note(labels, class_names)
+    weights = class_weights(config.class_weight, labels, class_names)
+    if note and weights is None:
+        reasons.append(note)
+    if weights is not None:
+        shown = ", ".join(f"{n} {w:.2f}" for n, w in zip(class_names, weights, strict=True))
+        reasons.append(f"class weights ({config.class_weight}): {shown}")
+    return weights
+
+
+def _steps(
+    distribute: str, n_train: int, batch: int, n_val: int, replicas: int, reasons: list[str]
+) -> tuple[int, int, int, int, bool]:
+    """(training steps, steps per execution, validation batch, validation steps, whether each
+    epoch's last partial batch is dropped) for the strategy, said in ``reasons``."""
+    steps = math.ceil(n_train / batch)
+    spe, val_batch, val_steps = execution_plan(steps, n_val)
+    drop_last = False
+    if distribute == "mirrored":
+        # Keras 3's loop of several steps per call fails under MirroredStrategy ("You must
+        # feed a value for placeholder tensor", keras-team/keras#19246, open)
+        spe = 1
+        reasons.append("1 step per execution: several fail under mirrored (keras#19246)")
+        drop_last, val_batch = replica_batches(n_train, batch, n_val, replicas)
+        val_steps = math.ceil(n_val / val_batch) if n_val else 0
+        if drop_last:
+            steps = n_train // batch
+            reasons.append(
+                f"the last {n_train % batch} training image(s) of each shuffled epoch are "
+                f"left out: fewer than the {replicas} replicas, they would leave one empty"
+            )
+        reasons.append(f"validation batch {val_batch}: whole shares for the {replicas} replicas")
+    elif distribute == "multi-host":
+        drop_last, spe, val_batch, val_steps = multihost_batches(n_train, batch, n_val, replicas)
+        if n_train % batch:
+            reasons.append(
+                f"the last {n_train % batch} training image(s) of each shuffled epoch are left "
+                f"out: each of the {replicas} devices needs an equal share of every batch"
+            )
+            steps = n_train // batch
+        reasons.append(
+            f"{spe} step(s) per execution; validation {val_steps} batches of {val_batch}, the "
+            f"last padded with {val_steps * val_batch - n_val} blank image(s) of weight 0"
+        )
+    else:
+        reasons.append(
+            f"{spe} steps per execution: divides the {steps} training and {val_steps} "
+            f"validation steps (validation batch {val_batch})"
+        )
+    return steps, spe, val_batch, val_steps, drop_last
 
 
 def resolve_augment(config, channels: int) -> tuple[tuple[str, ...], tuple]:

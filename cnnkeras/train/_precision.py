@@ -25,6 +25,7 @@ import keras
 import numpy as np
 
 from cnnkeras import _io
+from cnnkeras._keras_internals import all_layers, producing_layer
 
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 PRECISIONS = (*POLICIES, "auto")  # what a run may ask for; auto resolves to one of POLICIES
@@ -60,15 +61,15 @@ def _kept_float32(layer: keras.layers.Layer, output_layers: set[int]) -> bool:
     return isinstance(layer, keras.layers.DepthwiseConv2D) or id(layer) in output_layers
 
 
-def build(precision: str, make: Callable[[], keras.Model]) -> keras.Model:
+def build_in_precision(precision: str, make: Callable[[], keras.Model]) -> keras.Model:
     """``make()`` under ``precision``'s policy, its output layers and depthwise
     convolutions kept in float32."""
     if precision == "float32":
         return make()
     with policy(precision):
         model = make()
-    outputs = {id(t._keras_history.operation) for t in model.outputs}
-    for layer in model._flatten_layers(include_self=False):
+    outputs = {id(producing_layer(t)) for t in model.outputs}
+    for layer in all_layers(model):
         if _kept_float32(layer, outputs):
             layer.dtype_policy = "float32"
     return model
@@ -76,7 +77,7 @@ def build(precision: str, make: Callable[[], keras.Model]) -> keras.Model:
 
 def precision_of(model: keras.Model) -> str:
     """The precision a model computes in: that of its mixed layers, if any."""
-    for layer in model._flatten_layers(include_self=False):
+    for layer in all_layers(model):
         name = layer.dtype_policy.name
         for precision, policy_name in POLICIES.items():
             if name == policy_name and precision != "float32":
@@ -146,7 +147,7 @@ def choose(
     if not hardware:
         return "float32", "precision float32: this CPU has no bfloat16 units (AMX, AVX512-BF16)"
     f32 = _step_seconds(make(), batch_size, compile)
-    bf16 = _step_seconds(build("bfloat16", make), batch_size, compile)
+    bf16 = _step_seconds(build_in_precision("bfloat16", make), batch_size, compile)
     speedup = f32 / bf16
     chosen = "bfloat16" if speedup >= PROBE_MARGIN else "float32"
     return chosen, (

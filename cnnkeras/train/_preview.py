@@ -7,11 +7,11 @@ from pathlib import Path
 
 from cnnkeras import _io
 from cnnkeras.train._config import TrainConfig
-from cnnkeras.train._run import (
+from cnnkeras.train._setup import (
     first_batch_png,
     input_size,
     load_data,
-    make_plan,
+    plan_run,
     preprocessing_for,
 )
 
@@ -23,6 +23,6 @@ def preview(config: TrainConfig, out: str | Path, verbose: int = 1) -> dict:
     size = input_size(config)
     data = load_data(config, verbose=verbose)
     prep = preprocessing_for(config.arch, size, data.channels, config.resize)
-    plan = make_plan(config, data, prep, verbose=0)
+    plan = plan_run(config, data, prep, verbose=0)
     _io.write_bytes(out, first_batch_png(data, prep, plan, config.seed))
     return {"png": str(out), "augment": list(plan.augment), "batch_size": plan.batch_size}

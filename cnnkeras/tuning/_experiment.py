@@ -7,12 +7,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from cnnkeras._options import check_choices, option
-from cnnkeras.data import CACHES, DEFAULT_SEED
+from cnnkeras.data import DEFAULT_SEED
 from cnnkeras.errors import UserError
-from cnnkeras.train._config import TrainConfig
-from cnnkeras.train._distribute import DISTRIBUTE
-from cnnkeras.train._plan import SCHEDULES
-from cnnkeras.train._precision import POLICIES
+from cnnkeras.train import Recipe, TrainConfig
 
 TUNERS = ("random", "hyperband", "bayesian")
 # sampled by the hypermodel (training options), not passed to the builder
@@ -59,9 +56,11 @@ SEARCH_SPACES = {
 
 
 @dataclass
-class Experiment:
-    """What to search, on what, how long, and where the results go. The help texts are the
-    command line's (``cnnkeras tune --help``); an experiment file sets the same fields."""
+class Experiment(Recipe):
+    """What to search, on what, how long, and where the results go; how each trial trains is
+    a ``Recipe``, as ``cnnkeras train``'s (its searchable options: TRAINING_HPS). The help
+    texts are the command line's (``cnnkeras tune --help``); an experiment file sets the same
+    fields."""
 
     name: str = option(
         "",
@@ -79,48 +78,6 @@ class Experiment:
         "val_accuracy", help="what trials are ranked by", choices=tuple(OBJECTIVES)
     )
     seed: int = option(DEFAULT_SEED, help="seed of the split, the tuner and the weights")
-    image_size: int | None = option(
-        None,
-        help="images are resized to N x N pixels (default: the architecture's input)",
-        metavar="N",
-    )
-    batch_size: int | str = option(
-        "auto",
-        help="images a step; auto: 64, 32 or 16 by the training set's size",
-        metavar="auto|N",
-    )
-    schedule: str = option(
-        "cosine", help="the learning-rate schedule, as cnnkeras train", choices=SCHEDULES
-    )
-    warmup_epochs: int | None = option(
-        None, help="epochs of warm-up (default: as cnnkeras train)", metavar="N"
-    )
-    cache: str = option(
-        "auto", help="where decoded images are kept, as cnnkeras train", choices=CACHES
-    )
-    weight_decay: float = option(
-        0.0, help="decoupled weight decay, as cnnkeras train (searchable)", metavar="WD"
-    )
-    label_smoothing: float = option(
-        0.0, help="label smoothing, as cnnkeras train (searchable)", metavar="EPS"
-    )
-    class_weight: str = option(
-        "none",
-        help="loss weight per class, as cnnkeras train: balanced, none or a JSON file",
-        metavar="balanced|none|FILE",
-    )
-    augment: tuple[str, ...] | str = option(
-        "auto", help="augmentation, as cnnkeras train: a comma list, or auto", metavar="LIST"
-    )
-    mixup: float | None = option(
-        None, help="MixUp's alpha, as cnnkeras train (searchable)", metavar="ALPHA"
-    )
-    cutmix: float | None = option(
-        None, help="CutMix's alpha, as cnnkeras train (searchable)", metavar="ALPHA"
-    )
-    ema: float | None = option(
-        None, help="weight-average decay, as cnnkeras train (searchable)", metavar="DECAY"
-    )
     directory: str | None = option(
         None,
         help="where results go (default: tuning/runs/<name>/)",
@@ -128,28 +85,7 @@ class Experiment:
         metavar="DIR",
     )
     search_space: dict = field(default_factory=dict)  # empty: the family's default
-    model_options: dict = option(
-        help="a fixed builder option, e.g. --set activation=relu",
-        flags=("--set",),
-        metavar="KEY=VALUE",
-        default_factory=dict,
-    )
-    precision: str = option(
-        "float32",
-        help="what each trial's model computes in, as cnnkeras train (auto is train's only)",
-        choices=tuple(POLICIES),
-    )
     retry_failed: int = option(1, help="extra attempts of a failed trial before it is FAILED")
-    distribute: str = option(
-        "none",
-        help="as cnnkeras train: mirrored trains each trial over this machine's GPUs",
-        choices=DISTRIBUTE,
-    )
-    devices: str | None = option(
-        None,
-        help="with --distribute mirrored, as cnnkeras train: gpu:0,gpu:1, or cpu:N",
-        metavar="LIST",
-    )
 
     def __post_init__(self):
         if not self.name:
@@ -161,6 +97,8 @@ class Experiment:
                 f"got {self.objective!r}"
             )
         check_choices(self)
+        if self.precision == "auto":  # its probe would time each trial, not train it
+            raise UserError("`precision` auto is train's only; pass float32, bfloat16 or float16")
         if self.max_trials < 1 or self.epochs < 1:
             raise UserError("`max_trials` and `epochs` must be >= 1")
         if self.batch_size != "auto" and not (
@@ -185,11 +123,11 @@ class Experiment:
         return self.search_space or SEARCH_SPACES[family]
 
     def train_config(self, sampled: dict | None = None, **fixed) -> TrainConfig:
-        """The ``cnnkeras train`` config of a trial or a retrain: the experiment's training
-        options (the fields it shares with ``TrainConfig``), the sampled training
+        """The ``cnnkeras train`` config of a trial or a retrain: the experiment's recipe,
+        architecture, data and seed, the sampled training
         hyperparameters over them, then ``fixed`` (epochs, seed, builder options)."""
-        shared = {f.name for f in fields(TrainConfig)} & {f.name for f in fields(self)}
-        values = {name: getattr(self, name) for name in shared if name != "epochs"}
+        shared = [f.name for f in fields(Recipe)] + ["arch", "dataset", "seed"]
+        values = {name: getattr(self, name) for name in shared}
         picked = {k: v for k, v in (sampled or {}).items() if k in TRAINING_HPS}
         return TrainConfig.from_dict({**values, **picked, **fixed})
 

@@ -10,15 +10,18 @@ import time
 import keras
 import keras_tuner as kt
 
+from cnnkeras._files import CACHE_DIR
 from cnnkeras.errors import UserError
 from cnnkeras.models import create_model, model_info
-from cnnkeras.train import _precision
-from cnnkeras.train._callbacks import AveragedWeights
-from cnnkeras.train._distribute import replicas, synchronize_batch_norm
-from cnnkeras.train._run import (
+from cnnkeras.train import (
+    AveragedWeights,
+    build_in_precision,
     compile_for_training,
-    make_plan,
-    plan_pipelines,
+    fit_callbacks,
+    fit_pipelines,
+    plan_run,
+    replicas,
+    synchronize_batch_norm,
 )
 from cnnkeras.tuning._experiment import TRAINING_HPS, Experiment
 
@@ -53,7 +56,7 @@ class ZooHyperModel(kt.HyperModel):
         self.data = data
         self.prep = prep
         self.info = model_info(experiment.arch)
-        self.cache_dir = experiment.out / "cache"
+        self.cache_dir = experiment.out / CACHE_DIR
 
     def build(self, hp):
         space = self.experiment.space(self.info.family)
@@ -67,7 +70,7 @@ class ZooHyperModel(kt.HyperModel):
         for name in TRAINING_HPS:  # sampled here too, so that every trial records them
             if name in space:
                 sample(hp, name, space[name])
-        model = _precision.build(
+        model = build_in_precision(
             self.experiment.precision,
             lambda: create_model(
                 self.experiment.arch,
@@ -92,9 +95,9 @@ class ZooHyperModel(kt.HyperModel):
         epochs = epochs or experiment.epochs
         config = experiment.train_config(picked, epochs=max(1, epochs - initial_epoch))
         config.validate()
-        plan = make_plan(config, self.data, self.prep, verbose=0, replicas=replicas(model))
+        plan = plan_run(config, self.data, self.prep, verbose=0, replicas=replicas(model))
         compile_for_training(model, config, plan)
-        fit_data = plan_pipelines(
+        fit_data = fit_pipelines(
             model,
             self.data,
             self.prep,
@@ -106,19 +109,17 @@ class ZooHyperModel(kt.HyperModel):
         # the weights' average, when asked, is what validation, the tuner's checkpoint and
         # the ranking see, as in a run
         averaged = AveragedWeights() if config.ema else None
-        first, last = ([averaged], [averaged.restorer()]) if averaged else ([], [])
+        restore = [averaged.restorer()] if averaged else []  # after the tuner's checkpoint
         started = time.perf_counter()
         history = model.fit(
             **fit_data.fit_kwargs(),
             epochs=epochs,
             initial_epoch=initial_epoch,
-            callbacks=[
-                *first,
-                *fit_data.callbacks,
-                *(callbacks or []),
-                keras.callbacks.TerminateOnNaN(),
-                *last,
-            ],
+            callbacks=fit_callbacks(
+                fit_data,
+                averaged,
+                [*(callbacks or []), keras.callbacks.TerminateOnNaN(), *restore],
+            ),
             verbose=0,
             shuffle=False,
         )

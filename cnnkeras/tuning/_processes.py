@@ -23,7 +23,7 @@ from cnnkeras._spawn import Child, Died
 from cnnkeras.data import load_dataset
 from cnnkeras.errors import UserError
 from cnnkeras.models import model_info
-from cnnkeras.train._run import (
+from cnnkeras.train import (
     preprocessing_for,
     seed_everything,
 )

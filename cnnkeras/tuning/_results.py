@@ -7,11 +7,11 @@ import io
 import json
 import statistics
 
-from cnnkeras import _io
+from cnnkeras import _doc, _io
 from cnnkeras._files import CONFIG_FILE
 from cnnkeras.errors import UserError
 from cnnkeras.models import model_info
-from cnnkeras.train._config import TrainConfig
+from cnnkeras.train import TrainConfig
 from cnnkeras.tuning._experiment import TRAINING_HPS, Experiment
 from cnnkeras.tuning._tuner import EXTRA, PROJECT
 
@@ -46,6 +46,12 @@ def _load_trials(experiment: Experiment) -> tuple[list[dict], list[str]]:
             }
         )
     return rows, list(hp_names)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def write_results(experiment: Experiment, verbose: int = 1) -> dict:
@@ -83,42 +89,45 @@ def write_results(experiment: Experiment, verbose: int = 1) -> dict:
     plots = objective_plots(rows, hp_names, experiment.objective, experiment.maximize)
     for name, png in plots.items():
         _io.write_bytes(experiment.out / name, png)
-    lines = [
-        f"# {experiment.name}: {experiment.tuner} search of {experiment.arch} on "
-        f"{experiment.dataset}",
-        "",
-        f"- trials: {len(rows)} ({len(done)} completed, {result['failed']} failed)",
-    ]
-    if best:
-        lines.append(
-            f"- best {experiment.objective}: {best[experiment.objective]:.4f} "
-            f"(trial {best['trial_id']}: " + ", ".join(f"{k}={best[k]}" for k in hp_names) + ")"
-        )
-    lines += ["", "| " + " | ".join(columns[:-1]) + " |", "|" + "---|" * (len(columns) - 1)]
-    for r in rows:
-        lines.append(
-            "| "
-            + " | ".join(
-                "" if r[c] is None else (f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]))
-                for c in columns[:-1]
-            )
-            + " |"
-        )
-    lines += [
-        "",
-        "![objective per trial](objective_per_trial.png)",
-        "![objective against each hyperparameter](objective_vs_hyperparameters.png)",
-    ]
-    retrained = _io.read_json(experiment.out / RETRAINED)
-    if retrained:
-        lines += ["", *retrained_lines(retrained)]
-    _io.write_text(experiment.out / "summary.md", "\n".join(lines) + "\n")
+    blocks = _summary(experiment, rows, columns[:-1], result, hp_names, plots)
+    _io.write_text(experiment.out / "summary.md", _doc.markdown(blocks))
     if verbose and best:
         print(
             f"best {experiment.objective} {best[experiment.objective]:.4f} "
             f"(trial {best['trial_id']}); results in {experiment.out}"
         )
     return result
+
+
+def _summary(
+    experiment: Experiment, rows, columns, result: dict, hp_names, plots: dict
+) -> list[_doc.Block]:
+    """summary.md: the search, its best trial, every trial, the plots, any retraining."""
+    best = result["best"]
+    facts = [f"trials: {len(rows)} ({result['completed']} completed, {result['failed']} failed)"]
+    if best:
+        facts.append(
+            f"best {experiment.objective}: {best[experiment.objective]:.4f} "
+            f"(trial {best['trial_id']}: " + ", ".join(f"{k}={best[k]}" for k in hp_names) + ")"
+        )
+    alt = {
+        "objective_per_trial.png": "objective per trial",
+        "objective_vs_hyperparameters.png": "objective against each hyperparameter",
+    }
+    blocks = [
+        _doc.Heading(
+            f"{experiment.name}: {experiment.tuner} search of {experiment.arch} on "
+            f"{experiment.dataset}",
+            1,
+        ),
+        _doc.Bullets(tuple(facts)),
+        _doc.table(columns, ([_cell(r[c]) for c in columns] for r in rows)),
+        *(_doc.Image(name, png, alt.get(name, "")) for name, png in plots.items()),
+    ]
+    retrained = _io.read_json(experiment.out / RETRAINED)
+    if retrained:
+        blocks.append(_doc.Text("\n".join(retrained_lines(retrained))))
+    return blocks
 
 
 def retrain_best(

@@ -11,7 +11,7 @@ import keras
 import keras_tuner as kt
 
 from cnnkeras import _io
-from cnnkeras.train._distribute import make_strategy, single_process
+from cnnkeras.train import make_strategy, single_process
 from cnnkeras.tuning._experiment import Experiment
 from cnnkeras.tuning._hypermodel import ZooHyperModel
 from cnnkeras.tuning._kt import retries_pending

@@ -37,11 +37,10 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    from cnnkeras.demos import _cifar_resnet
+    from cnnkeras.demos.residual import cifar_resnet
     from cnnkeras.models import create_model
-    from cnnkeras.train import TrainConfig
+    from cnnkeras.train import TrainConfig, compile_for_training, seed_everything
     from cnnkeras.train._distribute import for_strategy, scope
-    from cnnkeras.train._run import compile_for_training, seed_everything
 
     rng = np.random.default_rng(0)
     x = rng.random((args.steps * BATCH, 28, 28, 1), dtype=np.float32)
@@ -49,7 +48,7 @@ def main() -> None:
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH).cache().repeat()
     builders = {
         "lenet5": lambda: create_model("lenet5", input_shape=(28, 28, 1), num_classes=10),
-        "resnet8": lambda: _cifar_resnet(8, skips=True),
+        "resnet8": lambda: cifar_resnet(8, skips=True),
     }
     config = TrainConfig(optimizer="sgd", lr=0.01, schedule="constant")
     results = {}

@@ -32,7 +32,7 @@ PROBE = """
 import json, sys
 from cnnkeras.models import create_model, model_info
 from cnnkeras.train import TrainConfig, _precision
-from cnnkeras.train._run import compile_for_training
+from cnnkeras.train import compile_for_training
 arch, size = sys.argv[1], int(sys.argv[2])
 info = model_info(arch)
 shape = (size, size, info.input_shape[-1])
