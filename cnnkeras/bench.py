@@ -20,15 +20,24 @@ from cnnkeras.models import create_model, model_info
 
 
 class _EpochTimer(keras.callbacks.Callback):
+    """Each epoch's seconds, and its tail: from the last training step to the epoch's end
+    (validation, and the work of the callbacks before this one)."""
+
     def __init__(self):
         super().__init__()
         self.times: list[float] = []
+        self.tails: list[float] = []
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
+        self._start = self._last = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._last = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        self.times.append(time.perf_counter() - self._start)
+        now = time.perf_counter()
+        self.times.append(now - self._start)
+        self.tails.append(now - self._last)
 
 
 def _synthetic(
@@ -55,12 +64,16 @@ def bench_train(
     steps_per_execution: int | None = None,
     model_options: dict | None = None,
     precision: str = "float32",
+    float32_layers: tuple[str, ...] | None = None,
+    precise_bn_batches: int | None = None,
 ) -> dict:
     """Images per second of ``model.fit`` as ``cnnkeras train`` compiles and runs it: one
     epoch of ``steps`` training steps, then ``val_images`` of validation (0: none), preceded
     by precise batch-norm statistics when the model has batch norm. ``model_options``: the
     builder's (e.g. ``{"alpha": 0.35}``); ``precision``: float32, bfloat16 or float16, as
-    ``train --precision`` builds the model."""
+    ``train --precision`` builds the model (``float32_layers``: the layer types it keeps in
+    float32, train's default when None); ``precise_bn_batches``: the clean batches its
+    statistics are computed from (``steps`` when None; train takes up to 50)."""
     from cnnkeras.train import POLICIES, PreciseBatchNorm, execution_plan, trainable_batch_norms
 
     if steps < 1 or repeats < 1 or batch_size < 1 or val_images < 0:
@@ -74,7 +87,10 @@ def bench_train(
     overrides = {"steps_per_execution": steps_per_execution or spe}
     if jit_compile is not None:
         overrides["jit_compile"] = jit_compile
-    model = _compiled(arch, shape, num_classes, model_options, precision, batch_size, overrides)
+    kept = {} if float32_layers is None else {"float32_layers": tuple(float32_layers)}
+    model = _compiled(
+        arch, shape, num_classes, model_options, batch_size, overrides, precision, kept
+    )
     spe = int(model.steps_per_execution)
     # train's plan makes the steps per execution divide both epochs, and repeats the data so
     # that one iterator lives across epochs; an override that does not divide runs as Keras
@@ -85,7 +101,8 @@ def bench_train(
     timer = _EpochTimer()
     callbacks = [timer]
     if val_images and trainable_batch_norms(model):  # train recomputes them before validation
-        clean = _synthetic(steps * batch_size, batch_size, shape, num_classes, 2, False)
+        clean_batches = precise_bn_batches or steps
+        clean = _synthetic(clean_batches * batch_size, batch_size, shape, num_classes, 2, False)
         callbacks.insert(0, PreciseBatchNorm(clean))
     model.fit(
         data,
@@ -113,6 +130,9 @@ def bench_train(
         "images_per_sec": batch_size * steps / median,
         "step_ms_median": 1000 * median / steps,
         "epoch_s_median": median,
+        "first_epoch_s": timer.times[0],  # tracing included
+        "first_tail_s": timer.tails[0],  # the first validation, its tracing included
+        "tail_s_median": statistics.median(timer.tails[1:]),
         "images_per_sec_runs": [batch_size * steps / t for t in per_epoch],
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
@@ -120,7 +140,7 @@ def bench_train(
 
 
 def _compiled(
-    arch: str, shape, num_classes: int, options, precision: str, batch_size: int, overrides
+    arch: str, shape, num_classes: int, options, batch_size: int, overrides, precision: str, kept
 ) -> keras.Model:
     """The model as ``cnnkeras train`` builds and compiles it, from seed 0 (op determinism
     included, as in training)."""
@@ -135,6 +155,7 @@ def _compiled(
     model = build_in_precision(
         precision,
         lambda: create_model(arch, input_shape=shape, num_classes=num_classes, **(options or {})),
+        **kept,
     )
     compile_for_training(model, TrainConfig(arch=arch, batch_size=batch_size), **overrides)
     return model

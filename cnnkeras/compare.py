@@ -10,7 +10,8 @@ small, no epoch finished) is a row with its reason, and the others go on.
 
 ``budget_minutes`` gives every (architecture, seed) the same wall-clock training budget, the
 fair comparison on a CPU: a short probe times the model's training steps at the run's batch
-size, and the run gets the epochs that fit (its schedule spans them).
+size, the run plans a little more than the epochs that fit (its schedule spans them), and the
+clock stops it inside the epoch where one more step and a validation would overrun.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import os
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from cnnkeras import _doc, _io
 from cnnkeras._files import CONFIG_FILE, MODEL_FILE
@@ -55,9 +57,9 @@ _TEXT = ("arch", "status", "reason", "train_status", "run_dir")
 _MEASURES = ("test_accuracy", "test_macro_f1", "train_seconds", "keras_ms", "int8_ms")
 _MEASURES += ("int8_accuracy",)
 PROBE_STEPS = 16
-# a budget run plans this many times the epochs its probe says fit, and the clock stops it
-# (train._callbacks.TimeBudget): the probe misses the input pipeline and the first epoch's
-# tracing, so planning what fits left runs up to 60% over or 15% under (BENCHMARKS.md)
+# a budget run plans this many times the epochs its probe says fit (its schedule spans them),
+# and the clock stops it inside an epoch (train._callbacks.TimeBudget): the probe misses the
+# input pipeline, so planning only what fits left runs up to 15% under (BENCHMARKS.md)
 BUDGET_PLAN = 1.2
 MEMORY_SHARE = 0.5  # of the machine's memory that weights, gradients and Adam's moments may use
 
@@ -102,16 +104,26 @@ def _memory_bytes() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def budget_epochs(config, seconds: float) -> tuple[int, float]:
-    """The epochs of ``config``'s run that fit ``seconds`` of training, and the seconds one
-    epoch takes, from a probe of its training and validation steps (``bench_train``, traced
-    first) scaled to the run's epoch."""
+class Budget(NamedTuple):
+    """What a probe says of a run given a training budget (seconds)."""
+
+    epochs: int  # to plan: BUDGET_PLAN times what fits; the clock stops the run
+    epoch_s: float  # an epoch, its validation included
+    reserve_s: float  # the first validation, its tracing included (TimeBudget's first_tail)
+    least_s: float  # tracing, one step and one validation: less than this cannot train
+
+
+def budget_epochs(config, seconds: float) -> Budget:
+    """What fits ``seconds`` of ``config``'s training, from a probe of its training and
+    validation steps (``bench_train``: a traced epoch, then timed ones) scaled to the run's
+    epoch."""
     from cnnkeras.bench import bench_train
-    from cnnkeras.train import prepare
+    from cnnkeras.train import PRECISE_BN_BATCHES, prepare
 
     size, data, _, _, plan = prepare(config, verbose=0)
     steps = min(plan.steps_per_epoch, PROBE_STEPS)
-    share = steps / plan.steps_per_epoch
+    share = steps / plan.steps_per_epoch  # the probe's epoch is this share of the run's
+    precise_bn = min(PRECISE_BN_BATCHES, plan.steps_per_epoch)  # the run's, whatever the epoch
     options = config.builder_options()
     probe = bench_train(
         config.arch,
@@ -124,9 +136,17 @@ def budget_epochs(config, seconds: float) -> tuple[int, float]:
         repeats=2,
         model_options=options,
         precision=plan.precision,
+        precise_bn_batches=max(1, round(precise_bn * share)),
     )
     epoch_s = probe["epoch_s_median"] / share
-    return max(1, int(BUDGET_PLAN * seconds // epoch_s)), epoch_s
+    tail_s = probe["tail_s_median"] / share
+    tracing_s = probe["first_epoch_s"] - probe["epoch_s_median"]
+    return Budget(
+        epochs=max(1, int(BUDGET_PLAN * seconds // epoch_s)),
+        epoch_s=epoch_s,
+        reserve_s=probe["first_tail_s"] - probe["tail_s_median"] + tail_s,
+        least_s=tracing_s + tail_s + probe["step_ms_median"] / 1000,
+    )
 
 
 def _measure_model(config) -> tuple[int, int, int]:
@@ -160,14 +180,23 @@ def _train(config, budget_s: float | None, run_dir: Path, verbose: int) -> dict:
     if (run_dir / CONFIG_FILE).is_file():
         return resume(run_dir, verbose=verbose)
     if budget_s is not None:
-        epochs, epoch_s = budget_epochs(config, budget_s)
-        if epoch_s > budget_s:
+        budget = budget_epochs(config, budget_s)
+        if budget.least_s > budget_s:
             return {
-                "skipped": f"one epoch takes about {epoch_s:.0f} s, over the budget of "
-                f"{budget_s:.0f} s"
+                "skipped": f"tracing, one step and one validation take about "
+                f"{budget.least_s:.0f} s, over the budget of {budget_s:.0f} s"
             }
-        _io.log(verbose, f"  budget {budget_s:.0f} s: {epochs} epochs of ~{epoch_s:.1f} s")
-        config = dataclasses.replace(config, epochs=epochs, budget_seconds=budget_s)
+        _io.log(
+            verbose,
+            f"  budget {budget_s:.0f} s: {budget.epochs} epochs of ~{budget.epoch_s:.1f} s "
+            "planned, stopped by the clock",
+        )
+        config = dataclasses.replace(
+            config,
+            epochs=budget.epochs,
+            budget_seconds=budget_s,
+            budget_reserve_seconds=budget.reserve_s,
+        )
     return train(config, run_dir=run_dir, verbose=verbose)
 
 
@@ -532,4 +561,12 @@ def compare_text(result: dict) -> str:
     return "\n".join([*lines, "", "files: " + ", ".join(str(out / f) for f in files)])
 
 
-__all__ = ["COLUMNS", "HEADER", "budget_epochs", "compare", "compare_text", "pareto_front"]
+__all__ = [
+    "COLUMNS",
+    "HEADER",
+    "Budget",
+    "budget_epochs",
+    "compare",
+    "compare_text",
+    "pareto_front",
+]

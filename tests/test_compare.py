@@ -197,24 +197,63 @@ def test_all_and_seeds_reach_the_plan(tmp_path):
     assert json.loads((out / SETTINGS_FILE).read_text())["seeds"] == [42, 43]
 
 
-def test_the_time_budget_stops_before_an_epoch_that_would_end_past_it(monkeypatch):
+def _budget_stops(monkeypatch, seconds: float, first_tail: float, script: list) -> list[str]:
+    """The events of ``script`` (callback, clock) a TimeBudget saw before it stopped."""
     import keras
 
     from cnnkeras.train import _callbacks
 
-    clock = iter([0.0, 0.0, 2.5, 2.5, 4.0, 4.0, 5.9])  # train begins; epochs 0, 1, 2 at 2.5, 4, 5.9
-    monkeypatch.setattr(_callbacks.time, "perf_counter", lambda: next(clock))
-    budget = _callbacks.TimeBudget(6.0)
+    now = [0.0]
+    monkeypatch.setattr(_callbacks.time, "perf_counter", lambda: now[0])
+    budget = _callbacks.TimeBudget(seconds, first_tail)
     budget.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
     budget.model.stop_training = False
     budget.on_train_begin()
-    stops = []
-    for epoch in range(2):
-        budget.on_epoch_begin(epoch)
-        budget.on_epoch_end(epoch)
-        stops.append(budget.model.stop_training)
-    # epoch 0 took 2.5 s: 2.5 + 2.5 fits in 6; epoch 1 took 1.5 s and ended at 4: 4 + 1.5 fits
-    assert stops == [False, False]
-    budget.on_epoch_begin(2)
-    budget.on_epoch_end(2)  # ended at 5.9 after 1.9 s: another would end at 7.8, past 6
-    assert budget.model.stop_training
+    seen = []
+    for event, now[0] in script:
+        getattr(budget, event)(0)
+        seen.append(f"{event}@{now[0]:g}")
+        if budget.model.stop_training:
+            return seen
+    return seen
+
+
+def test_the_time_budget_stops_where_one_more_step_and_a_validation_would_overrun(monkeypatch):
+    # epoch 0: the first call traces (3 s, no step sample), then steps of 0.5 s; its
+    # validation takes 1 s; epoch 1: steps of 0.5 s
+    epoch0 = [("on_epoch_begin", 0.0)]
+    epoch0 += [("on_train_batch_end", t) for t in (3.0, 3.5, 4.0)] + [("on_epoch_end", 5.0)]
+    epoch1 = [("on_epoch_begin", 5.0)] + [("on_train_batch_end", 5.5 + i / 2) for i in range(9)]
+    # within the epoch: at 8.5 another step and the validation end at 10, at 9 at 10.5
+    assert _budget_stops(monkeypatch, 10.0, 1.0, epoch0 + epoch1)[-2:] == [
+        "on_train_batch_end@8.5",
+        "on_train_batch_end@9",
+    ]
+    # at an epoch's end: a step of the next and its validation would end at 6.5, past 6
+    assert _budget_stops(monkeypatch, 6.0, 1.0, epoch0 + epoch1)[-1] == "on_epoch_end@5"
+    # before the first validation, the probe's (2 s) is reserved: 4 + 0.5 + 2 is past 6
+    assert _budget_stops(monkeypatch, 6.0, 2.0, epoch0 + epoch1)[-1] == "on_train_batch_end@4"
+
+
+def test_a_budget_stops_keras_inside_an_epoch_and_still_validates():
+    import keras
+    import numpy as np
+
+    from cnnkeras.train import _callbacks
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x, y = np.zeros((40, 2), "float32"), np.zeros((40, 1), "float32")
+    seen: list[int] = []
+    batches = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: seen.append(b))
+    history = model.fit(
+        x,
+        y,
+        batch_size=4,
+        epochs=3,
+        validation_data=(x, y),
+        callbacks=[_callbacks.TimeBudget(1e-9), batches],
+        verbose=0,
+    )
+    assert seen == [0]  # one of ten steps, then the clock stopped it
+    assert len(history.history["val_loss"]) == 1

@@ -8,6 +8,7 @@ experiment's precision."""
 from __future__ import annotations
 
 import json
+import re
 
 import keras
 import numpy as np
@@ -59,21 +60,52 @@ def _compile(model: keras.Model) -> None:
 def test_auto_keeps_float32_without_bfloat16_units_and_takes_bfloat16_by_the_margin(
     monkeypatch,
 ):
-    chosen, why = _precision.choose("auto", _lenet, 8, _compile, flags=set(), gpus=0)
-    assert chosen == "float32" and "no bfloat16 units" in why
-    assert _precision.choose("bfloat16", _lenet, 8, _compile, flags=set())[0] == ("bfloat16")
-    # the real probe: two models, a few steps each, a choice that follows its own timings
-    chosen, why = _precision.choose("auto", _lenet, 8, _compile, flags={"amx_bf16"})
-    bf16_ms, f32_ms = (
-        float(v) for v in why.split("takes ")[1].split(" ms in")[0].split(" ms against ")
+    chosen, kept, why = _precision.choose("auto", _lenet, 8, _compile, flags=set(), gpus=0)
+    assert (chosen, kept) == ("float32", ()) and "no bfloat16 units" in why
+    asked = _precision.choose("bfloat16", _lenet, 8, _compile, flags=set())
+    assert asked[:2] == ("bfloat16", ("DepthwiseConv2D",))  # the default rule when asked
+    # the real probe: a model in each precision, a few steps each, a choice that follows
+    # its own timings (LeNet-5 has no depthwise layer: one bfloat16 build)
+    chosen, kept, why = _precision.choose("auto", _lenet, 8, _compile, flags={"amx_bf16"})
+    timed = re.fullmatch(
+        r".*takes ([\d.]+) ms in bfloat16 \(classifier alone in float32\) against "
+        r"([\d.]+) ms in float32 .*",
+        why,
     )
+    bf16_ms, f32_ms = float(timed[1]), float(timed[2])
     assert chosen == ("bfloat16" if f32_ms / bf16_ms >= _precision.PROBE_MARGIN else "float32")
     # the margin rule, on timings the test sets
     for f32, bf16, expected in ((1.0, 0.95, "float32"), (1.0, 0.5, "bfloat16")):
         times = iter((f32, bf16))
         monkeypatch.setattr(_precision, "_step_seconds", lambda *a, times=times: next(times))
         got = _precision.choose("auto", _lenet, 8, _compile, flags={"avx512_bf16"})
-        assert got[0] == expected, got
+        assert got.precision == expected, got
+
+
+@pytest.mark.parametrize(
+    ("timings", "expected", "said"),
+    [
+        ((1.0, 0.5, 0.8), ("bfloat16", ("DepthwiseConv2D",)), "bfloat16 (DepthwiseConv2D in"),
+        ((1.0, 0.8, 0.5), ("bfloat16", ()), "bfloat16 (classifier alone in float32): "),
+        ((1.0, 0.95, 0.97), ("float32", ()), "float32: "),  # neither by the margin
+    ],
+)
+def test_auto_measures_which_layers_stay_float32(monkeypatch, timings, expected, said):
+    """float32, bfloat16 with depthwise convolutions in float32, bfloat16 throughout: the
+    fastest, and bfloat16 only by the margin."""
+    built = []
+    times = iter(timings)
+
+    def step_seconds(model, *args):
+        depthwise = [x for x in model.layers if isinstance(x, keras.layers.DepthwiseConv2D)]
+        built.append({layer.dtype_policy.name for layer in depthwise})
+        return next(times)
+
+    monkeypatch.setattr(_precision, "_step_seconds", step_seconds)
+    choice = _precision.choose("auto", _small_mobilenet, 8, _compile, flags={"amx_bf16"})
+    assert built == [{"float32"}, {"float32"}, {"mixed_bfloat16"}]  # the three builds probed
+    assert (choice.precision, choice.float32_layers) == expected
+    assert choice.why.startswith(f"precision {said}"), choice.why
 
 
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
@@ -94,6 +126,7 @@ def test_a_bfloat16_run_resumes_mixed_and_saves_and_exports_float32(tmp_path):
     run = kill_after_epochs(args, tmp_path, "runs/*", 2)  # epoch 1's checkpoint is written
     record = json.loads((run / "config.json").read_text())
     assert record["precision"] == "bfloat16" and record["plan"]["precision"] == "bfloat16"
+    assert record["plan"]["float32_layers"] == ["DepthwiseConv2D"]
     checkpoint = sorted((run / "checkpoint").glob("epoch-*.keras"))[-1]
     resumed_from = keras.saving.load_model(checkpoint, safe_mode=True)
     assert _precision.precision_of(resumed_from) == "bfloat16"  # resume trains on in bfloat16
@@ -101,8 +134,11 @@ def test_a_bfloat16_run_resumes_mixed_and_saves_and_exports_float32(tmp_path):
     assert result["epochs_run"] == 3 and result["test_accuracy"] > 0.5
     model = keras.saving.load_model(run / "model.keras", safe_mode=True)
     assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
-    report = export_model(run / "model.keras", out=tmp_path / "export", verbose=0)
+    report = export_model(
+        run / "model.keras", variants=("float32", "int8"), out=tmp_path / "export", verbose=0
+    )
     assert report["variants"]["float32"]["agreement"] >= 0.999
+    assert report["warnings"] == []  # the export's own bars, int8 included, as for float32 runs
 
 
 def test_tuner_trials_build_their_models_in_the_experiment_s_precision():

@@ -7,7 +7,12 @@ A run folder holds everything needed to continue, evaluate or ship a model:
 """
 
 from cnnkeras._launch import launch
-from cnnkeras.train._callbacks import AveragedWeights, PreciseBatchNorm, trainable_batch_norms
+from cnnkeras.train._callbacks import (
+    PRECISE_BN_BATCHES,
+    AveragedWeights,
+    PreciseBatchNorm,
+    trainable_batch_norms,
+)
 from cnnkeras.train._config import LOSSES, OPTIMIZERS, Recipe, TrainConfig
 from cnnkeras.train._distribute import (
     DISTRIBUTE,
@@ -38,6 +43,7 @@ __all__ = [
     "LOSSES",
     "LR_FIND_STEPS",
     "OPTIMIZERS",
+    "PRECISE_BN_BATCHES",
     "PRECISIONS",
     "SCHEDULES",
     "FinetuneConfig",

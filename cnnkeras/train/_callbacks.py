@@ -220,23 +220,41 @@ class RunCheckpoint(keras.callbacks.Callback):
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Stops training after the epoch past which the next would end beyond ``seconds`` of
-    ``fit`` (tracing and validation included), judged by the last epoch's length: runs given
-    the same budget train for the same wall-clock time, whatever their probe foresaw."""
+    """Stops training inside an epoch once one more step, and the validation and epoch-end
+    work after it, would end beyond ``seconds`` of ``fit`` (tracing included): runs given
+    the same budget train for the same wall-clock time, whatever their probe foresaw.
 
-    def __init__(self, seconds: float):
+    A step's length is the last one's (the first call of ``fit`` traces, so it is no
+    sample); the epoch-end work is the last epoch's, ``first_tail`` (a probe's, with the
+    first validation's tracing) before the first epoch ends."""
+
+    def __init__(self, seconds: float, first_tail: float = 0.0):
         super().__init__()
         self.seconds = seconds
+        self.tail = first_tail
 
     def on_train_begin(self, logs=None):
-        self.start = self.epoch_start = time.perf_counter()
+        self.start = self.last = time.perf_counter()
+        self.step = 0.0
+        self.traced = False
 
     def on_epoch_begin(self, epoch: int, logs=None):
-        self.epoch_start = time.perf_counter()
+        self.last = time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs=None):
+        now = time.perf_counter()
+        if self.traced:
+            self.step = now - self.last
+        self.traced, self.last = True, now
+        self._stop_if_over(now)
 
     def on_epoch_end(self, epoch: int, logs=None):
         now = time.perf_counter()
-        if now - self.start + (now - self.epoch_start) > self.seconds:
+        self.tail = now - self.last
+        self._stop_if_over(now)
+
+    def _stop_if_over(self, now: float) -> None:
+        if now - self.start + self.step + self.tail > self.seconds:
             self.model.stop_training = True
 
 

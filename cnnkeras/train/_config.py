@@ -198,8 +198,10 @@ class TrainConfig(Recipe):
     out: str | None = option(
         None, help="parent of the run folder (default: saved_models)", metavar="DIR"
     )
-    # internal (no flag): `compare --budget-minutes` gives each run this much fit time
+    # internal (no flag): `compare --budget-minutes` gives each run this much fit time, and
+    # the reserve its probe measured for the first validation (TimeBudget's first_tail)
     budget_seconds: float | None = None
+    budget_reserve_seconds: float = 0.0
 
     def validate(self) -> None:
         def auto_or_positive(value) -> bool:

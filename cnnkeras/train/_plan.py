@@ -14,6 +14,9 @@ from cnnkeras.train._class_weights import class_weights, imbalance_note
 AUTO_BATCH_SIZES = (64, 32, 16)  # largest first
 MIN_STEPS_PER_EPOCH = 50  # 'auto' picks the largest batch that still gives this many steps
 MAX_STEPS_PER_EXECUTION = 32  # BENCHMARKS.md: no gain above it for the zoo on a CPU
+# a run with a time budget makes at least this many graph calls in its planned epochs, so
+# that the clock can stop it within a small share of the budget (TimeBudget acts between calls)
+BUDGET_CALLS = 50
 MAX_VAL_BATCH = 64  # validation activations, like prediction's, stay those of a training batch
 AUTO_EPOCHS = 60
 MIN_TOTAL_STEPS = 1500  # 'auto' epochs: at least this many optimizer steps in a run
@@ -39,6 +42,7 @@ class TrainingPlan:
     drop_last: bool = False  # the epoch's last, partial training batch is left out
     val_padded: bool = False  # validation is padded to whole batches with images of weight 0
     precision: str = "float32"  # what the model computes in (train._precision)
+    float32_layers: tuple[str, ...] = ()  # layer types kept float32 in a mixed model
 
     @property
     def total_steps(self) -> int:
@@ -46,6 +50,7 @@ class TrainingPlan:
 
     def to_dict(self) -> dict:
         d = {**asdict(self), "augment": list(self.augment), "reasons": list(self.reasons)}
+        d["float32_layers"] = list(self.float32_layers)
         d["class_weights"] = list(self.class_weights) if self.class_weights else None
         d["mix"] = dict(self.mix)
         return d
@@ -60,6 +65,7 @@ class TrainingPlan:
                 "reasons": tuple(d["reasons"]),
                 "class_weights": tuple(weights) if weights else None,
                 "mix": tuple(d.get("mix", {}).items()),
+                "float32_layers": tuple(d.get("float32_layers", ())),
             }
         )
 
@@ -74,17 +80,18 @@ def auto_batch_size(n_train: int) -> tuple[int, str]:
     return batch, f"batch size {batch}: {n_train:,} training images, {steps} steps an epoch"
 
 
-def execution_plan(train_steps: int, n_val: int) -> tuple[int, int, int]:
+def execution_plan(
+    train_steps: int, n_val: int, most: int = MAX_STEPS_PER_EXECUTION
+) -> tuple[int, int, int]:
     """(steps per execution, validation batch size, validation steps) such that the steps per
     execution divide both the training and the validation steps of an epoch.
 
     Keras runs steps in chunks of ``steps_per_execution`` inside one graph call; a chunk cut
     short by the end of the data takes a slow path (BENCHMARKS.md), so no epoch may end in one.
     The validation batch is free to choose: it has no effect on the result. Without
-    validation (``n_val`` 0) the validation batch and steps are 0."""
-    divisors = [
-        d for d in range(min(train_steps, MAX_STEPS_PER_EXECUTION), 0, -1) if train_steps % d == 0
-    ]
+    validation (``n_val`` 0) the validation batch and steps are 0. ``most``: the largest
+    steps per execution to consider."""
+    divisors = [d for d in range(min(train_steps, most), 0, -1) if train_steps % d == 0]
     if n_val == 0:
         return divisors[0], 0, 0
     for spe in divisors:
@@ -190,7 +197,7 @@ def plan_training(
     else:
         batch = int(config.batch_size)
     steps, spe, val_batch, val_steps, drop_last = _steps(
-        config.distribute, n_train, batch, n_val, replicas, reasons
+        config, n_train, batch, n_val, replicas, reasons
     )
     nbytes = (n_train + n_val) * prep.image_bytes
     cache = resolve_cache(config.cache, nbytes, cache_budget_mb)
@@ -247,12 +254,16 @@ def _class_weights(config, labels, class_names, reasons: list[str]):
 
 
 def _steps(
-    distribute: str, n_train: int, batch: int, n_val: int, replicas: int, reasons: list[str]
+    config, n_train: int, batch: int, n_val: int, replicas: int, reasons: list[str]
 ) -> tuple[int, int, int, int, bool]:
     """(training steps, steps per execution, validation batch, validation steps, whether each
     epoch's last partial batch is dropped) for the strategy, said in ``reasons``."""
+    distribute = config.distribute
     steps = math.ceil(n_train / batch)
-    spe, val_batch, val_steps = execution_plan(steps, n_val)
+    most = MAX_STEPS_PER_EXECUTION
+    if config.budget_seconds and isinstance(config.epochs, int):
+        most = max(1, steps * config.epochs // BUDGET_CALLS)
+    spe, val_batch, val_steps = execution_plan(steps, n_val, most)
     drop_last = False
     if distribute == "mirrored":
         # Keras 3's loop of several steps per call fails under MirroredStrategy ("You must
@@ -281,9 +292,14 @@ def _steps(
             f"last padded with {val_steps * val_batch - n_val} blank image(s) of weight 0"
         )
     else:
+        budget = (
+            f", {BUDGET_CALLS} calls in the budget's epochs"
+            if most < MAX_STEPS_PER_EXECUTION
+            else ""
+        )
         reasons.append(
             f"{spe} steps per execution: divides the {steps} training and {val_steps} "
-            f"validation steps (validation batch {val_batch})"
+            f"validation steps (validation batch {val_batch}){budget}"
         )
     return steps, spe, val_batch, val_steps, drop_last
 

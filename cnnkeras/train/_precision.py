@@ -4,14 +4,16 @@
 variables, bfloat16 computation: AMX and AVX512-BF16 CPUs run bfloat16 matmuls several times
 faster), ``float16`` under ``mixed_float16`` (GPUs; Keras scales the loss). Some layers stay
 in float32 inside a mixed model: the classifier, so that the softmax and the loss are
-float32, and the depthwise convolutions, which are slower in bfloat16 on these CPUs
-(BENCHMARKS.md). Batch norm computes its statistics in float32 under any policy (Keras). The
+float32, and by default the depthwise convolutions, which were slower in bfloat16 on an AMX
+CPU (BENCHMARKS.md). Batch norm computes its statistics in float32 under any policy (Keras). The
 model a run saves as ``model.keras`` computes in float32 (``as_float32``), so that reports,
 calibration and exports are those of a float32 model; checkpoints keep the mixed model, so
 that ``--resume`` continues in the recorded precision.
 
 ``auto`` chooses bfloat16 where the CPU has AMX or AVX512-BF16 and a probe of a few training
-steps of both shows it faster for this model at this batch size, else float32, and says why.
+steps shows it faster for this model at this batch size, else float32, and says why. For a
+model with layers of the kept types, the probe times bfloat16 with them in float32 and with
+them in bfloat16 too, and takes the faster: the per-layer choice is measured, not assumed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -32,6 +35,7 @@ PRECISIONS = (*POLICIES, "auto")  # what a run may ask for; auto resolves to one
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo: bfloat16 in hardware
 PROBE_STEPS = 3  # timed training steps of each precision, after one untimed call
 PROBE_MARGIN = 1.1  # bfloat16 only when at least this much faster: never slower by choice
+KEPT_FLOAT32 = ("DepthwiseConv2D",)  # layer types slower in bfloat16 on an AMX CPU (BENCHMARKS.md)
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
@@ -57,20 +61,18 @@ def policy(precision: str) -> Iterator[None]:
         keras.config.set_dtype_policy(before)
 
 
-def _kept_float32(layer: keras.layers.Layer, output_layers: set[int]) -> bool:
-    return isinstance(layer, keras.layers.DepthwiseConv2D) or id(layer) in output_layers
-
-
-def build_in_precision(precision: str, make: Callable[[], keras.Model]) -> keras.Model:
-    """``make()`` under ``precision``'s policy, its output layers and depthwise
-    convolutions kept in float32."""
+def build_in_precision(
+    precision: str, make: Callable[[], keras.Model], float32_layers: tuple[str, ...] = KEPT_FLOAT32
+) -> keras.Model:
+    """``make()`` under ``precision``'s policy, its output layers and the layers of the types
+    named in ``float32_layers`` kept in float32."""
     if precision == "float32":
         return make()
     with policy(precision):
         model = make()
     outputs = {id(producing_layer(t)) for t in model.outputs}
     for layer in all_layers(model):
-        if _kept_float32(layer, outputs):
+        if id(layer) in outputs or type(layer).__name__ in float32_layers:
             layer.dtype_policy = "float32"
     return model
 
@@ -126,6 +128,26 @@ def _step_seconds(model: keras.Model, batch_size: int, compile: Callable) -> flo
     return float(np.median(times))
 
 
+class Choice(NamedTuple):
+    """The precision a run trains in, the layer types kept float32 in it, and why."""
+
+    precision: str
+    float32_layers: tuple[str, ...]
+    why: str
+
+
+def _kept_choices(make: Callable[[], keras.Model]) -> list[tuple[str, ...]]:
+    """The layer types to keep in float32 in the bfloat16 builds to probe: the kept types and
+    none, or none alone for a model without layers of those types."""
+    types = {type(layer).__name__ for layer in all_layers(make())}
+    return [KEPT_FLOAT32, ()] if types & set(KEPT_FLOAT32) else [()]
+
+
+def _named(float32_layers: tuple[str, ...]) -> str:
+    kept = ", ".join(float32_layers) or "classifier alone"
+    return f"{kept} in float32"
+
+
 def choose(
     asked: str,
     make: Callable[[], keras.Model],
@@ -134,25 +156,38 @@ def choose(
     *,
     flags: set[str] | None = None,
     gpus: int | None = None,
-) -> tuple[str, str]:
-    """(precision, why) for a run that asked for ``asked``; ``auto`` probes ``make()``'s
-    models, compiled by ``compile``, at ``batch_size``."""
+) -> Choice:
+    """What a run that asked for ``asked`` trains in; ``auto`` probes ``make()``'s models,
+    compiled by ``compile``, at ``batch_size``."""
     if asked != "auto":
-        return asked, f"precision {asked}: as asked"
+        kept = KEPT_FLOAT32 if asked != "float32" else ()
+        return Choice(asked, kept, f"precision {asked}: as asked")
     gpus = len(keras_gpus()) if gpus is None else gpus
     if gpus:
-        return "float32", "precision float32: auto does not probe GPUs yet; ask for float16"
+        why = "precision float32: auto does not probe GPUs yet; ask for float16"
+        return Choice("float32", (), why)
     flags = cpu_flags() if flags is None else flags
     hardware = [f for f in BF16_FLAGS if f in flags]
     if not hardware:
-        return "float32", "precision float32: this CPU has no bfloat16 units (AMX, AVX512-BF16)"
+        why = "precision float32: this CPU has no bfloat16 units (AMX, AVX512-BF16)"
+        return Choice("float32", (), why)
     f32 = _step_seconds(make(), batch_size, compile)
-    bf16 = _step_seconds(build_in_precision("bfloat16", make), batch_size, compile)
-    speedup = f32 / bf16
-    chosen = "bfloat16" if speedup >= PROBE_MARGIN else "float32"
-    return chosen, (
-        f"precision {chosen}: a bfloat16 step takes {bf16 * 1e3:.1f} ms against "
-        f"{f32 * 1e3:.1f} ms in float32 ({speedup:.2f}x; {', '.join(hardware)})"
+    timed = [
+        (_step_seconds(build_in_precision("bfloat16", make, kept), batch_size, compile), kept)
+        for kept in _kept_choices(make)
+    ]
+    fastest, kept = min(timed)
+    speedup = f32 / fastest
+    if speedup < PROBE_MARGIN:
+        chosen, kept, label = "float32", (), "float32"
+    else:
+        chosen, label = "bfloat16", f"bfloat16 ({_named(kept)})"
+    steps = ", ".join(f"{t * 1e3:.1f} ms in bfloat16 ({_named(k)})" for t, k in timed)
+    return Choice(
+        chosen,
+        kept,
+        f"precision {label}: a training step takes {steps} against {f32 * 1e3:.1f} ms in "
+        f"float32 ({speedup:.2f}x at best; {', '.join(hardware)})",
     )
 
 

@@ -218,7 +218,7 @@ def _run_control(run: Run, state: ResumeState, checkpoint: RunCheckpoint) -> lis
         checkpoint,
     ]
     if config.budget_seconds:
-        callbacks.append(TimeBudget(config.budget_seconds))
+        callbacks.append(TimeBudget(config.budget_seconds, config.budget_reserve_seconds))
     return callbacks
 
 

@@ -138,12 +138,17 @@ def prepare(config: TrainConfig, verbose: int = 1):
     model = _precision.build_in_precision("float32" if asked == "auto" else asked, make)
     plan = plan_run(config, data, prep, verbose, replicas=replicas(model))
     if asked != "float32":
-        precision, why = _precision.choose(
+        choice = _precision.choose(
             asked, make, plan.batch_size, lambda m: compile_for_training(m, config, plan)
         )
-        _io.log(verbose, why)
-        plan = dataclasses.replace(plan, precision=precision, reasons=(*plan.reasons, why))
+        _io.log(verbose, choice.why)
+        plan = dataclasses.replace(
+            plan,
+            precision=choice.precision,
+            float32_layers=choice.float32_layers,
+            reasons=(*plan.reasons, choice.why),
+        )
         if asked == "auto":  # its probe may have drawn weights: the run's are the seed's
             seed_everything(config.seed)
-            model = _precision.build_in_precision(precision, make)
+            model = _precision.build_in_precision(choice.precision, make, choice.float32_layers)
     return size, data, prep, for_strategy(model, strategy), plan

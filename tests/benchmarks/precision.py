@@ -1,7 +1,9 @@
-"""Mixed precision measured: `cnnkeras bench train` images/s of every family in float32 and
-in bfloat16 (the classifier and depthwise convolutions kept in float32), interleaved round by
-round, median of the rounds; and what `--precision auto`'s probe chooses for each (its own
-two timings), so that a choice can be checked against the bench.
+"""Mixed precision measured: `cnnkeras.bench.bench_train` images/s of every family in
+float32, in bfloat16 as `train --precision bfloat16` builds it (classifier and depthwise
+convolutions in float32) and, for models with depthwise convolutions, in bfloat16 throughout
+(classifier aside); each in its own process, interleaved round by round, median of the rounds.
+Then what `--precision auto`'s probe chooses for each (with its own timings), so that a
+choice can be checked against the bench.
 
     python tests/benchmarks/precision.py [--rounds 3] [--only TEXT]
 """
@@ -14,19 +16,33 @@ import statistics
 import subprocess
 import sys
 
-CLI = [sys.executable, "-m", "cnnkeras"]
-
-# (label, bench train arguments): each family at 64x64 (96 for MobileNets), batch 64
+# (label, arch, image size, steps, repeats): each family at 64x64 (96 for MobileNets), batch 64
 JOBS = [
-    ("lenet5 @32", ["--arch", "lenet5", "--steps", "32"]),
-    ("alexnet @67", ["--arch", "alexnet", "--image-size", "67", "--steps", "4"]),
-    ("vgg16 @64", ["--arch", "vgg16", "--image-size", "64", "--steps", "2", "--repeats", "3"]),
-    ("googlenet @64", ["--arch", "googlenet", "--image-size", "64", "--steps", "4"]),
-    ("resnet18 @64", ["--arch", "resnet18", "--image-size", "64", "--steps", "8"]),
-    ("mobilenet_v1 @96", ["--arch", "mobilenet_v1", "--image-size", "96", "--steps", "4"]),
-    ("mobilenet_v2 @96", ["--arch", "mobilenet_v2", "--image-size", "96", "--steps", "4"]),
-    ("efficientnet_b0 @64", ["--arch", "efficientnet_b0", "--image-size", "64", "--steps", "4"]),
+    ("lenet5 @32", "lenet5", 32, 32, 5),
+    ("alexnet @67", "alexnet", 67, 4, 5),
+    ("vgg16 @64", "vgg16", 64, 2, 3),
+    ("googlenet @64", "googlenet", 64, 4, 5),
+    ("resnet18 @64", "resnet18", 64, 8, 5),
+    ("mobilenet_v1 @96", "mobilenet_v1", 96, 4, 5),
+    ("mobilenet_v2 @96", "mobilenet_v2", 96, 4, 5),
+    ("efficientnet_b0 @64", "efficientnet_b0", 64, 4, 5),
 ]
+DEPTHWISE = ("mobilenet_v1", "mobilenet_v2", "efficientnet_b0")
+# (column, precision, layer types kept in float32; None: train's default)
+VARIANTS = [
+    ("float32", "float32", None),
+    ("bfloat16", "bfloat16", None),
+    ("bfloat16, depthwise too", "bfloat16", []),
+]
+
+BENCH = """
+import json, sys
+from cnnkeras.bench import bench_train
+arch, size, steps, repeats, precision, kept = json.loads(sys.argv[1])
+r = bench_train(arch, image_size=size, steps=steps, repeats=repeats, precision=precision,
+                float32_layers=kept)
+print(json.dumps(r["images_per_sec"]))
+"""
 
 PROBE = """
 import json, sys
@@ -38,23 +54,16 @@ info = model_info(arch)
 shape = (size, size, info.input_shape[-1])
 make = lambda: create_model(arch, input_shape=shape, num_classes=10)
 config = TrainConfig(arch=arch, batch_size=64)
-print(json.dumps(_precision.choose("auto", make, 64, lambda m: compile_for_training(m, config))))
+flags = _precision.cpu_flags() | {"amx_bf16"}  # probe even where the CPU has no bf16 units
+choice = _precision.choose("auto", make, 64, lambda m: compile_for_training(m, config),
+                           flags=flags)
+print(json.dumps(choice))
 """
 
 
-def bench(args: list[str], precision: str) -> float:
-    cmd = [*CLI, "bench", "train", *args, "--precision", precision, "--json"]
+def _last_json(cmd: list[str]):
     proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    return json.loads(proc.stdout.splitlines()[-1])["images_per_sec"]
-
-
-def probe(args: list[str]) -> tuple[str, str]:
-    arch = args[args.index("--arch") + 1]
-    size = args[args.index("--image-size") + 1] if "--image-size" in args else "32"
-    proc = subprocess.run(
-        [sys.executable, "-c", PROBE, arch, size], capture_output=True, text=True, check=True
-    )
-    return tuple(json.loads(proc.stdout.splitlines()[-1]))
+    return json.loads(proc.stdout.splitlines()[-1])
 
 
 def main() -> None:
@@ -62,22 +71,21 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", default="")
     args = parser.parse_args()
-    print("| model | float32 img/s | bfloat16 img/s | bf16 / fp32 | auto chooses (probe) |")
-    print("|---|---|---|---|---|")
-    for label, job in JOBS:
+    print("| model | " + " | ".join(f"{v[0]} img/s" for v in VARIANTS) + " | auto's probe |")
+    print("|---" * (len(VARIANTS) + 2) + "|")
+    for label, arch, size, steps, repeats in JOBS:
         if args.only not in label:
             continue
-        runs = {"float32": [], "bfloat16": []}
+        variants = [v for v in VARIANTS if v[2] is None or arch in DEPTHWISE]
+        runs: dict[str, list[float]] = {v[0]: [] for v in variants}
         for _ in range(args.rounds):
-            for precision in runs:
-                runs[precision].append(bench(job, precision))
-        f32, bf16 = (statistics.median(runs[p]) for p in runs)
-        chosen, why = probe(job)
-        print(
-            f"| {label} | {f32:,.0f} | {bf16:,.0f} | {bf16 / f32:.2f}x | {chosen}: "
-            f"{why.split(': ', 1)[1]} |",
-            flush=True,
-        )
+            for column, precision, kept in variants:
+                job = json.dumps([arch, size, steps, repeats, precision, kept])
+                runs[column].append(_last_json([sys.executable, "-c", BENCH, job]))
+        medians = [statistics.median(runs[v[0]]) if v in variants else None for v in VARIANTS]
+        cells = [f"{m:,.0f} ({m / medians[0]:.2f}x)" if m else "" for m in medians]
+        why = _last_json([sys.executable, "-c", PROBE, arch, str(size)])[2]
+        print(f"| {label} | {' | '.join(cells)} | {why} |", flush=True)
         print(f"  rounds: {json.dumps(runs)}", file=sys.stderr, flush=True)
 
 
