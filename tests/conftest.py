@@ -11,14 +11,6 @@ import pytest
 from cnnkeras._spawn import import_tensorflow_quietly
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# Each pytest-xdist worker gets its share of the cores for TensorFlow's thread pools, and so
-# do the processes its tests start (they inherit it): two workers of two threads each on two
-# cores trained a ResNet-18 23% slower than two of one thread (BENCHMARKS.md, "The test suite")
-_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-if _WORKERS > 1:
-    _THREADS = str(max(1, (os.cpu_count() or 1) // _WORKERS))
-    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", _THREADS)
-    os.environ.setdefault("TF_NUM_INTEROP_THREADS", _THREADS)
 sys.path.insert(0, str(Path(__file__).parent))  # tests/photos.py, shared by tests and benchmarks
 import_tensorflow_quietly()  # as every cnnkeras process: quiet, and without jax on TensorFlow
 
