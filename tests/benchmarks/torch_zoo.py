@@ -110,24 +110,36 @@ class _SqueezeExcite(nn.Module):
         return x * torch.sigmoid(self.expand(torch.nn.functional.silu(self.reduce(s))))
 
 
-def mobilenet_v2(num_classes: int) -> nn.Module:
-    blocks, cin = [], 32
-    for t, c, n, s in ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1)):
-        for i in range(n):
-            blocks.append(_InvertedResidual(cin, c, s if i == 0 else 1, t))
-            cin = c
-    for t, c, n, s in ((6, 160, 3, 2), (6, 320, 1, 1)):
-        for i in range(n):
-            blocks.append(_InvertedResidual(cin, c, s if i == 0 else 1, t))
-            cin = c
+def _inverted_net(blocks: list, act, num_classes: int, dropout: float = 0.0) -> nn.Module:
+    """MobileNet v2's and EfficientNet's frame: a 3x3 stride-2 stem of 32 channels, the
+    blocks (ending at 320 channels), a 1x1 convolution to 1280, pooling, the classifier."""
     return nn.Sequential(
-        _conv_bn(3, 32, 3, 2, act=nn.ReLU6),
+        _conv_bn(3, 32, 3, 2, act=act),
         *blocks,
-        _conv_bn(320, 1280, 1, act=nn.ReLU6),
+        _conv_bn(320, 1280, 1, act=act),
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
+        *([nn.Dropout(dropout)] if dropout else []),
         nn.Linear(1280, num_classes),
     )
+
+
+def mobilenet_v2(num_classes: int) -> nn.Module:
+    stages = (  # expand, out channels, repeats, stride
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    )
+    blocks, cin = [], 32
+    for t, c, n, s in stages:
+        for i in range(n):
+            blocks.append(_InvertedResidual(cin, c, s if i == 0 else 1, t))
+            cin = c
+    return _inverted_net(blocks, nn.ReLU6, num_classes)
 
 
 def efficientnet_b0(num_classes: int) -> nn.Module:
@@ -148,15 +160,7 @@ def efficientnet_b0(num_classes: int) -> nn.Module:
             s = stride if i == 0 else 1
             blocks.append(_InvertedResidual(cin, cout, s, expand, k, nn.SiLU, 0.25, drop))
             cin = cout
-    return nn.Sequential(
-        _conv_bn(3, 32, 3, 2, act=nn.SiLU),
-        *blocks,
-        _conv_bn(320, 1280, 1, act=nn.SiLU),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Dropout(0.2),
-        nn.Linear(1280, num_classes),
-    )
+    return _inverted_net(blocks, nn.SiLU, num_classes, dropout=0.2)
 
 
 # arch: (builder of (num_classes, image_size), trainable parameters of cnnkeras's, 10 classes)
