@@ -38,7 +38,7 @@ def test_residual_demo_plain_nets_have_no_skip_connections(tmp_path):
     with pytest.raises(UserError, match="6n \\+ 2"):
         cifar_resnet(21, skips=True)
     result = run_demo(
-        "residual", (0,), depths=(8, 14), widths=(4, 8, 8), plot=tmp_path / "curves.png", **SMALL
+        "residual", (0,), depths=(8, 14), widths=(8, 8, 8), plot=tmp_path / "curves.png", **SMALL
     )
     _check(result, tmp_path)
     adds = {r["network"]: r["skip connections (Add)"] for r in result["rows"]}

@@ -1,5 +1,6 @@
 """Training with model.fit: a complete run folder, determinism, kill-and-resume, NaN stops."""
 
+import csv
 import itertools
 import json
 import math
@@ -240,9 +241,12 @@ def test_batch_norm_model_learns_a_small_folder_of_real_photos(real_photos, tmp_
     """270 real colour JPEGs, 14 steps an epoch: MobileNet v2 used to predict one class for
     everything (test accuracy 0.18, chance 0.17) because its batch-norm statistics were still
     their initial values; one file breaks only when decoded, and is skipped and counted.
-    Eight epochs of this are noisy: over seeds 42-45 the code before exact resume reached
-    0.50, 0.39, 0.43, 0.39 and the code after 0.29, 0.57, 0.43, 0.46 (the same spread, each
-    far above chance); the bar, set at the old default seed's 0.50, is checked at seed 43."""
+    Eight epochs of this are noisy (28 test images, one is 3.6 points): over seeds 42-45 the
+    code before exact resume reached 0.50, 0.39, 0.43, 0.39, the code after 0.29, 0.57, 0.43,
+    0.46 and, on oneDNN's kernels, 0.61, 0.36, 0.54, 0.50 (seed 43 went from 0.57 to 0.36;
+    each of the four predicted all 6 classes). So the bar is what the failure cannot reach
+    and all 12 runs did: 8 of 28 right (one class for everything gets at most 5), and at
+    least 4 classes predicted, at seed 43."""
     config = TrainConfig(
         arch="mobilenet_v2",
         model_options={"alpha": 0.35},
@@ -258,7 +262,10 @@ def test_batch_norm_model_learns_a_small_folder_of_real_photos(real_photos, tmp_
     plan = record["plan"]
     assert (plan["batch_size"], plan["steps_per_epoch"]) == (16, 14)
     assert 14 % plan["steps_per_execution"] == 0 and "flip" in plan["augment"]
-    assert result["test_accuracy"] >= 0.5, result
+    assert result["test_accuracy"] >= 8 / 28, result
+    with open(run / "confusion_matrix.csv", newline="") as f:
+        rows = [[int(n) for n in row[1:]] for row in list(csv.reader(f))[1:]]
+    assert sum(1 for column in zip(*rows, strict=True) if sum(column)) >= 4, rows
     assert record["decode_failures"] == 1
     assert (run / "skipped.txt").read_text().split() == [str(real_photos / "sky" / "cut.jpg")]
     assert plan["cache"] == "memory"  # 11 MiB decoded: the whole split is cached, read once

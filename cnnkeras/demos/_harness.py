@@ -20,7 +20,7 @@ from cnnkeras import _doc
 from cnnkeras.data import DEFAULT_SEED, load_dataset
 from cnnkeras.demos._registry import DEMOS
 from cnnkeras.errors import UserError
-from cnnkeras.train import PreciseBatchNorm, seed_everything
+from cnnkeras.train import PreciseBatchNorm, refuse_wrong_gradients, seed_everything
 
 BATCH = 64
 
@@ -74,6 +74,7 @@ def fit(
     same for every variant of a demo; the model and its curves."""
     seed_everything(seed)
     model = build()
+    refuse_wrong_gradients(model)
     model.compile(
         optimizer=(
             keras.optimizers.Adam(lr)

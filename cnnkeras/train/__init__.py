@@ -30,6 +30,7 @@ from cnnkeras.train._finetune import (
     set_trainable,
 )
 from cnnkeras.train._fitdata import FitData, fit_callbacks, fit_pipelines
+from cnnkeras.train._kernels import onednn_on, refuse_wrong_gradients
 from cnnkeras.train._lr_find import LR_FIND_STEPS, LRFinding, lr_find, lr_range_test
 from cnnkeras.train._optim import compile_for_training
 from cnnkeras.train._plan import SCHEDULES, TrainingPlan, execution_plan, plan_training
@@ -75,9 +76,11 @@ __all__ += [
     "fit_callbacks",
     "fit_pipelines",
     "make_strategy",
+    "onednn_on",
     "plan_run",
     "prepare",
     "preprocessing_for",
+    "refuse_wrong_gradients",
     "replicas",
     "seed_everything",
     "set_trainable",

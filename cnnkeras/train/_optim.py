@@ -9,6 +9,7 @@ import keras
 from cnnkeras.train._callbacks import learning_rate, warm_up_average
 from cnnkeras.train._config import TrainConfig
 from cnnkeras.train._distribute import model_scope
+from cnnkeras.train._kernels import refuse_wrong_gradients
 from cnnkeras.train._plan import TrainingPlan
 
 
@@ -17,7 +18,9 @@ def compile_for_training(
 ) -> None:
     """The optimizer (with the plan's schedule), loss and metrics of a run; the bench
     measures exactly this path. In the scope of the strategy the model was created under
-    (mirrored training: the optimizer's variables are mirrored too)."""
+    (mirrored training: the optimizer's variables are mirrored too). A model that would
+    train on a TensorFlow kernel's wrong gradients is refused here (``_kernels``)."""
+    refuse_wrong_gradients(model)
     with model_scope(model):
         _compile(model, config, plan, **overrides)
 
