@@ -142,3 +142,30 @@ def test_report_learns_from_its_errors(tmp_path):
     assert (tmp_path / "r" / "top_losses.png").read_bytes()[:4] == b"\x89PNG"
     md = (tmp_path / "r" / "report.md").read_text()
     assert "## Top losses" in md and "## Most confused pairs" in md
+
+
+def test_an_image_grid_shows_each_image_in_its_cell():
+    """The report's grids are one picture: each image lands in its own cell (a blank cell
+    stays white), a heatmap tints its image, and the figure is the size asked."""
+    import io
+
+    from PIL import Image
+
+    from cnnkeras._figures import Tile, tiles_png
+
+    red, blue = np.zeros((8, 8, 3)), np.zeros((8, 8, 3))
+    red[..., 0], blue[..., 2] = 1, 1
+    grey = np.linspace(0, 1, 64).reshape(8, 8, 1)
+    rows = [[Tile(red, "red"), None], [Tile(blue, "blue"), Tile(grey, "hot", np.ones((8, 8)))]]
+    page = np.asarray(Image.open(io.BytesIO(tiles_png(rows, inches=(2.0, 2.2)))).convert("RGB"))
+    assert page.shape[:2] == (440, 400)  # 2 x 2 cells of 2.0 x 2.2 inches at 100 dpi
+    top, bottom = page[:220], page[220:]
+
+    def share(cells, rgb):
+        return float(np.mean(np.all(np.abs(cells.astype(int) - rgb) < 8, axis=-1)))
+
+    assert share(top[:, :200], (255, 0, 0)) > 0.4 and share(top[:, :200], (0, 0, 255)) == 0
+    assert share(top[:, 200:], (255, 255, 255)) > 0.99  # the blank cell
+    assert share(bottom[:, :200], (0, 0, 255)) > 0.4
+    hot = bottom[:, 200:].astype(int)
+    assert share(bottom[:, 200:], (255, 255, 255)) < 0.7 and (hot[..., 0] > hot[..., 2] + 40).any()

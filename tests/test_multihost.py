@@ -68,10 +68,12 @@ def test_a_resnet_with_batch_norm_over_two_processes_is_one_process_training(tmp
     assert result["multi"]["last_loss"] < 0.6 * result["multi"]["first_loss"]  # it trained
 
 
-def test_200_steps_of_a_resnet_at_a_high_rate_stay_finite(tmp_path):
+def test_100_steps_of_a_resnet_at_a_high_rate_stay_finite(tmp_path):
     """ResNet-8 in float32 at lr 0.05 over two processes: rounding makes the curves drift
-    apart (measured: last loss 0.082 against one process's 0.079), but no NaN or inf."""
-    result = parity(tmp_path, "resnet8", "--steps", "200", "--lr", "0.05")
+    apart (measured: last loss 0.29 against one process's 0.41 after 100 steps, 0.082 against
+    0.079 after 200), but no NaN or inf. 100 steps: the drift and the learning show by then,
+    and the test took 170-260 s of the suite at 200."""
+    result = parity(tmp_path, "resnet8", "--steps", "100", "--lr", "0.05")
     multi, single = result["multi"], result["single"]
     assert result["finite"]
     assert multi["last_loss"] < 0.2 * multi["first_loss"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnkeras._figures import plt, png_bytes, row_label, show_image
+from cnnkeras._figures import Tile, in_rows, tiles_png
 
 NO_CAM_TFLITE = "a .tflite model has no gradients, so top losses are shown without Grad-CAM"
 
@@ -45,19 +45,15 @@ def confused_pairs(cm, class_names: list[str], n: int = 10) -> list[dict]:
 def top_losses_png(images, rows: list[dict], cams: np.ndarray | None) -> bytes:
     """A grid of the top-loss images, titled true/predicted/score/loss, with the Grad-CAM of
     the predicted class over each when ``cams`` is given."""
-    cols = 4
-    grid = max(1, -(-len(rows) // cols))
-    fig, axes = plt.subplots(grid, cols, figsize=(2.6 * cols, 2.8 * grid), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for k, (ax, row) in enumerate(zip(axes.ravel(), rows, strict=False)):
-        title = (
-            f"{row['true']} -> {row['predicted']}\nscore {row['score']:.2f}, loss {row['loss']:.2f}"
-        )
-        show_image(ax, images[row["index"]], title)
-        if cams is not None:
-            ax.imshow(cams[k], cmap="jet", alpha=0.45, vmin=0, vmax=1)
-    return png_bytes(fig)
+    titles = [
+        f"{r['true']} -> {r['predicted']}\nscore {r['score']:.2f}, loss {r['loss']:.2f}"
+        for r in rows
+    ]
+    tiles = [
+        Tile(images[row["index"]], title, None if cams is None else cams[k])
+        for k, (row, title) in enumerate(zip(rows, titles, strict=True))
+    ]
+    return tiles_png(in_rows(tiles, 4), inches=(2.6, 2.8))
 
 
 def gallery_png(
@@ -66,18 +62,14 @@ def gallery_png(
     """For the ``worst`` classes by F1: up to ``per`` right and ``per`` wrong examples each
     (wrong: images of that class predicted as another)."""
     ranked = sorted(class_names, key=lambda c: f1[c])[:worst]
-    fig, axes = plt.subplots(
-        len(ranked), 2 * per, figsize=(1.5 * 2 * per, 1.9 * len(ranked)), squeeze=False
-    )
-    for row, name in zip(axes, ranked, strict=True):
-        for ax in row:
-            ax.axis("off")
+    rows = []
+    for name in ranked:
         c = class_names.index(name)
         right = np.flatnonzero((y_true == c) & (y_pred == c))[:per]
         wrong = np.flatnonzero((y_true == c) & (y_pred != c))[:per]
-        for ax, i in zip(row[:per], right, strict=False):
-            show_image(ax, images[i], f"{name}: right")
-        for ax, i in zip(row[per:], wrong, strict=False):
-            show_image(ax, images[i], f"as {class_names[y_pred[i]]}")
-        row_label(row[0], f"{name}\nF1 {f1[name]:.2f}")
-    return png_bytes(fig)
+        row: list[Tile | None] = [Tile(images[i], f"{name}: right") for i in right]
+        row += [None] * (per - len(right))
+        row += [Tile(images[i], f"as {class_names[y_pred[i]]}") for i in wrong]
+        rows.append(row + [None] * (2 * per - len(row)))
+    labels = [f"{name}\nF1 {f1[name]:.2f}" for name in ranked]
+    return tiles_png(rows, inches=(1.5, 1.9), row_labels=labels)

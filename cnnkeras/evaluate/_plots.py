@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import precision_recall_curve
 
-from cnnkeras._figures import plt, png_bytes, show_image
+from cnnkeras._figures import Tile, in_rows, plt, png_bytes, tiles_png
 
 
 def confusion_matrix_png(cm: np.ndarray, class_names: list[str], normalized: bool) -> bytes:
@@ -45,15 +45,10 @@ def pr_curves_png(y_true: np.ndarray, y_score: np.ndarray, class_names: list[str
     return png_bytes(fig)
 
 
-def image_grid(images, picks, titles: list[str], cols: int = 5):
-    """``images[i]`` for each ``i`` of ``picks`` with its title, five a row; (figure, axes)."""
-    rows = max(1, int(np.ceil(len(picks) / cols)))
-    fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.2 * rows), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, i, title in zip(axes.ravel(), picks, titles, strict=False):
-        show_image(ax, images[int(i)], title)
-    return fig, axes
+def titled_images(images, picks, titles: list[str], heading: str = "", empty: str = "") -> bytes:
+    """``images[i]`` for each ``i`` of ``picks`` with its title, five a row, as PNG bytes."""
+    tiles = [Tile(images[int(i)], title) for i, title in zip(picks, titles, strict=True)]
+    return tiles_png(in_rows(tiles, 5), heading=heading, empty=empty)
 
 
 def misclassified_png(
@@ -61,10 +56,7 @@ def misclassified_png(
 ) -> bytes:
     wrong = np.flatnonzero(y_true != y_pred)[:n]
     titles = [f"true {class_names[y_true[i]]}\npred {class_names[y_pred[i]]}" for i in wrong]
-    fig, axes = image_grid(images, wrong, titles)
-    if not len(wrong):
-        axes[0, 0].text(0, 0.5, "no misclassified images", fontsize=12)
-    return png_bytes(fig)
+    return titled_images(images, wrong, titles, empty="no misclassified images")
 
 
 def reliability_png(bins: list[dict], ece: float) -> bytes:

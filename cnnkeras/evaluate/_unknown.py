@@ -7,8 +7,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from cnnkeras._figures import png_bytes
-from cnnkeras.evaluate._plots import image_grid
+from cnnkeras.evaluate._plots import titled_images
 
 KEEP_KNOWN = 0.95  # the usual operating point of out-of-distribution detection (FPR at 95% TPR)
 
@@ -57,9 +56,8 @@ def confident_unknowns_png(images, scores: np.ndarray, class_names: list[str], n
     order = np.argsort(-scores.max(axis=1), kind="stable")[:n]
     top = scores.argmax(axis=1)
     titles = [f"{class_names[top[i]]} {scores[i, top[i]]:.3f}" for i in order]
-    fig, _ = image_grid(images, order, titles)
-    fig.suptitle("the most confident answers on images of none of the classes", fontsize=9)
-    return png_bytes(fig)
+    heading = "the most confident answers on images of none of the classes"
+    return titled_images(images, order, titles, heading=heading)
 
 
 __all__ = ["KEEP_KNOWN", "confident_unknowns_png", "open_set", "unknown_lines"]
