@@ -10,8 +10,9 @@ small, no epoch finished) is a row with its reason, and the others go on.
 
 ``budget_minutes`` gives every (architecture, seed) the same wall-clock training budget, the
 fair comparison on a CPU: a short probe times the model's training steps at the run's batch
-size, the run plans a little more than the epochs that fit (its schedule spans them), and the
-clock stops it inside the epoch where one more step and a validation would overrun.
+size, the run plans a little more than the epochs that fit, the clock stops it inside the
+epoch where one more step and a validation would overrun, and its learning-rate schedule
+follows the clock (it ends where the clock stops the run, however far the probe was off).
 """
 
 from __future__ import annotations
@@ -57,9 +58,10 @@ _TEXT = ("arch", "status", "reason", "train_status", "run_dir")
 _MEASURES = ("test_accuracy", "test_macro_f1", "train_seconds", "keras_ms", "int8_ms")
 _MEASURES += ("int8_accuracy",)
 PROBE_STEPS = 16
-# a budget run plans this many times the epochs its probe says fit (its schedule spans them),
-# and the clock stops it inside an epoch (train._callbacks.TimeBudget): the probe misses the
-# input pipeline, so planning only what fits left runs up to 15% under (BENCHMARKS.md)
+# a budget run plans this many times the epochs its probe says fit (its calls per epoch are
+# set from them; its schedule follows the clock), and the clock stops it inside an epoch
+# (train._callbacks.TimeBudget): the probe misses the input pipeline, so planning only what
+# fits left runs up to 15% under (BENCHMARKS.md)
 BUDGET_PLAN = 1.2
 MEMORY_SHARE = 0.5  # of the machine's memory that weights, gradients and Adam's moments may use
 

@@ -137,7 +137,7 @@ def test_a_budget_sets_the_epochs_and_skips_what_cannot_fit(tmp_path):
     (row,) = result["rows"]
     assert row["status"] == "ok" and row["epochs"] >= 1
     record = json.loads((tmp_path / "a" / "runs" / "lenet5-seed42" / CONFIG_FILE).read_text())
-    assert record["epochs"] == record["plan"]["epochs"] >= row["epochs"]  # the schedule spans it
+    assert record["epochs"] == record["plan"]["epochs"] >= row["epochs"]  # the plan
     assert record["budget_seconds"] == 6.0  # and the clock stops the run at the budget
 
     result = compare("digits", ["lenet5"], budget_minutes=1e-4, out=tmp_path / "b", verbose=0)
@@ -257,3 +257,39 @@ def test_a_budget_stops_keras_inside_an_epoch_and_still_validates():
     )
     assert seen == [0]  # one of ten steps, then the clock stopped it
     assert len(history.history["val_loss"]) == 1
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "onecycle"])
+def test_the_clock_s_schedule_is_the_planned_one(schedule):
+    """What TimeBudget sets at a share of the run is what the Keras schedule of a fixed run
+    gives at the same share of its steps: one curve, measured in steps or by the clock."""
+    from cnnkeras.train._callbacks import learning_rate, rate_at
+    from cnnkeras.train._plan import TrainingPlan
+
+    plan = TrainingPlan(
+        batch_size=16, steps_per_epoch=10, steps_per_execution=1, val_batch_size=16,
+        val_steps=1, cache="none", schedule=schedule, warmup_epochs=3, epochs=20,
+    )  # fmt: skip
+    keras_schedule = learning_rate(0.01, plan)
+    for step in (0, 7, 30, 31, 99, 150, 199, 200):
+        expected = float(keras_schedule(step))
+        assert rate_at(0.01, plan, step / plan.total_steps) == pytest.approx(
+            expected, rel=1e-5, abs=1e-8
+        )
+
+
+def test_a_run_stopped_by_the_clock_ends_its_schedule_there(tmp_path):
+    """Planned for far more epochs than fit (as when a budget's probe foresees epochs too
+    short), a budget run still reaches a high rate, decays from there and ends near 0 where
+    the clock stops it. A schedule fixed over the 60 planned epochs stopped after a few of them at
+    nearly its peak (the 2-minute comparison ran about half its planned epochs)."""
+    from cnnkeras.train import TrainConfig, train
+    from cnnkeras.train._history import read_history
+
+    config = TrainConfig(dataset="digits", epochs=60, lr=3e-3, budget_seconds=15)
+    train(config, run_dir=tmp_path / "run", verbose=0)
+    rates = [row["lr"] for row in read_history(tmp_path / "run" / "history.csv")]
+    assert 3 <= len(rates) < 30, rates  # stopped by the clock, far from the plan
+    peak = rates.index(max(rates))
+    assert max(rates) >= 0.5 * 3e-3 and rates[-1] <= 0.1 * 3e-3, rates
+    assert all(a > b for a, b in zip(rates[peak:], rates[peak + 1 :], strict=False)), rates

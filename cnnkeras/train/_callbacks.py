@@ -31,21 +31,37 @@ def score(logs: dict) -> tuple[float, float] | None:
     return (float(logs[MONITOR]), -float(logs.get("val_loss", math.inf)))
 
 
+def _ends(lr: float, schedule: str) -> tuple[float, float]:
+    """(the rate a warm-up starts from, the share of ``lr`` a decay ends at)."""
+    return (lr / 25, 1e-5) if schedule == "onecycle" else (0.0, 0.0)
+
+
 def learning_rate(lr: float, plan) -> float | keras.optimizers.schedules.LearningRateSchedule:
     """The plan's schedule as a Keras built-in (saved with the optimizer, so a resumed run
     continues it from the optimizer's step count). Warm-up is linear, decay a cosine: to 0
     ('cosine', as timm), or from lr/25 up over the first quarter and down to lr * 1e-5
-    ('onecycle', as fastai's fit_one_cycle)."""
+    ('onecycle', as fastai's fit_one_cycle). A run stopped by the clock gets its rate from
+    ``TimeBudget`` instead (``rate_at``)."""
     if plan is None or plan.schedule in ("constant", "plateau"):
         return lr
     warmup = plan.warmup_epochs * plan.steps_per_epoch
-    start, alpha = (lr / 25, 1e-5) if plan.schedule == "onecycle" else (0.0, 0.0)
+    start, alpha = _ends(lr, plan.schedule)
     decay = max(1, plan.total_steps - warmup)
     if not warmup:
         return keras.optimizers.schedules.CosineDecay(lr, decay, alpha=alpha)
     return keras.optimizers.schedules.CosineDecay(
         start, decay, alpha=alpha, warmup_target=lr, warmup_steps=warmup
     )
+
+
+def rate_at(lr: float, plan, progress: float) -> float:
+    """The rate ``learning_rate``'s schedule gives at ``progress`` (0..1) of the run."""
+    start, alpha = _ends(lr, plan.schedule)
+    warm = plan.warmup_epochs / plan.epochs
+    if progress < warm:
+        return start + (lr - start) * progress / warm
+    done = min(1.0, (progress - warm) / (1 - warm)) if warm < 1 else 1.0
+    return lr * ((1 - alpha) * 0.5 * (1 + math.cos(math.pi * done)) + alpha)
 
 
 EMA_WARMUP = 10.0  # the decay of step t is at most (1 + t) / (10 + t) (TensorFlow's num_updates)
@@ -226,17 +242,27 @@ class TimeBudget(keras.callbacks.Callback):
 
     A step's length is the last one's (the first call of ``fit`` traces, so it is no
     sample); the epoch-end work is the last epoch's, ``first_tail`` (a probe's, with the
-    first validation's tracing) before the first epoch ends."""
+    first validation's tracing) before the first epoch ends.
 
-    def __init__(self, seconds: float, first_tail: float = 0.0):
+    With ``rate`` (progress 0..1 -> learning rate) it also sets the rate after each call,
+    progress being the steps done out of those the clock will allow (at the pace since the
+    first call, epoch-end work included): the schedule ends where the clock stops the run,
+    however far the probe was off (a fixed schedule over the planned epochs was cut half way
+    when epochs took 1.5x the probe's figure)."""
+
+    def __init__(self, seconds: float, first_tail: float = 0.0, rate=None, planned_steps=1):
         super().__init__()
         self.seconds = seconds
         self.tail = first_tail
+        self.rate = rate
+        self.planned_steps = planned_steps  # the pace is unknown until the first call ends
 
     def on_train_begin(self, logs=None):
         self.start = self.last = time.perf_counter()
         self.step = 0.0
         self.traced = False
+        self.paced_from = None  # (time, steps done) when the first call ended
+        self._set_rate(self.start)
 
     def on_epoch_begin(self, epoch: int, logs=None):
         self.last = time.perf_counter()
@@ -247,6 +273,7 @@ class TimeBudget(keras.callbacks.Callback):
             self.step = now - self.last
         self.traced, self.last = True, now
         self._stop_if_over(now)
+        self._set_rate(now)
 
     def on_epoch_end(self, epoch: int, logs=None):
         now = time.perf_counter()
@@ -256,6 +283,21 @@ class TimeBudget(keras.callbacks.Callback):
     def _stop_if_over(self, now: float) -> None:
         if now - self.start + self.step + self.tail > self.seconds:
             self.model.stop_training = True
+
+    def _set_rate(self, now: float) -> None:
+        if self.rate is None:
+            return
+        done = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        if self.paced_from is None:
+            if self.traced:
+                self.paced_from = (now, done)
+            total = max(self.planned_steps, done + 1)
+        else:
+            since, first = self.paced_from
+            pace = (done - first) / (now - since) if now > since and done > first else 0.0
+            left = max(0.0, self.seconds - (now - self.start) - self.tail)
+            total = done + left * pace if pace else max(self.planned_steps, done + 1)
+        self.model.optimizer.learning_rate = self.rate(min(1.0, done / max(total, 1)))
 
 
 class EarlyStopState(NamedTuple):

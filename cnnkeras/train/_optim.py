@@ -26,7 +26,8 @@ def compile_for_training(
 
 
 def _compile(model: keras.Model, config: TrainConfig, plan: TrainingPlan | None, **overrides):
-    lr = learning_rate(config.lr, plan)
+    # a run stopped by the clock has its rate set by TimeBudget as the clock runs
+    lr = learning_rate(config.lr, None if config.budget_seconds else plan)
     # Keras applies weight_decay decoupled from the gradient (Loshchilov & Hutter): Adam with
     # it is AdamW. The optimizer keeps the weights' moving average inside its step (a
     # callback would see only every steps_per_execution-th step).

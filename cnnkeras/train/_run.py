@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from functools import partial
 from pathlib import Path
 
 import keras
@@ -34,6 +35,7 @@ from cnnkeras.train._callbacks import (
     RunCheckpoint,
     TimeBudget,
     last_checkpoint,
+    rate_at,
 )
 from cnnkeras.train._config import TrainConfig
 from cnnkeras.train._distribute import make_strategy
@@ -218,7 +220,11 @@ def _run_control(run: Run, state: ResumeState, checkpoint: RunCheckpoint) -> lis
         checkpoint,
     ]
     if config.budget_seconds:
-        callbacks.append(TimeBudget(config.budget_seconds, config.budget_reserve_seconds))
+        rate = (
+            None if plan.schedule in ("constant", "plateau") else partial(rate_at, config.lr, plan)
+        )
+        reserve = config.budget_reserve_seconds
+        callbacks.append(TimeBudget(config.budget_seconds, reserve, rate, plan.total_steps))
     return callbacks
 
 
