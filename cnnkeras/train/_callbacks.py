@@ -245,10 +245,11 @@ class TimeBudget(keras.callbacks.Callback):
     first validation's tracing) before the first epoch ends.
 
     With ``rate`` (progress 0..1 -> learning rate) it also sets the rate after each call,
-    progress being the steps done out of those the clock will allow (at the pace since the
-    first call, epoch-end work included): the schedule ends where the clock stops the run,
-    however far the probe was off (a fixed schedule over the planned epochs was cut half way
-    when epochs took 1.5x the probe's figure)."""
+    progress being the steps done out of those the clock will allow: the planned steps in the
+    first epoch, then at the pace since the first epoch ended (epoch-end work included; the
+    first call's tracing and the first validation's are not paces): the schedule ends where the
+    clock stops the run, however far the probe was off (a fixed schedule over the planned
+    epochs was cut half way when epochs took 1.5x the probe's figure)."""
 
     def __init__(self, seconds: float, first_tail: float = 0.0, rate=None, planned_steps=1):
         super().__init__()
@@ -261,11 +262,13 @@ class TimeBudget(keras.callbacks.Callback):
         self.start = self.last = time.perf_counter()
         self.step = 0.0
         self.traced = False
-        self.paced_from = None  # (time, steps done) when the first call ended
+        self.paced_from = None  # (time, steps done) when the first epoch ended
         self._set_rate(self.start)
 
     def on_epoch_begin(self, epoch: int, logs=None):
         self.last = time.perf_counter()
+        if self.rate is not None and self.paced_from is None and self.traced:
+            self.paced_from = (self.last, self._steps_done())
 
     def on_train_batch_end(self, batch: int, logs=None):
         now = time.perf_counter()
@@ -284,13 +287,14 @@ class TimeBudget(keras.callbacks.Callback):
         if now - self.start + self.step + self.tail > self.seconds:
             self.model.stop_training = True
 
+    def _steps_done(self) -> int:
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
     def _set_rate(self, now: float) -> None:
         if self.rate is None:
             return
-        done = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        done = self._steps_done()
         if self.paced_from is None:
-            if self.traced:
-                self.paced_from = (now, done)
             total = max(self.planned_steps, done + 1)
         else:
             since, first = self.paced_from
