@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -251,12 +252,18 @@ class TimeBudget(keras.callbacks.Callback):
     clock stops the run, however far the probe was off (a fixed schedule over the planned
     epochs was cut half way when epochs took 1.5x the probe's figure)."""
 
-    def __init__(self, seconds: float, first_tail: float = 0.0, rate=None, planned_steps=1):
+    def __init__(
+        self,
+        seconds: float,
+        first_tail: float = 0.0,
+        rate: Callable[[float], float] | None = None,
+        planned_steps: int = 1,
+    ):
         super().__init__()
         self.seconds = seconds
         self.tail = first_tail
         self.rate = rate
-        self.planned_steps = planned_steps  # the pace is unknown until the first call ends
+        self.planned_steps = planned_steps  # the pace is unknown until the first epoch ends
 
     def on_train_begin(self, logs=None):
         self.start = self.last = time.perf_counter()
