@@ -18,6 +18,7 @@ from cnnkeras import _io
 from cnnkeras._files import CHECKPOINTS, HISTORY_FILE, MODEL_FILE
 from cnnkeras._keras_internals import LexicographicEarlyStopping, ema_averages, replace_ema_update
 from cnnkeras.train._history import append_history
+from cnnkeras.train._plan import DECAYING
 
 MONITOR = "val_accuracy"
 PRECISE_BN_BATCHES = 50  # fvcore uses 200 batches on ImageNet; a few thousand images suffice
@@ -43,7 +44,7 @@ def learning_rate(lr: float, plan) -> float | keras.optimizers.schedules.Learnin
     ('cosine', as timm), or from lr/25 up over the first quarter and down to lr * 1e-5
     ('onecycle', as fastai's fit_one_cycle). A run stopped by the clock gets its rate from
     ``TimeBudget`` instead (``rate_at``)."""
-    if plan is None or plan.schedule in ("constant", "plateau"):
+    if plan is None or plan.schedule not in DECAYING:
         return lr
     warmup = plan.warmup_epochs * plan.steps_per_epoch
     start, alpha = _ends(lr, plan.schedule)

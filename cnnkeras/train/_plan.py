@@ -21,6 +21,7 @@ MAX_VAL_BATCH = 64  # validation activations, like prediction's, stay those of a
 AUTO_EPOCHS = 60
 MIN_TOTAL_STEPS = 1500  # 'auto' epochs: at least this many optimizer steps in a run
 SCHEDULES = ("cosine", "onecycle", "plateau", "constant")
+DECAYING = ("cosine", "onecycle")  # a rate for every step; the others keep one (plateau halves it)
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ def multihost_batches(
 
 
 def warmup_epochs_for(schedule: str, epochs: int, asked: int | None) -> int:
-    if schedule in ("plateau", "constant"):
+    if schedule not in DECAYING:
         return 0
     if asked is not None:
         return min(asked, epochs - 1)
@@ -214,7 +215,7 @@ def plan_training(
     if warmup:
         reasons.append(f"{config.schedule} schedule after {warmup} warm-up epoch(s)")
     # a decaying schedule gives its best epochs last: no early stop in its first half
-    decaying = config.schedule in ("cosine", "onecycle")
+    decaying = config.schedule in DECAYING
     early_stop_from = max(warmup, epochs // 2) if decaying else warmup
     augment, mix = resolve_augment(config, prep.channels)
     if "auto" in config.augment or mix:

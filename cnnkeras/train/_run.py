@@ -45,7 +45,7 @@ from cnnkeras.train._folder import Run, claim_run_dir, report_title, start_run
 from cnnkeras.train._history import read_history, write_history
 from cnnkeras.train._lr_find import auto_lr, lr_find_png, lr_find_record
 from cnnkeras.train._optim import compile_for_training
-from cnnkeras.train._plan import TrainingPlan
+from cnnkeras.train._plan import DECAYING, TrainingPlan
 from cnnkeras.train._resume import FRESH, ResumeState, load_checkpoint, relocate, resumed_dataset
 from cnnkeras.train._setup import load_data, prepare, seed_everything
 
@@ -220,9 +220,7 @@ def _run_control(run: Run, state: ResumeState, checkpoint: RunCheckpoint) -> lis
         checkpoint,
     ]
     if config.budget_seconds:
-        rate = (
-            None if plan.schedule in ("constant", "plateau") else partial(rate_at, config.lr, plan)
-        )
+        rate = partial(rate_at, config.lr, plan) if plan.schedule in DECAYING else None
         reserve = config.budget_reserve_seconds
         callbacks.append(TimeBudget(config.budget_seconds, reserve, rate, plan.total_steps))
     return callbacks
