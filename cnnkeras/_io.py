@@ -91,6 +91,12 @@ def write_bytes(path: str | Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def copy_file(source: str | Path, path: str | Path) -> None:
+    """``source``'s bytes at ``path``, written atomically."""
+    with atomic_path(path) as tmp:
+        shutil.copyfile(source, tmp)
+
+
 def write_json(path: str | Path, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
 

@@ -8,7 +8,6 @@ top score below which the answer is "unknown" is found on the validation split t
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import keras
@@ -84,8 +83,7 @@ def calibrated_best(
         return keras.saving.load_model(model_file, safe_mode=True), None
     raw = folder / CHECKPOINTS / RAW_FILE
     if not raw.is_file():
-        with _io.atomic_path(raw) as tmp:
-            shutil.copyfile(model_file, tmp)
+        _io.copy_file(model_file, raw)
     model = keras.saving.load_model(raw, safe_mode=True)
     test = data.splits["test"]
     before, kept = predict_split(model, test, prep)

@@ -234,7 +234,10 @@ class RunCheckpoint(keras.callbacks.Callback):
         value = score(logs)
         if value is not None and (self.best is None or value > self.best):
             self.best, self.best_epoch = value, epoch
-            _io.save_model(self.model, self.run_dir / MODEL_FILE)
+            if self.averaged is None:  # the checkpoint holds these very weights: no second save
+                _io.copy_file(checkpoint, self.run_dir / MODEL_FILE)
+            else:
+                _io.save_model(self.model, self.run_dir / MODEL_FILE)
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -388,21 +391,25 @@ class PreciseBatchNorm(keras.callbacks.Callback):
             return
         if self._moments is None:
             self._moments = _moments_function(self.model, layers)
-        sums, count = None, 0
+        total, count = None, 0
         for batch in self.dataset.take(self.batches):
-            moments = self._moments(batch[0])
-            sums = moments if sums is None else [s + m for s, m in zip(sums, moments, strict=True)]
+            moments = self._moments(batch[0])  # one vector: an add a batch, not one a tensor
+            total = moments if total is None else total + moments
             count += 1
         if not count:
             return
-        for layer, i in zip(layers, range(0, len(sums), 2), strict=True):
-            layer.moving_mean.assign(sums[i] / count)
-            layer.moving_variance.assign(sums[i + 1] / count)
+        averages, start = keras.ops.convert_to_numpy(total) / count, 0
+        for layer in layers:
+            channels = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(averages[start : start + channels])
+            layer.moving_variance.assign(averages[start + channels : start + 2 * channels])
+            start += 2 * channels
 
 
 def _moments_function(model: keras.Model, layers: list):
     """A compiled function from a batch to every layer's batch mean and variance (per channel),
-    as the layer sees them in training mode. Under JAX (multi-host) it runs on this
+    as the layer sees them in training mode, in one vector (layer by layer, mean then
+    variance). Under JAX (multi-host) it runs on this
     process's copy of the weights, and every process reads the same batches, so all of them
     compute the same statistics."""
     probe = keras.Model(model.inputs, [layer.input for layer in layers])
@@ -415,7 +422,7 @@ def _moments_function(model: keras.Model, layers: list):
             axis = layer.axis % len(out.shape)
             axes = [a for a in range(len(out.shape)) if a != axis]
             found += list(of(out, axes))
-        return found
+        return keras.ops.concatenate(found)
 
     if keras.backend.backend() == "tensorflow":
         return tf.function(
@@ -433,6 +440,6 @@ def _moments_function(model: keras.Model, layers: list):
 
     def run(x):
         values = local(probe.trainable_variables), local(probe.non_trainable_variables)
-        return [np.asarray(m) for m in stateless(*values, np.asarray(x))]
+        return np.asarray(stateless(*values, np.asarray(x)))
 
     return run

@@ -5,7 +5,6 @@ it runs .tflite files with (installed from npm into ``cnnkeras/web/node_modules`
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from cnnkeras import _io
@@ -64,6 +63,5 @@ def write_app(folder: str | Path) -> None:
     runtime = folder / RUNTIME_FOLDER
     runtime.mkdir(exist_ok=True)
     for name, source in files.items():
-        with _io.atomic_path(runtime / name) as tmp:
-            shutil.copyfile(source, tmp)
+        _io.copy_file(source, runtime / name)
     _io.write_text(runtime / NOTICE, notice())
