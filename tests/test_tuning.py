@@ -32,6 +32,9 @@ from cnnkeras.tuning._processes import _prepare
 from cnnkeras.tuning._tuner import EXTRA, PROJECT
 
 TINY = dict(arch="lenet5", dataset="digits", image_size=16, epochs=1)
+# trials in this test's process (no child to start: 10 s each here); the processes trials run
+# in, and that a trial gives the same result in any of them, have tests of their own
+HERE = {"max_memory_growth_mb": None}
 TUNE = [sys.executable, "-m", "cnnkeras", "tune", "--arch", "lenet5", "--dataset", "digits"]
 TUNE += ["--image-size", "16"]
 
@@ -45,7 +48,7 @@ def trials(folder) -> list[dict]:
 def test_each_tuner_kind_leaves_its_results(tuner, tmp_path):
     epochs = 2 if tuner == "hyperband" else 1
     e = Experiment(**{**TINY, "epochs": epochs}, tuner=tuner, max_trials=3, directory=str(tmp_path))
-    result = run_search(e, verbose=0)
+    result = run_search(e, **HERE, verbose=0)
     rows = trials(tmp_path)
     assert len(rows) == result["trials"] >= 2
     assert list(rows[0])[:6] == ["trial_id", "status", "kernel_size", "filters", "dropout", "lr"]
@@ -90,7 +93,7 @@ def test_the_recipe_options_are_searchable(tmp_path):
         "lr": [3e-3],
     }
     e = Experiment(**TINY, max_trials=1, directory=str(tmp_path), search_space=space)
-    run_search(e, verbose=0)
+    run_search(e, **HERE, verbose=0)
     (row,) = trials(tmp_path)
     assert row["status"] == "COMPLETED" and row["schedule"] == "onecycle"
     assert row["batch_norm"] == "True"
@@ -203,7 +206,7 @@ def test_nan_trials_fail_and_the_search_stops_after_three_in_a_row(tmp_path):
         augment=(),  # the batches whose NaN was checked (an augmented one may end finite)
     )
     with pytest.raises(UserError, match="3 trials in a row failed"):
-        run_search(e, verbose=0)
+        run_search(e, **HERE, verbose=0)
     rows = trials(tmp_path)
     assert len(rows) == 3 and all(r["status"] == "FAILED" for r in rows)
     assert all("NaN" in r["message"] for r in rows)
@@ -270,7 +273,7 @@ def test_two_worker_search_runs_every_trial_once(tmp_path):
     assert result["completed"] == len(rows) == 3
     assert sorted(r["trial_id"] for r in rows) == ["0", "1", "2"]
     single = Experiment(**TINY, max_trials=3, directory=str(tmp_path / "single"))
-    run_search(single, verbose=0)
+    run_search(single, **HERE, verbose=0)
     alone = trials(tmp_path / "single")
     assert list(rows[0]) == list(alone[0])  # the same format
     same = ("kernel_size", "filters", "dropout", "lr", "val_accuracy")  # and the same results
@@ -283,7 +286,7 @@ def test_retrain_best_against_the_defaults(tmp_path, monkeypatch):
     nothing again."""
     monkeypatch.chdir(tmp_path)
     e = Experiment(**TINY, max_trials=2, directory=str(tmp_path / "search"))
-    run_search(e, verbose=0)
+    run_search(e, **HERE, verbose=0)
     result = retrain_best(e, epochs=1, seeds=2, verbose=0)
     best = json.loads((tmp_path / "search" / "best_hyperparameters.json").read_text())
     runs = sorted(p.name for p in (tmp_path / "search" / "retrained").iterdir())
