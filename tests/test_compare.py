@@ -79,8 +79,8 @@ def test_the_lecture_alexnet_googlenet_figure_is_set_beside_the_zoo_s():
 
 def test_every_file_a_failure_recorded_and_a_kill_retrains_only_the_rest(tmp_path):
     out = tmp_path / "cmp"
-    args = ["compare", "--dataset", "digits", "--archs", "lenet5,alexnet,mobilenet_v2"]
-    args += ["--image-size", "32", "--epochs", "1", "--set", "mobilenet_v2.alpha=0.35"]
+    args = ["compare", "--dataset", "digits", "--archs", "lenet5,alexnet,mobilenet_v1"]
+    args += ["--image-size", "32", "--epochs", "1", "--set", "mobilenet_v1.alpha=0.25"]
     args += ["--out", str(out)]
     child = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 240
@@ -101,11 +101,11 @@ def test_every_file_a_failure_recorded_and_a_kill_retrains_only_the_rest(tmp_pat
     result = json.loads(proc.stdout)
     assert lenet_model.stat().st_mtime_ns == stamp  # not trained again
     rows = {r["arch"]: r for r in _rows(out / "comparison.csv")}
-    assert list(rows) == ["lenet5", "alexnet", "mobilenet_v2"]
+    assert list(rows) == ["lenet5", "alexnet", "mobilenet_v1"]
     assert rows["lenet5"] == first
     assert rows["alexnet"]["status"] == "failed"
     assert "the minimum is 67x67" in rows["alexnet"]["reason"]
-    mobile = rows["mobilenet_v2"]
+    mobile = rows["mobilenet_v1"]
     assert mobile["status"] == "ok" and mobile["epochs"] == "1"
     for key in ("params", "macs", "test_accuracy", "test_macro_f1", "keras_ms", "int8_ms"):
         assert float(mobile[key]) > 0, key
@@ -113,16 +113,16 @@ def test_every_file_a_failure_recorded_and_a_kill_retrains_only_the_rest(tmp_pat
     # the accuracies are those of the files: evaluate on the int8 .tflite and the .keras model
     from cnnkeras.evaluate import evaluate_model
 
-    int8 = evaluate_model(out / "tflite" / "mobilenet_v2-seed42" / "model_int8.tflite")
+    int8 = evaluate_model(out / "tflite" / "mobilenet_v1-seed42" / "model_int8.tflite")
     assert float(mobile["int8_accuracy"]) == pytest.approx(int8["accuracy"], abs=1e-9)
-    keras_run = evaluate_model(out / "runs" / "mobilenet_v2-seed42" / "model.keras")
+    keras_run = evaluate_model(out / "runs" / "mobilenet_v1-seed42" / "model.keras")
     assert float(mobile["test_accuracy"]) == pytest.approx(keras_run["accuracy"], abs=1e-9)
-    # alpha 0.35 reached the builder: fewer parameters than the full-width model's 2.2M
+    # alpha 0.25 reached the builder: fewer parameters than the full-width model's 3.2M
     assert int(mobile["params"]) < 1_000_000
     for name in ("comparison.md", "comparison.html", "accuracy_vs_macs.png"):
         assert (out / name).stat().st_size > 0, name
     assert (out / "accuracy_vs_int8_latency.png").read_bytes()[:4] == b"\x89PNG"
-    assert (out / "tflite" / "mobilenet_v2-seed42" / "model_int8.tflite").is_file()
+    assert (out / "tflite" / "mobilenet_v1-seed42" / "model_int8.tflite").is_file()
     page = (out / "comparison.html").read_text()
     assert page.count("data:image/png;base64,") == 2 and 'src="http' not in page
     md = (out / "comparison.md").read_text()
