@@ -20,8 +20,8 @@ BUDGET_CALLS = 50
 MAX_VAL_BATCH = 64  # validation activations, like prediction's, stay those of a training batch
 AUTO_EPOCHS = 60
 MIN_TOTAL_STEPS = 1500  # 'auto' epochs: at least this many optimizer steps in a run
-SCHEDULES = ("cosine", "onecycle", "plateau", "constant")
 DECAYING = ("cosine", "onecycle")  # a rate for every step; the others keep one (plateau halves it)
+SCHEDULES = (*DECAYING, "plateau", "constant")
 
 
 @dataclass(frozen=True)
