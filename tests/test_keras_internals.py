@@ -20,6 +20,7 @@ PRIVATE = {
     "_get_seed_generator",
     "_is_improvement",
     "_generate_batch_mask",
+    "_symbolic_build",
 }
 
 
@@ -85,6 +86,30 @@ def test_the_weight_average_is_read_and_its_step_replaced():
     assert len(averages) == len(model.trainable_variables), _why("ema_averages")
     for variable, average in zip(model.trainable_variables, averages, strict=True):
         assert np.array_equal(np.asarray(variable), np.asarray(average)), _why("ema_averages")
+
+
+def test_training_state_is_built_before_the_train_function_is_traced():
+    traces = []
+
+    class Traced(keras.layers.Layer):  # Python in a layer's call runs when it is traced
+        def call(self, x):
+            traces.append(1)
+            return x
+
+    inputs = keras.Input((4, 4, 1))
+    outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(Traced()(inputs)))
+    model = keras.Model(inputs, outputs)
+    optimizer = keras.optimizers.Adam(use_ema=True)
+    model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
+    internals.build_training_state(model)
+    assert optimizer.built, _why("build_training_state")
+    assert len(optimizer.variables) > 3 * len(model.trainable_variables)  # moments and EMA
+    traces.clear()
+    x, y = np.ones((2, 4, 4, 1), "float32"), np.eye(3, dtype="float32")[:2]
+    model.fit(x, y, epochs=1, verbose=0)
+    # no variable is created inside the trace, so TensorFlow traces the train step once
+    # (twice when the optimizer and the metrics are built in it)
+    assert len(traces) == 1, _why("build_training_state")
 
 
 def test_random_layers_take_the_given_seed_generator():

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from cnnkeras import _doc
+from cnnkeras._keras_internals import build_training_state
 from cnnkeras.data import DEFAULT_SEED, load_dataset
 from cnnkeras.demos._registry import DEMOS
 from cnnkeras.errors import UserError
@@ -85,6 +86,7 @@ def fit(
         metrics=["accuracy"],
         jit_compile=False,
     )
+    build_training_state(model, data.y[:1])
     # batch norm is evaluated as `cnnkeras train` evaluates it: statistics recomputed for the
     # weights before each validation (the moving averages lag far behind in short runs)
     clean = tf.data.Dataset.from_tensor_slices((data.x, data.y)).batch(BATCH)

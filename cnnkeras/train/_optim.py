@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import keras
 
+from cnnkeras._keras_internals import build_training_state
 from cnnkeras.train._callbacks import learning_rate, warm_up_average
 from cnnkeras.train._config import TrainConfig
 from cnnkeras.train._distribute import model_scope
@@ -23,6 +24,7 @@ def compile_for_training(
     refuse_wrong_gradients(model)
     with model_scope(model):
         _compile(model, config, plan, **overrides)
+        build_training_state(model)
 
 
 def _compile(model: keras.Model, config: TrainConfig, plan: TrainingPlan | None, **overrides):

@@ -13,6 +13,7 @@ import keras
 
 from cnnkeras import _io
 from cnnkeras._files import CONFIG_FILE, MODEL_FILE, SPLITS_FILE
+from cnnkeras._keras_internals import build_training_state
 from cnnkeras.data import ImageDataset, Preprocessing, absolute_spec
 from cnnkeras.errors import UserError
 from cnnkeras.saved import load_keras
@@ -76,6 +77,8 @@ def load_checkpoint(path: Path, epoch: int, strategy=None) -> tuple[keras.Model,
         model = for_strategy(load_keras(path), strategy)
     if model.optimizer is None:
         raise UserError(f"{path} holds no optimizer state; it is not a cnnkeras checkpoint")
+    with scope(strategy):
+        build_training_state(model)  # the metrics: the optimizer comes built from the file
     if model.optimizer.use_ema:
         warm_up_average(model.optimizer)
     seeds = seeds_file(path)
