@@ -233,6 +233,11 @@ def test_precise_batch_norm_sets_population_statistics(rng):
     np.testing.assert_allclose(bn.moving_variance.numpy(), expected_var, rtol=1e-4)
     frozen = model.get_layer("frozen")  # inference mode: keeps its statistics
     np.testing.assert_array_equal(frozen.moving_mean.numpy(), np.zeros(4))
+    # batches of 16, 16 and 8: the function is traced once, for any batch size
+    uneven = PreciseBatchNorm(ds.unbatch().take(40).batch(16))
+    uneven.set_model(model)
+    uneven.recompute()
+    assert uneven._moments.experimental_get_tracing_count() == 1
 
 
 @pytest.mark.slow

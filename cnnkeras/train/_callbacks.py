@@ -390,7 +390,8 @@ class PreciseBatchNorm(keras.callbacks.Callback):
         if not layers:
             return
         if self._moments is None:
-            self._moments = _moments_function(self.model, layers)
+            images = self.dataset.element_spec[0]
+            self._moments = _moments_function(self.model, layers, images)
         total, count = None, 0
         for batch in self.dataset.take(self.batches):
             moments = self._moments(batch[0])  # one vector: an add a batch, not one a tensor
@@ -406,10 +407,11 @@ class PreciseBatchNorm(keras.callbacks.Callback):
             start += 2 * channels
 
 
-def _moments_function(model: keras.Model, layers: list):
+def _moments_function(model: keras.Model, layers: list, images: tf.TensorSpec | None = None):
     """A compiled function from a batch to every layer's batch mean and variance (per channel),
     as the layer sees them in training mode, in one vector (layer by layer, mean then
-    variance). Under JAX (multi-host) it runs on this
+    variance). ``images``: the batches' spec, if known: traced once for any batch size, where
+    a last smaller batch would trace it again. Under JAX (multi-host) it runs on this
     process's copy of the weights, and every process reads the same batches, so all of them
     compute the same statistics."""
     probe = keras.Model(model.inputs, [layer.input for layer in layers])
@@ -425,8 +427,13 @@ def _moments_function(model: keras.Model, layers: list):
         return keras.ops.concatenate(found)
 
     if keras.backend.backend() == "tensorflow":
+        signature = (
+            None if images is None else [tf.TensorSpec((None, *images.shape[1:]), images.dtype)]
+        )
         return tf.function(
-            lambda x: moments(probe(x, training=True), tf.nn.moments), reduce_retracing=True
+            lambda x: moments(probe(x, training=True), tf.nn.moments),
+            input_signature=signature,
+            reduce_retracing=True,
         )
     import jax
     import numpy as np
