@@ -47,10 +47,11 @@ def replace_ema_update(optimizer: keras.optimizers.Optimizer, update: Callable) 
 def build_training_state(model: keras.Model, labels=None) -> None:
     """Create a compiled model's optimizer, metric and loss variables now, eagerly. Keras on
     TensorFlow without a strategy creates them inside the first trace of the train function,
-    and a tf.function that creates variables is traced twice: one epoch of MobileNet v2 took
-    66 s, against 45 s built first (BENCHMARKS.md). ``_symbolic_build`` is what Keras itself
-    runs first under a strategy and on JAX; it builds only what is not built yet. ``labels``:
-    labels as the model trains on them (their shape and dtype count; one-hot by default)."""
+    and a tf.function that creates variables is traced twice: MobileNet v2's first ``fit``
+    took 47 s, against 31.5 s built first (BENCHMARKS.md). ``_symbolic_build`` is what Keras
+    itself runs first under a strategy and on JAX; it builds only what is not built yet.
+    ``labels``: labels as the model trains on them (their shape and dtype count; one-hot by
+    default)."""
     if keras.backend.backend() != "tensorflow" or (len(model.inputs), len(model.outputs)) != (1, 1):
         return
     (image,), (output,) = model.inputs, model.outputs

@@ -75,9 +75,8 @@ def load_checkpoint(path: Path, epoch: int, strategy=None) -> tuple[keras.Model,
     average and dropout seeds as they were; and its epoch."""
     with scope(strategy):
         model = for_strategy(load_keras(path), strategy)
-    if model.optimizer is None:
-        raise UserError(f"{path} holds no optimizer state; it is not a cnnkeras checkpoint")
-    with scope(strategy):
+        if model.optimizer is None:
+            raise UserError(f"{path} holds no optimizer state; it is not a cnnkeras checkpoint")
         build_training_state(model)  # the metrics: the optimizer comes built from the file
     if model.optimizer.use_ema:
         warm_up_average(model.optimizer)
