@@ -218,14 +218,15 @@ def _trial_records(folder) -> list[dict]:
 
 @pytest.mark.slow
 def test_memory_stays_flat_across_12_trials(tmp_path):
-    # In one process TensorFlow keeps ~11 MiB a trial (measured: 792 -> 1005 MiB in 20 trials);
-    # a process that grows by 64 MiB hands over to a fresh one (after about 6 trials).
+    # In one process TensorFlow keeps ~4 MiB a trial (measured: 826 -> 874 MiB in 12 trials;
+    # 11 MiB when each trial traced its train step twice); a process that grows by 20 MiB
+    # hands over to a fresh one (after about 5 trials).
     e = Experiment(**TINY, max_trials=12, directory=str(tmp_path))
-    run_search(e, max_memory_growth_mb=64, verbose=0)
+    run_search(e, max_memory_growth_mb=20, verbose=0)
     rows = trials(tmp_path)
     assert len(rows) == 12 and all(r["status"] == "COMPLETED" for r in rows)
     rss = [float(r["rss_mb"]) for r in rows]
-    assert max(rss) <= rss[0] + 64 + 30, rss
+    assert max(rss) <= rss[0] + 20 + 30, rss
     pids = [r["pid"] for r in _trial_records(tmp_path)]
     assert len(set(pids)) >= 2 and pids == sorted(pids, key=pids.index)  # consecutive runs
 
